@@ -1,0 +1,68 @@
+import type { Reconciliation } from '../core/reconcile.js';
+
+/** Renders rows as an aligned text table (numbers right-aligned). */
+export function table(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+  const cells = [headers, ...rows.map((row) => row.map(String))];
+  const widths = headers.map((_, column) => Math.max(...cells.map((row) => (row[column] ?? '').length)));
+  const render = (row: readonly string[], numeric: boolean) =>
+    row
+      .map((cell, column) => {
+        const width = widths[column] ?? 0;
+        return numeric && column > 0 ? cell.padStart(width) : cell.padEnd(width);
+      })
+      .join('  ')
+      .trimEnd();
+  return [
+    render(headers, false),
+    render(
+      widths.map((w) => '-'.repeat(w)),
+      false,
+    ),
+    ...cells.slice(1).map((r) => render(r, true)),
+  ].join('\n');
+}
+
+/** The reconciliation as two tables and a verdict, for people. */
+export function formatReconciliation(reconciliation: Reconciliation): string {
+  const arrival = table(
+    ['arrival day', 'source lines', 'valid', 'quarantined', 'balanced'],
+    reconciliation.arrivalDays.map((r) => [
+      r.day,
+      r.source_lines,
+      r.valid,
+      r.quarantined,
+      r.balanced ? 'yes' : 'NO',
+    ]),
+  );
+  const events = table(
+    [
+      'event day',
+      'valid',
+      'on time',
+      'by sync',
+      'late, not synced',
+      'duplicates',
+      'filtered',
+      'out of range',
+      'pending',
+      'balanced',
+    ],
+    reconciliation.eventDays.map((r) => [
+      r.day,
+      r.valid,
+      r.on_time,
+      r.synced,
+      r.late_not_synced,
+      r.duplicates,
+      r.filtered,
+      r.outside_range,
+      r.pending,
+      r.balanced ? 'yes' : 'NO',
+    ]),
+  );
+  const verdict =
+    reconciliation.problems.length === 0
+      ? 'reconciliation: balanced'
+      : `reconciliation: ${reconciliation.problems.length} PROBLEM(S)\n  ${reconciliation.problems.join('\n  ')}`;
+  return `${arrival}\n\n${events}\n\n${verdict}`;
+}

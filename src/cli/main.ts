@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+import { resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { ConfigError } from '../core/errors.js';
+import { parseEventsPipelineConfig } from '../core/pipeline-config.js';
+import { defaultStateFolder } from '../local/local-stores.js';
+import { runLocalPipeline } from '../local/run.js';
+import { formatReconciliation } from './format.js';
+
+/** Config fields as the flags that set them, so errors name the flag a user typed. */
+const FLAG_OF_FIELD: Record<string, string> = {
+  project_id: '--project',
+  name: '--name',
+  frequency: '--frequency',
+  time_zone: '--timezone',
+  from_date: '--from',
+  to_date: '--to',
+  event_names: '--events',
+  part_max_bytes: '--part-max-mb',
+  staging_shards: '--shards',
+  compression_level: '--compression-level',
+};
+
+function instant(value: string): number {
+  // An instant needs a zone: a bare local time would mean different things on different machines.
+  if (
+    !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value) ||
+    Number.isNaN(Date.parse(value))
+  ) {
+    throw new InvalidArgumentError('expected an ISO-8601 instant with a zone, e.g. 2024-01-03T06:00:00Z');
+  }
+  return Date.parse(value);
+}
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+/** Builds the `mp-pipelines` command tree. */
+export function buildProgram(): Command {
+  const program = new Command('mp-pipelines')
+    .description(
+      'Self-hosted data pipelines: export product-analytics events to <project_id>/mp_master_event/YYYY/MM/DD/',
+    )
+    .showHelpAfterError()
+    .configureHelp({ showGlobalOptions: true });
+
+  const local = program
+    .command('local')
+    .description('run pipelines on this machine, on folders, with no AWS account');
+  local
+    .command('run')
+    .description(
+      'run every step of one events pipeline that is due at --now: ingest complete arrival hours, export each ' +
+        'window whose end + 2 h has passed and, with --sync, the late events of each finished arrival day',
+    )
+    .requiredOption('--raw <dir>', 'landing zone root: <dir>/<project>/events/YYYY/MM/DD/HH/*.json[.gz]')
+    .requiredOption(
+      '--out <dir>',
+      'destination root: output goes to <dir>/<project>/mp_master_event/YYYY/MM/DD/',
+    )
+    .requiredOption('--project <id>', 'project id')
+    .requiredOption('--timezone <iana>', 'project time zone, e.g. America/New_York')
+    .addOption(
+      new Option('--frequency <frequency>', 'export window')
+        .choices(['hourly', 'daily'])
+        .makeOptionMandatory(),
+    )
+    .option(
+      '--sync',
+      'export late events in a daily sync run (otherwise they are counted, not exported)',
+      false,
+    )
+    .requiredOption(
+      '--from <date>',
+      'first event day exported (YYYY-MM-DD, project time); earlier days are a backfill',
+    )
+    .option('--to <date>', 'last event day exported (YYYY-MM-DD); default: no end')
+    .requiredOption(
+      '--now <instant>',
+      'the current instant, ISO-8601 with a zone, e.g. 2024-01-03T06:00:00Z',
+      instant,
+    )
+    .option('--state <dir>', 'pipeline state and staging (default: <out>/_state/<project>/<name>)')
+    .option('--name <name>', 'pipeline name (default: events-<frequency>)')
+    .option('--events <names>', 'export only these event names (comma-separated)')
+    .option('--part-max-mb <mb>', 'largest output part, uncompressed MiB (default 256)', positiveInteger)
+    .option('--compression-level <level>', 'gzip level of output parts, 1-9 (default 6)', positiveInteger)
+    .option('--shards <n>', 'dedup shards in staging (default 4)', positiveInteger)
+    .option('--workers <n>', 'worker threads (default: one per core)', positiveInteger)
+    .option('--json', 'print the result as JSON instead of tables', false)
+    .action(async (flags: LocalRunFlags) => {
+      process.exitCode = await localRun(flags);
+    });
+  return program;
+}
+
+interface LocalRunFlags {
+  raw: string;
+  out: string;
+  project: string;
+  timezone: string;
+  frequency: 'hourly' | 'daily';
+  sync: boolean;
+  from: string;
+  to?: string;
+  now: number;
+  state?: string;
+  name?: string;
+  events?: string;
+  partMaxMb?: number;
+  compressionLevel?: number;
+  shards?: number;
+  workers?: number;
+  json: boolean;
+}
+
+async function localRun(flags: LocalRunFlags): Promise<number> {
+  const config = parseEventsPipelineConfig({
+    project_id: flags.project,
+    name: flags.name ?? `events-${flags.frequency}`,
+    frequency: flags.frequency,
+    sync: flags.sync,
+    time_zone: flags.timezone,
+    from_date: flags.from,
+    ...(flags.to === undefined ? {} : { to_date: flags.to }),
+    ...(flags.events === undefined ? {} : { event_names: flags.events.split(',').map((n) => n.trim()) }),
+    ...(flags.partMaxMb === undefined ? {} : { part_max_bytes: flags.partMaxMb * 1024 * 1024 }),
+    ...(flags.compressionLevel === undefined ? {} : { compression_level: flags.compressionLevel }),
+    ...(flags.shards === undefined ? {} : { staging_shards: flags.shards }),
+  });
+  const out = resolve(flags.out);
+  const folders = {
+    raw: resolve(flags.raw),
+    out,
+    state: resolve(flags.state ?? defaultStateFolder(out, config.project_id, config.name)),
+  };
+  const startedAt = Date.now();
+  const result = await runLocalPipeline({
+    folders,
+    config,
+    now: flags.now,
+    ...(flags.workers === undefined ? {} : { workers: flags.workers }),
+    progress: (message) => process.stderr.write(`[${config.project_id}/${config.name}] ${message}\n`),
+  });
+  const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
+  if (flags.json) {
+    process.stdout.write(
+      `${JSON.stringify({ ...result, elapsed_ms: Date.now() - startedAt, peak_rss_mb: peakRssMb }, null, 2)}\n`,
+    );
+  } else {
+    for (const failure of result.failures) process.stderr.write(`error: ${failure}\n`);
+    process.stdout.write(
+      `${config.project_id}/${config.name}: ingested ${result.ingestedHours} arrival hours, ran ${result.steps.length} steps ` +
+        `in ${((Date.now() - startedAt) / 1000).toFixed(1)} s (peak RSS ${peakRssMb} MB); output in ${out}/${config.project_id}/mp_master_event/\n\n` +
+        `${formatReconciliation(result.reconciliation)}\n`,
+    );
+  }
+  return result.ok ? 0 : 1;
+}
+
+/** Rewrites config errors in terms of the flags that set the fields. */
+function explain(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  if (!(error instanceof ConfigError)) return error.message;
+  return error.message.replace(/^(\s*)([a-z_]+)(\.\d+)?:/gm, (whole, indent: string, field: string) => {
+    const flag = FLAG_OF_FIELD[field];
+    return flag === undefined ? whole : `${indent}${flag}:`;
+  });
+}
+
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (error) {
+  process.stderr.write(`error: ${explain(error)}\n`);
+  process.exitCode = error instanceof ConfigError ? 2 : 1;
+}

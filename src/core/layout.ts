@@ -1,0 +1,161 @@
+/**
+ * Every object key the engine reads or writes, in one place. Three stores are involved:
+ * - the raw landing zone: `<project>/events/YYYY/MM/DD/HH/<anything>` (HH = UTC hour of arrival);
+ * - the destination: `<project>/mp_master_event/YYYY/MM/DD/...` plus `<project>/_quarantine/...`;
+ * - the pipeline's state: ingest records, staging, step work files and run records.
+ */
+import type { Window } from './windows.js';
+
+/** `YYYYMMDDHH` of the UTC hour starting at `hourStart` (sortable, used in state keys). */
+export function hourStamp(hourStart: number): string {
+  const d = new Date(hourStart);
+  return `${d.getUTCFullYear()}${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}${pad2(d.getUTCHours())}`;
+}
+
+/** Inverse of `hourStamp`; `undefined` when the text is not one. */
+export function parseHourStamp(stamp: string): number | undefined {
+  const match = /^(\d{4})(\d{2})(\d{2})(\d{2})$/.exec(stamp);
+  if (!match) return undefined;
+  const [, y, m, d, h] = match.map(Number) as [number, number, number, number, number];
+  const t = Date.UTC(y, m - 1, d, h);
+  return hourStamp(t) === stamp ? t : undefined;
+}
+
+/** ISO form of an hour for records people read, e.g. `2024-11-03T05:00Z`. */
+export function hourIso(hourStart: number): string {
+  return `${new Date(hourStart).toISOString().slice(0, 13)}:00Z`;
+}
+
+function pad2(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/** `YYYY/MM/DD` folder of a `YYYY-MM-DD` date. */
+export function dateFolder(date: string): string {
+  return date.replaceAll('-', '/');
+}
+
+/** The raw landing-zone folder of one arrival hour (Firehose's default UTC layout). */
+export function rawHourPrefix(projectId: string, arrivalHour: number): string {
+  const d = new Date(arrivalHour);
+  return `${projectId}/events/${d.getUTCFullYear()}/${pad2(d.getUTCMonth() + 1)}/${pad2(d.getUTCDate())}/${pad2(d.getUTCHours())}/`;
+}
+
+// ---- steps -------------------------------------------------------------------------------------
+
+/** A pipeline step: the regular export of one window, or the sync of the late events of one arrival day. */
+export type StepRef =
+  | { readonly kind: 'regular'; readonly window: Window }
+  | { readonly kind: 'sync'; readonly arrivalDay: string };
+
+/** Stable step id, also the prefix of the step's output files: `daily-2024-01-15`, `hourly-...`, `sync-2024-01-17`. */
+export function stepId(step: StepRef): string {
+  return step.kind === 'regular' ? `${step.window.frequency}-${step.window.id}` : `sync-${step.arrivalDay}`;
+}
+
+// ---- destination -------------------------------------------------------------------------------
+
+/** Folder of one event day in the destination. */
+export function eventDayPrefix(projectId: string, day: string): string {
+  return `${projectId}/mp_master_event/${dateFolder(day)}/`;
+}
+
+/** Prefix shared by every part a step writes into one day folder (used to find strays of a crashed attempt). */
+export function partPrefix(projectId: string, day: string, id: string): string {
+  return `${eventDayPrefix(projectId, day)}${id}-t`;
+}
+
+/** Deterministic key of one output part: the same step, task and part index always give the same key. */
+export function partKey(projectId: string, day: string, id: string, task: number, part: number): string {
+  return `${partPrefix(projectId, day, id)}${pad3(task)}-p${pad3(part)}.json.gz`;
+}
+
+/** The manifest a step writes into a day folder after all its parts: the completion signal for readers. */
+export function manifestKey(projectId: string, day: string, id: string): string {
+  return `${eventDayPrefix(projectId, day)}_manifest-${id}.json`;
+}
+
+/** Quarantine part of one arrival hour (outside the data folders). */
+export function quarantineKey(projectId: string, arrivalHour: number, part: number): string {
+  const prefix = rawHourPrefix(projectId, arrivalHour).slice(projectId.length + '/events/'.length);
+  return `${projectId}/_quarantine/events/${prefix}quarantine-p${pad3(part)}.json.gz`;
+}
+
+function pad3(n: number): string {
+  return String(n).padStart(3, '0');
+}
+
+// ---- state -------------------------------------------------------------------------------------
+
+/** The pipeline config the state was created with. */
+export const PIPELINE_STATE_KEY = 'pipeline.json';
+/** First arrival hour not yet ingested: every hour before it has an ingest record. */
+export const INGEST_WATERMARK_KEY = 'ingest/_watermark.json';
+
+/** The ingest record of one arrival hour, written last by its ingest: the hour's commit. */
+export function ingestRecordKey(arrivalHour: number): string {
+  return `ingest/${hourStamp(arrivalHour)}.json`;
+}
+
+/** Prefix of every ingest record. */
+export const INGEST_RECORDS_PREFIX = 'ingest/2';
+
+/** Staging folder of one UTC event hour. */
+export function stageHourPrefix(eventHour: number): string {
+  return `stage/${hourStamp(eventHour)}/`;
+}
+
+/** A staged object: the valid events of one event hour and dedup shard that arrived in one hour. */
+export interface StagedName {
+  readonly eventHour: number;
+  readonly arrivalHour: number;
+  readonly shard: number;
+  readonly seq: number;
+}
+
+/** Key of a staged data object; `seq` numbers the objects of one (hour, arrival, shard) in write order. */
+export function stagedKey(name: StagedName): string {
+  return `${stageHourPrefix(name.eventHour)}${stagedBase(name)}.ndjson.gz`;
+}
+
+/** Key of the dedup keys of a staged object (written when the pipeline syncs late events). */
+export function stagedKeysKey(name: StagedName): string {
+  return `${stageHourPrefix(name.eventHour)}${stagedBase(name)}.keys.gz`;
+}
+
+function stagedBase(name: StagedName): string {
+  return `${hourStamp(name.arrivalHour)}.s${pad3(name.shard)}.${pad3(name.seq)}`;
+}
+
+/** Parses a staged data object's key; `undefined` for any other key. */
+export function parseStagedKey(key: string): StagedName | undefined {
+  const match = /^stage\/(\d{10})\/(\d{10})\.s(\d{3})\.(\d{3})\.ndjson\.gz$/.exec(key);
+  if (!match) return undefined;
+  const eventHour = parseHourStamp(match[1]!);
+  const arrivalHour = parseHourStamp(match[2]!);
+  if (eventHour === undefined || arrivalHour === undefined) return undefined;
+  return { eventHour, arrivalHour, shard: Number(match[3]), seq: Number(match[4]) };
+}
+
+/** Work files of a step in progress (its plan and its tasks' results). */
+export function stepWorkPrefix(id: string): string {
+  return `steps/${id}/`;
+}
+
+/** The persisted plan of a step, so a re-run after a crash reuses the same tasks and file names. */
+export function planKey(id: string): string {
+  return `${stepWorkPrefix(id)}plan.json`;
+}
+
+/** The result of one export task of a step. */
+export function taskResultKey(id: string, task: number): string {
+  return `${stepWorkPrefix(id)}task-${pad3(task)}.json`;
+}
+
+/** The run record of a committed step: written last, it marks the step done. */
+export function runRecordKey(id: string): string {
+  return `runs/${id}.json`;
+}
+
+/** Prefix of every run record. */
+export const RUN_RECORDS_PREFIX = 'runs/';

@@ -1,0 +1,151 @@
+/**
+ * Records the engine persists. Snake_case because people read them (in the state folder, in the
+ * console, in the destination's manifests) and tools parse them.
+ */
+
+/** Who is responsible for a valid event (DESIGN 4): a step id, or why no step exports it. */
+export type Owner = string;
+/** Valid events outside `from_date`..`to_date`. */
+export const OUTSIDE_RANGE: Owner = 'outside-range';
+/** Valid events whose name the pipeline's event filter excludes. */
+export const FILTERED: Owner = 'filtered';
+/** Late events of a pipeline without sync: counted, never exported. */
+export const LATE_NOT_SYNCED: Owner = 'late-not-synced';
+
+/** Counts by owner, then by event day (`YYYY-MM-DD`, project time). */
+export type OwnerCounts = Record<Owner, Record<string, number>>;
+
+/** One staged object an ingest wrote. */
+export interface StagedObject {
+  readonly key: string;
+  readonly event_hour: string;
+  readonly shard: number;
+  readonly seq: number;
+  readonly records: number;
+  readonly bytes: number;
+  /** Events in it that are late for their window (owned by the sync of this arrival day). */
+  readonly late: number;
+  /** Key of its dedup-keys companion, when the pipeline syncs. */
+  readonly keys_key?: string;
+}
+
+/** The commit record of one arrival hour's ingest. */
+export interface IngestRecord {
+  readonly arrival_hour: string;
+  /** Project-time date of the arrival hour's start (the arrival day of its late events). */
+  readonly arrival_day: string;
+  readonly sources: readonly { readonly key: string; readonly bytes: number; readonly lines: number }[];
+  readonly source_lines: number;
+  readonly valid: number;
+  readonly quarantined: number;
+  readonly quarantine_reasons: Record<string, number>;
+  readonly quarantine_parts: readonly {
+    readonly key: string;
+    readonly records: number;
+    readonly bytes: number;
+  }[];
+  readonly staged: readonly StagedObject[];
+  readonly owners: OwnerCounts;
+}
+
+/** One staged object an export unit reads: its records, or only its dedup keys (copies that came earlier). */
+export interface UnitObject {
+  readonly key: string;
+  readonly read: 'records' | 'keys';
+}
+
+/** The part of a step's export that one task handles: one event hour and dedup shard. */
+export interface ExportUnit {
+  readonly event_hour: string;
+  readonly shard: number;
+  /** In arrival order: duplicates keep their first copy. */
+  readonly objects: readonly UnitObject[];
+  readonly bytes: number;
+}
+
+/** A step's plan, persisted before any task runs so a re-run repeats the same tasks. */
+export interface StepPlan {
+  readonly step_id: string;
+  readonly kind: 'regular' | 'sync';
+  /** Regular steps: the window. */
+  readonly window?: {
+    readonly id: string;
+    readonly start: string;
+    readonly end: string;
+    readonly day: string;
+  };
+  /** Sync steps: the arrival day whose late events it exports. */
+  readonly arrival_day?: string;
+  readonly tasks: readonly (readonly ExportUnit[])[];
+}
+
+/** Counts of one step in one event day. */
+export interface DayCounts {
+  exported: number;
+  duplicates: number;
+}
+
+/** One output part. */
+export interface PartRecord {
+  readonly key: string;
+  readonly day: string;
+  readonly records: number;
+  readonly bytes: number;
+  readonly uncompressed_bytes: number;
+}
+
+/** What one export task wrote. */
+export interface TaskResult {
+  readonly step_id: string;
+  readonly task: number;
+  readonly parts: readonly PartRecord[];
+  readonly days: Record<string, DayCounts>;
+}
+
+/** The manifest a step writes into each day folder it touches, after its parts. */
+export interface Manifest {
+  readonly format: 'mp-pipelines/manifest@1';
+  readonly project_id: string;
+  readonly pipeline: string;
+  readonly step_id: string;
+  readonly kind: 'regular' | 'sync';
+  readonly window?: StepPlan['window'];
+  readonly arrival_day?: string;
+  readonly day: string;
+  readonly records: number;
+  readonly bytes: number;
+  readonly uncompressed_bytes: number;
+  readonly duplicates_dropped: number;
+  readonly parts: readonly {
+    readonly file: string;
+    readonly records: number;
+    readonly bytes: number;
+    readonly uncompressed_bytes: number;
+  }[];
+}
+
+/** The run record of a committed step: the step is done exactly when this exists. */
+export interface RunRecord {
+  readonly step_id: string;
+  readonly pipeline: string;
+  readonly kind: 'regular' | 'sync';
+  readonly window?: StepPlan['window'];
+  readonly arrival_day?: string;
+  readonly status: 'succeeded';
+  readonly days: Record<string, DayCounts>;
+  readonly exported: number;
+  readonly duplicates: number;
+  readonly parts: number;
+  readonly bytes: number;
+  readonly tasks: number;
+  readonly started_at: string;
+  readonly finished_at: string;
+  readonly duration_ms: number;
+}
+
+/** Adds `n` to `counts[owner][day]`. */
+export function addOwnerCount(counts: OwnerCounts, owner: Owner, day: string, n = 1): void {
+  const byDay = counts[owner] ?? {};
+  counts[owner] = byDay;
+  byDay[day] = (byDay[day] ?? 0) + n;
+}

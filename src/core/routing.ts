@@ -1,0 +1,129 @@
+import { type StepRef, stepId } from './layout.js';
+import type { EventsPipelineConfig } from './pipeline-config.js';
+import { FILTERED, LATE_NOT_SYNCED, OUTSIDE_RANGE, type Owner } from './records.js';
+import { addDays, floorHour, HOUR_MS, isOnTime, type Window, type ZoneCalendar } from './windows.js';
+
+/** Where one valid event goes (DESIGN 4). */
+export interface Route {
+  /** The step that exports it, or why none does. */
+  readonly owner: Owner;
+  readonly window: Window;
+  /** Kept in staging for its step. */
+  readonly staged: boolean;
+  /** Late for its window (arrived after the window's end + 2 h). */
+  readonly late: boolean;
+}
+
+/**
+ * Routes events of one pipeline: the window by event time, on time or late by arrival hour, then the
+ * owner: the window's regular step, the sync step of the arrival day, or a reason it is not exported.
+ * Window and step-id lookups are cached, so routing costs a map lookup per event.
+ */
+export class EventRouter {
+  private readonly allowedNames: ReadonlySet<string> | undefined;
+  private readonly stepIds = new Map<Window, string>();
+
+  constructor(
+    private readonly config: EventsPipelineConfig,
+    readonly calendar: ZoneCalendar,
+  ) {
+    this.allowedNames = config.event_names === undefined ? undefined : new Set(config.event_names);
+  }
+
+  /** Routes an event of `timeMs` named `eventName` that arrived in the hour starting `arrivalHour`. */
+  route(timeMs: number, eventName: string, arrivalHour: number): Route {
+    const window = this.calendar.window(this.config.frequency, timeMs);
+    const late = !isOnTime(arrivalHour, window);
+    if (!this.inRange(window.day)) return { owner: OUTSIDE_RANGE, window, staged: false, late };
+    if (this.allowedNames !== undefined && !this.allowedNames.has(eventName)) {
+      return { owner: FILTERED, window, staged: false, late };
+    }
+    if (!late) return { owner: this.regularStepId(window), window, staged: true, late };
+    if (!this.config.sync) return { owner: LATE_NOT_SYNCED, window, staged: false, late };
+    return {
+      owner: stepId({ kind: 'sync', arrivalDay: this.calendar.localDate(arrivalHour) }),
+      window,
+      staged: true,
+      late,
+    };
+  }
+
+  /** True when event day `day` is inside the pipeline's date range. */
+  inRange(day: string): boolean {
+    return day >= this.config.from_date && (this.config.to_date === undefined || day <= this.config.to_date);
+  }
+
+  private regularStepId(window: Window): string {
+    let id = this.stepIds.get(window);
+    if (id === undefined) {
+      id = stepId({ kind: 'regular', window });
+      this.stepIds.set(window, id);
+    }
+    return id;
+  }
+}
+
+/** A step and the instant it becomes due. */
+export interface DueStep {
+  readonly step: StepRef;
+  readonly id: string;
+  readonly dueAt: number;
+}
+
+/**
+ * The first arrival hour a pipeline ingests: one day before `from_date`, so events whose clock ran
+ * ahead of their arrival by up to a day are still found.
+ */
+export function ingestStart(config: EventsPipelineConfig, calendar: ZoneCalendar): number {
+  return floorHour(calendar.dayStart(addDays(config.from_date, -1)));
+}
+
+/** The arrival hours that are complete at `now` (the hour ended), from the pipeline's ingest start. */
+export function completeArrivalHours(
+  config: EventsPipelineConfig,
+  calendar: ZoneCalendar,
+  now: number,
+): number[] {
+  const hours: number[] = [];
+  for (let h = ingestStart(config, calendar); h + HOUR_MS <= now; h += HOUR_MS) hours.push(h);
+  return hours;
+}
+
+/** Every ingest hour before this must be committed before `step` can run. */
+export function ingestNeededUntil(step: StepRef, calendar: ZoneCalendar): number {
+  if (step.kind === 'regular') return floorHour(step.window.end + HOUR_MS) + HOUR_MS;
+  return Math.ceil(calendar.dayEnd(step.arrivalDay) / HOUR_MS) * HOUR_MS;
+}
+
+/**
+ * Every step due at `now`, oldest due first (regular before sync at the same instant): the regular
+ * run of each window from `from_date` whose end + 2 h has passed, and with sync the sync run of each
+ * arrival day A from `from_date` whose end + 2 h has passed. Whether a step already ran is the
+ * caller's business.
+ */
+export function dueSteps(config: EventsPipelineConfig, calendar: ZoneCalendar, now: number): DueStep[] {
+  const due: DueStep[] = [];
+  const lastWindowEnd =
+    config.to_date === undefined
+      ? now - 2 * HOUR_MS
+      : Math.min(now - 2 * HOUR_MS, calendar.dayEnd(config.to_date));
+  const firstStart = calendar.dayStart(config.from_date);
+  if (lastWindowEnd > firstStart) {
+    for (const window of calendar.windowsBetween(config.frequency, firstStart, lastWindowEnd)) {
+      if (window.end + 2 * HOUR_MS > now) break;
+      const step: StepRef = { kind: 'regular', window };
+      due.push({ step, id: stepId(step), dueAt: window.end + 2 * HOUR_MS });
+    }
+  }
+  if (config.sync) {
+    for (let day = config.from_date; calendar.dayEnd(day) + 2 * HOUR_MS <= now; day = addDays(day, 1)) {
+      const step: StepRef = { kind: 'sync', arrivalDay: day };
+      due.push({ step, id: stepId(step), dueAt: calendar.dayEnd(day) + 2 * HOUR_MS });
+    }
+  }
+  return due.sort((a, b) => a.dueAt - b.dueAt || kindOrder(a.step) - kindOrder(b.step));
+}
+
+function kindOrder(step: StepRef): number {
+  return step.kind === 'regular' ? 0 : 1;
+}

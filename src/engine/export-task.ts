@@ -1,0 +1,151 @@
+import { parseStagedKey, partKey, taskResultKey } from '../core/layout.js';
+import { getJson, putJson } from '../core/object-store.js';
+import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { DayCounts, ExportUnit, PartRecord, StepPlan, TaskResult } from '../core/records.js';
+import { isOnTime, ZoneCalendar } from '../core/windows.js';
+import { GzipObjectWriter, RollingWriters } from './gzip-writers.js';
+import { MAX_LINE_BYTES, readSourceLines } from './source-lines.js';
+import type { EngineStores } from './stores.js';
+
+/** A staged line is an input line's record plus a short header. */
+const STAGED_LINE_BYTES = 2 * MAX_LINE_BYTES;
+/** Day folders a task writes into at once (a sync can touch many; most tasks touch one or two). */
+const MAX_OPEN_PARTS = 4;
+
+/**
+ * Runs one export task of a planned step: reads its units' staged objects in arrival order, keeps the
+ * first copy of every dedup key, and writes the records into gzip NDJSON parts of its event days.
+ * Memory: one unit's dedup keys (about 100 bytes per keyed event of one event hour and shard) plus
+ * a few MB of stream buffers. Idempotent: a finished task's result is returned as is, and an
+ * unfinished one rewrites the same part keys.
+ */
+export async function runExportTask(
+  stores: EngineStores,
+  config: EventsPipelineConfig,
+  plan: StepPlan,
+  task: number,
+): Promise<TaskResult> {
+  const resultKey = taskResultKey(plan.step_id, task);
+  const done = await getJson<TaskResult>(stores.state, resultKey);
+  if (done !== undefined) return done;
+  const units = plan.tasks[task];
+  if (units === undefined) throw new RangeError(`step ${plan.step_id} has no task ${task}`);
+
+  const days: Record<string, DayCounts> = {};
+  const parts = new RollingWriters<string, GzipObjectWriter, PartRecord>({
+    maxOpen: MAX_OPEN_PARTS,
+    maxUncompressedBytes: config.part_max_bytes,
+    open: (day, seq) =>
+      new GzipObjectWriter(
+        stores.destination,
+        partKey(config.project_id, day, plan.step_id, task, seq),
+        config.compression_level,
+      ),
+    close: async (writer, day) => {
+      const written = await writer.close();
+      return {
+        key: written.key,
+        day,
+        records: written.records,
+        bytes: written.bytes,
+        uncompressed_bytes: written.uncompressedBytes,
+      };
+    },
+  });
+  const selector = recordSelector(config, plan);
+  for (const unit of units) {
+    await exportUnit(stores, unit, selector, days, parts);
+  }
+  const result: TaskResult = {
+    step_id: plan.step_id,
+    task,
+    parts: await parts.finish(),
+    days,
+  };
+  await putJson(stores.state, resultKey, result);
+  return result;
+}
+
+/**
+ * Decides, for a staged record of this step, the day folder it is exported to, or `undefined` when
+ * the record belongs to another step (its dedup key still counts as seen).
+ */
+type RecordSelector = (timeMs: number, arrivalHour: number) => string | undefined;
+
+function recordSelector(config: EventsPipelineConfig, plan: StepPlan): RecordSelector {
+  if (plan.kind === 'regular') {
+    const window = plan.window!;
+    const start = Date.parse(window.start);
+    const end = Date.parse(window.end);
+    // Objects of a UTC hour can hold events of two windows in zones with 30/45-minute offsets.
+    return (timeMs) => (timeMs >= start && timeMs < end ? window.day : undefined);
+  }
+  const calendar = new ZoneCalendar(config.time_zone);
+  return (timeMs, arrivalHour) => {
+    const window = calendar.window(config.frequency, timeMs);
+    return isOnTime(arrivalHour, window) ? undefined : window.day;
+  };
+}
+
+async function exportUnit(
+  stores: EngineStores,
+  unit: ExportUnit,
+  select: RecordSelector,
+  days: Record<string, DayCounts>,
+  parts: RollingWriters<string, GzipObjectWriter, PartRecord>,
+): Promise<void> {
+  const seen = new Set<string>();
+  for (const object of unit.objects) {
+    if (object.read === 'keys') {
+      await readSourceLines(
+        stores.staging,
+        object.key,
+        lineSink((line) => seen.add(line.toString('latin1'))),
+        noWait,
+        STAGED_LINE_BYTES,
+      );
+      continue;
+    }
+    const { arrivalHour } = parseStagedKey(object.key)!;
+    await readSourceLines(
+      stores.staging,
+      object.key,
+      lineSink((line) => {
+        const timeEnd = line.indexOf(9);
+        const keyEnd = line.indexOf(9, timeEnd + 1);
+        const timeMs = Number(line.toString('latin1', 0, timeEnd));
+        const key = keyEnd > timeEnd + 1 ? line.toString('latin1', timeEnd + 1, keyEnd) : undefined;
+        const day = select(timeMs, arrivalHour);
+        if (day === undefined) {
+          if (key !== undefined) seen.add(key);
+          return;
+        }
+        const counts = days[day] ?? { exported: 0, duplicates: 0 };
+        days[day] = counts;
+        if (key !== undefined) {
+          if (seen.has(key)) {
+            counts.duplicates += 1;
+            return;
+          }
+          seen.add(key);
+        }
+        counts.exported += 1;
+        const record = line.subarray(keyEnd + 1);
+        parts.segmentFor(day, record.length + 1).add(record);
+      }),
+      () => parts.settle(),
+      STAGED_LINE_BYTES,
+    );
+  }
+}
+
+function lineSink(onLine: (line: Buffer) => void) {
+  return {
+    line: onLine,
+    overlong(_head: Buffer, totalBytes: number, lineNumber: number): never {
+      throw new Error(`staged line ${lineNumber} is ${totalBytes} bytes: staging is corrupt`);
+    },
+  };
+}
+
+async function noWait(): Promise<void> {}

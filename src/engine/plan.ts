@@ -1,0 +1,255 @@
+import { NotReadyError } from '../core/errors.js';
+import {
+  hourIso,
+  hourStamp,
+  INGEST_WATERMARK_KEY,
+  ingestRecordKey,
+  parseStagedKey,
+  planKey,
+  type StagedName,
+  type StepRef,
+  stagedKeysKey,
+  stageHourPrefix,
+  stepId,
+} from '../core/layout.js';
+import { getJson, listAll, putJson } from '../core/object-store.js';
+import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { ExportUnit, IngestRecord, StepPlan, UnitObject } from '../core/records.js';
+import { ingestNeededUntil, ingestStart } from '../core/routing.js';
+import { floorHour, HOUR_MS, isOnTime, ZoneCalendar } from '../core/windows.js';
+import type { EngineStores } from './stores.js';
+
+/** Staged (compressed) bytes one export task aims to read: a few seconds of work, well inside a Lambda. */
+export const TASK_TARGET_BYTES = 24 * 1024 * 1024;
+/** Widest fan-out of one step. */
+export const MAX_TASKS = 1000;
+
+/** First arrival hour without an ingest record (every earlier hour from the ingest start has one). */
+export async function readIngestWatermark(state: EngineStores['state'], start: number): Promise<number> {
+  const stored = await getJson<{ next_hour: string }>(state, INGEST_WATERMARK_KEY);
+  return stored === undefined ? start : Math.max(start, Date.parse(stored.next_hour));
+}
+
+/** Moves the ingest watermark past every consecutive committed hour and returns it. */
+export async function advanceIngestWatermark(state: EngineStores['state'], start: number): Promise<number> {
+  const initial = await readIngestWatermark(state, start);
+  let next = initial;
+  while ((await state.getBytes(ingestRecordKey(next))) !== undefined) next += HOUR_MS;
+  if (next !== initial) await putJson(state, INGEST_WATERMARK_KEY, { next_hour: hourIso(next) });
+  return next;
+}
+
+/**
+ * Plans a step: which staged objects each export task reads, grouped into tasks of about
+ * `TASK_TARGET_BYTES`. Depends only on committed ingests, so it is the same whenever it runs; it is
+ * persisted anyway so a re-run after a crash repeats exactly the same tasks and part names.
+ */
+export async function planStep(
+  stores: EngineStores,
+  config: EventsPipelineConfig,
+  step: StepRef,
+): Promise<StepPlan> {
+  const id = stepId(step);
+  const existing = await getJson<StepPlan>(stores.state, planKey(id));
+  if (existing !== undefined) return existing;
+
+  const calendar = new ZoneCalendar(config.time_zone);
+  const start = ingestStart(config, calendar);
+  const watermark = await readIngestWatermark(stores.state, start);
+  const needed = ingestNeededUntil(step, calendar);
+  if (watermark < needed) {
+    throw new NotReadyError(
+      `step ${id} needs every arrival hour before ${hourIso(needed)} ingested; ingested up to ${hourIso(watermark)}`,
+    );
+  }
+  const committed = new CommittedStaging(stores, start);
+  const units =
+    step.kind === 'regular'
+      ? await regularUnits(step.window, committed)
+      : await syncUnits(step.arrivalDay, calendar, committed);
+  const plan: StepPlan = {
+    step_id: id,
+    kind: step.kind,
+    ...(step.kind === 'regular'
+      ? {
+          window: {
+            id: step.window.id,
+            start: new Date(step.window.start).toISOString(),
+            end: new Date(step.window.end).toISOString(),
+            day: step.window.day,
+          },
+        }
+      : { arrival_day: step.arrivalDay }),
+    tasks: groupIntoTasks(units),
+  };
+  await putJson(stores.state, planKey(id), plan);
+  return plan;
+}
+
+async function regularUnits(
+  window: { start: number; end: number; day: string; id: string; frequency: 'hourly' | 'daily' },
+  committed: CommittedStaging,
+): Promise<ExportUnit[]> {
+  const units: ExportUnit[] = [];
+  for (let hour = floorHour(window.start); hour < window.end; hour += HOUR_MS) {
+    const byShard = groupByShard(
+      (await committed.ofHour(hour)).filter((s) => isOnTime(s.name.arrivalHour, window)),
+    );
+    for (const [shard, objects] of byShard) {
+      units.push(
+        unit(
+          hour,
+          shard,
+          objects.map((s) => ({ object: s, read: 'records' as const })),
+        ),
+      );
+    }
+  }
+  return units;
+}
+
+async function syncUnits(
+  arrivalDay: string,
+  calendar: ZoneCalendar,
+  committed: CommittedStaging,
+): Promise<ExportUnit[]> {
+  // The arrival hours of day A are the UTC hours whose start falls on A in project time.
+  const dayStartHour = floorHour(calendar.dayStart(arrivalDay));
+  const dayEnd = calendar.dayEnd(arrivalDay);
+  const firstLate = new Map<string, number>(); // `${eventHour}/${shard}` -> first arrival hour with late events
+  for (let hour = dayStartHour; hour < dayEnd; hour += HOUR_MS) {
+    if (calendar.localDate(hour) !== arrivalDay) continue;
+    const record = await committed.ingestRecord(hour);
+    for (const staged of record.staged) {
+      const name = parseStagedKey(staged.key);
+      if (staged.late === 0 || name === undefined) continue;
+      const slot = `${name.eventHour}/${name.shard}`;
+      if (!firstLate.has(slot)) firstLate.set(slot, hour);
+    }
+  }
+  const units: ExportUnit[] = [];
+  const slots = [...firstLate].sort(([a], [b]) => compareSlots(a, b));
+  for (const [slot, firstLateHour] of slots) {
+    const [eventHour, shard] = slot.split('/').map(Number) as [number, number];
+    const objects = (await committed.ofHour(eventHour)).filter(
+      (s) =>
+        s.name.shard === shard &&
+        s.name.arrivalHour < dayEnd &&
+        calendar.localDate(s.name.arrivalHour) <= arrivalDay,
+    );
+    units.push(
+      unit(
+        eventHour,
+        shard,
+        objects.map((s) => ({
+          object: s,
+          // Earlier copies only contribute their dedup keys; late-bearing objects of day A are exported.
+          read: s.name.arrivalHour >= firstLateHour && s.late > 0 ? ('records' as const) : ('keys' as const),
+        })),
+      ),
+    );
+  }
+  return units;
+}
+
+function compareSlots(a: string, b: string): number {
+  const [ha, sa] = a.split('/').map(Number) as [number, number];
+  const [hb, sb] = b.split('/').map(Number) as [number, number];
+  return ha - hb || sa - sb;
+}
+
+interface CommittedObject {
+  readonly key: string;
+  readonly name: StagedName;
+  readonly bytes: number;
+  readonly late: number;
+}
+
+function groupByShard(objects: CommittedObject[]): Map<number, CommittedObject[]> {
+  const byShard = new Map<number, CommittedObject[]>();
+  for (const object of objects) {
+    const list = byShard.get(object.name.shard) ?? [];
+    list.push(object);
+    byShard.set(object.name.shard, list);
+  }
+  return new Map([...byShard].sort(([a], [b]) => a - b));
+}
+
+function unit(
+  eventHour: number,
+  shard: number,
+  reads: { object: CommittedObject; read: 'records' | 'keys' }[],
+): ExportUnit {
+  const objects: UnitObject[] = reads.map(({ object, read }) => ({
+    key: read === 'records' ? object.key : stagedKeysKey(object.name),
+    read,
+  }));
+  return {
+    event_hour: hourStamp(eventHour),
+    shard,
+    objects,
+    bytes: reads.reduce((sum, r) => sum + r.object.bytes, 0),
+  };
+}
+
+/** Splits units (kept whole: dedup needs all of a unit) into tasks of about TASK_TARGET_BYTES. */
+export function groupIntoTasks(units: readonly ExportUnit[]): ExportUnit[][] {
+  const total = units.reduce((sum, u) => sum + u.bytes, 0);
+  const target = Math.max(TASK_TARGET_BYTES, Math.ceil(total / MAX_TASKS));
+  const tasks: ExportUnit[][] = [];
+  let current: ExportUnit[] = [];
+  let currentBytes = 0;
+  for (const u of units) {
+    if (current.length > 0 && currentBytes + u.bytes > target) {
+      tasks.push(current);
+      current = [];
+      currentBytes = 0;
+    }
+    current.push(u);
+    currentBytes += u.bytes;
+  }
+  if (current.length > 0 || tasks.length === 0) tasks.push(current);
+  return tasks;
+}
+
+/**
+ * Staged objects that belong to committed ingests. Listing a staging hour can also show leftovers of
+ * an ingest that crashed; only objects named in their hour's ingest record count.
+ */
+class CommittedStaging {
+  private readonly records = new Map<number, Promise<IngestRecord | undefined>>();
+
+  constructor(
+    private readonly stores: EngineStores,
+    private readonly start: number,
+  ) {}
+
+  /** The ingest record of an hour the step needs; missing means the step ran too early. */
+  async ingestRecord(hour: number): Promise<IngestRecord> {
+    const record = await this.committedRecord(hour);
+    if (record === undefined) throw new NotReadyError(`arrival hour ${hourIso(hour)} is not ingested`);
+    return record;
+  }
+
+  private committedRecord(hour: number): Promise<IngestRecord | undefined> {
+    let record = this.records.get(hour);
+    if (record === undefined) {
+      record = getJson<IngestRecord>(this.stores.state, ingestRecordKey(hour));
+      this.records.set(hour, record);
+    }
+    return record;
+  }
+
+  async ofHour(eventHour: number): Promise<CommittedObject[]> {
+    const found: CommittedObject[] = [];
+    for (const info of await listAll(this.stores.staging, stageHourPrefix(eventHour))) {
+      const name = parseStagedKey(info.key);
+      if (name === undefined || name.arrivalHour < this.start) continue;
+      // An hour still being ingested (or never committed) has no record yet: its objects do not exist.
+      const record = await this.committedRecord(name.arrivalHour);
+      const staged = record?.staged.find((s) => s.key === info.key);
+      if (staged !== undefined) found.push({ key: info.key, name, bytes: staged.bytes, late: staged.late });
+    }
+    return found;
+  }
+}

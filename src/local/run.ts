@@ -1,0 +1,182 @@
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { ConfigError } from '../core/errors.js';
+import {
+  hourIso,
+  INGEST_RECORDS_PREFIX,
+  ingestRecordKey,
+  PIPELINE_STATE_KEY,
+  RUN_RECORDS_PREFIX,
+} from '../core/layout.js';
+import { getJson, listAll, putJson } from '../core/object-store.js';
+import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import { type Reconciliation, reconcile } from '../core/reconcile.js';
+import type { IngestRecord, RunRecord, TaskResult } from '../core/records.js';
+import { completeArrivalHours, dueSteps, ingestStart } from '../core/routing.js';
+import { ZoneCalendar } from '../core/windows.js';
+import { commitStep } from '../engine/commit.js';
+import { advanceIngestWatermark, planStep, readIngestWatermark } from '../engine/plan.js';
+import type { EngineStores } from '../engine/stores.js';
+import { type LocalFolders, localStores } from './local-stores.js';
+import type { WorkerTask } from './task-worker.js';
+
+/** Options of one local run of one pipeline. */
+export interface LocalRunOptions {
+  readonly folders: LocalFolders;
+  readonly config: EventsPipelineConfig;
+  /** The instant the run pretends it is: steps due at `now` run. */
+  readonly now: number;
+  /** Worker threads; default: one per core. */
+  readonly workers?: number;
+  /** Receives progress lines. */
+  readonly progress?: (message: string) => void;
+  /** Wall clock for run records (durations); default `Date.now`. */
+  readonly clock?: () => number;
+}
+
+/** What a local run did, and the pipeline's reconciliation after it. */
+export interface LocalRunResult {
+  readonly ingestedHours: number;
+  readonly steps: readonly RunRecord[];
+  readonly failures: readonly string[];
+  readonly reconciliation: Reconciliation;
+  /** True when nothing failed and everything balances. */
+  readonly ok: boolean;
+}
+
+/**
+ * Runs every step of one pipeline due at `now`: ingests each complete arrival hour not yet ingested
+ * (in parallel), then runs the due steps one at a time (one running step per project), each fanning
+ * its export tasks out over the worker threads, and reconciles. Steps already committed are skipped,
+ * so the same folders can be run again later (incremental) and end as one run would.
+ */
+export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalRunResult> {
+  const { config, folders, now } = options;
+  const progress = options.progress ?? (() => undefined);
+  const clock = options.clock ?? Date.now;
+  const stores = localStores(folders);
+  await checkStateConfig(stores, config);
+  const calendar = new ZoneCalendar(config.time_zone);
+  const pool = new Piscina<WorkerTask, IngestRecord | TaskResult>({
+    filename: new URL('./task-worker.js', import.meta.url).href,
+    maxThreads: options.workers ?? availableParallelism(),
+    minThreads: 1,
+  });
+  const failures: string[] = [];
+  try {
+    const ingestedHours = await ingestDueHours(stores, options, pool, failures, progress);
+    const committed = new Set(
+      (await listAll(stores.state, RUN_RECORDS_PREFIX)).map((o) =>
+        o.key.slice(RUN_RECORDS_PREFIX.length, -'.json'.length),
+      ),
+    );
+    const due = dueSteps(config, calendar, now).filter((d) => !committed.has(d.id));
+    const steps: RunRecord[] = [];
+    for (const [index, { step, id }] of due.entries()) {
+      const startedAt = clock();
+      try {
+        const plan = await planStep(stores, config, step);
+        await Promise.all(
+          plan.tasks.map((_, task) => pool.run({ type: 'export', folders, config, plan, task })),
+        );
+        const record = await commitStep(stores, config, plan, { startedAt, finishedAt: clock() });
+        steps.push(record);
+        progress(
+          `step ${index + 1}/${due.length} ${id}: exported ${record.exported}, dropped ${record.duplicates} duplicates, ` +
+            `${record.parts} parts, ${record.tasks} tasks, ${record.duration_ms} ms`,
+        );
+      } catch (error) {
+        failures.push(`step ${id} failed: ${messageOf(error)}`);
+        progress(`step ${index + 1}/${due.length} ${id}: FAILED: ${messageOf(error)}`);
+      }
+    }
+    const reconciliation = await reconcileState(stores);
+    return {
+      ingestedHours,
+      steps,
+      failures,
+      reconciliation,
+      ok: failures.length === 0 && reconciliation.problems.length === 0,
+    };
+  } finally {
+    await pool.destroy();
+  }
+}
+
+async function ingestDueHours(
+  stores: EngineStores,
+  options: LocalRunOptions,
+  pool: Piscina<WorkerTask, IngestRecord | TaskResult>,
+  failures: string[],
+  progress: (message: string) => void,
+): Promise<number> {
+  const { config, folders, now } = options;
+  const calendar = new ZoneCalendar(config.time_zone);
+  const start = ingestStart(config, calendar);
+  const watermark = await readIngestWatermark(stores.state, start);
+  const hours: number[] = [];
+  for (const hour of completeArrivalHours(config, calendar, now)) {
+    if (hour >= watermark && (await stores.state.getBytes(ingestRecordKey(hour))) === undefined)
+      hours.push(hour);
+  }
+  let done = 0;
+  let lines = 0;
+  let lastReport = 0;
+  await Promise.all(
+    hours.map(async (arrivalHour) => {
+      try {
+        const record = (await pool.run({ type: 'ingest', folders, config, arrivalHour })) as IngestRecord;
+        lines += record.source_lines;
+      } catch (error) {
+        failures.push(`ingest of arrival hour ${hourIso(arrivalHour)} failed: ${messageOf(error)}`);
+      }
+      done += 1;
+      if (done === hours.length || done - lastReport >= Math.max(1, Math.ceil(hours.length / 10))) {
+        lastReport = done;
+        progress(`ingested ${done}/${hours.length} arrival hours (${lines} source lines)`);
+      }
+    }),
+  );
+  await advanceIngestWatermark(stores.state, start);
+  return hours.length;
+}
+
+/** Reconciles everything a pipeline's state holds. */
+export async function reconcileState(stores: EngineStores): Promise<Reconciliation> {
+  const ingests = await readAll<IngestRecord>(stores, INGEST_RECORDS_PREFIX);
+  const runs = await readAll<RunRecord>(stores, RUN_RECORDS_PREFIX);
+  return reconcile(ingests, runs);
+}
+
+async function readAll<T>(stores: EngineStores, prefix: string): Promise<T[]> {
+  const records: T[] = [];
+  for (const { key } of await listAll(stores.state, prefix)) {
+    if (!key.endsWith('.json')) continue;
+    const record = await getJson<T>(stores.state, key);
+    if (record !== undefined) records.push(record);
+  }
+  return records;
+}
+
+/** The state remembers the config it was built with; a run with another config would mix results. */
+async function checkStateConfig(stores: EngineStores, config: EventsPipelineConfig): Promise<void> {
+  const stored = await getJson<EventsPipelineConfig>(stores.state, PIPELINE_STATE_KEY);
+  if (stored === undefined) {
+    await putJson(stores.state, PIPELINE_STATE_KEY, config);
+    return;
+  }
+  const differences = (Object.keys({ ...stored, ...config }) as (keyof EventsPipelineConfig)[]).filter(
+    (field) => JSON.stringify(stored[field]) !== JSON.stringify(config[field]),
+  );
+  if (differences.length > 0) {
+    throw new ConfigError(
+      `the state in ${stores.state.description} belongs to pipeline "${stored.name}" created with other settings ` +
+        `(${differences.map((f) => `${f}: ${JSON.stringify(stored[f])} then, ${JSON.stringify(config[f])} now`).join('; ')}). ` +
+        'Use the same settings, or another --out or --state folder.',
+    );
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type EventsPipelineConfig, parseEventsPipelineConfig } from '../../src/core/pipeline-config.js';
+import { addDays, ZoneCalendar } from '../../src/core/windows.js';
+import { generateLandingZone } from '../../src/local/generate.js';
+import { defaultStateFolder } from '../../src/local/local-stores.js';
+import { runLocalPipeline } from '../../src/local/run.js';
+import { outputRecords, outputTree, tempFolder } from '../support/fixtures.js';
+import { expectedOutput } from '../support/oracle.js';
+
+const HOUR = 3_600_000;
+
+interface Scenario {
+  readonly name: string;
+  readonly config: EventsPipelineConfig;
+  readonly firstDay: string;
+  readonly days: number;
+}
+
+const scenarios: Scenario[] = [
+  {
+    name: 'daily with sync across the New York fall-back day',
+    config: parseEventsPipelineConfig({
+      project_id: 'acme',
+      name: 'events-daily',
+      frequency: 'daily',
+      sync: true,
+      time_zone: 'America/New_York',
+      from_date: '2024-11-02',
+    }),
+    firstDay: '2024-11-01',
+    days: 3,
+  },
+  {
+    name: 'hourly with sync at UTC+05:45',
+    config: parseEventsPipelineConfig({
+      project_id: 'himalaya',
+      name: 'events-hourly',
+      frequency: 'hourly',
+      sync: true,
+      time_zone: 'Asia/Kathmandu',
+      from_date: '2024-03-10',
+    }),
+    firstDay: '2024-03-10',
+    days: 2,
+  },
+  {
+    name: 'daily without sync, filtered to two event names',
+    config: parseEventsPipelineConfig({
+      project_id: 'filtered',
+      name: 'events-daily',
+      frequency: 'daily',
+      sync: false,
+      time_zone: 'Europe/Berlin',
+      from_date: '2024-03-30',
+      event_names: ['Purchase', 'Sign Up'],
+    }),
+    firstDay: '2024-03-30',
+    days: 2,
+  },
+];
+
+describe('local run against an independent model of DESIGN section 4', () => {
+  let raw: { path: string; cleanup: () => Promise<void> };
+  before(async () => {
+    raw = await tempFolder('raw');
+    for (const [index, scenario] of scenarios.entries()) {
+      const calendar = new ZoneCalendar(scenario.config.time_zone);
+      await generateLandingZone({
+        rawDir: raw.path,
+        projectId: scenario.config.project_id,
+        seed: 100 + index,
+        start: calendar.dayStart(scenario.firstDay),
+        hours: scenario.days * 24,
+        eventsPerHour: 60,
+        users: 40,
+      });
+    }
+  });
+  after(() => raw.cleanup());
+
+  for (const scenario of scenarios) {
+    const { config } = scenario;
+    const calendar = new ZoneCalendar(config.time_zone);
+    // Mid-way (some steps due, some late data pending) and after every late event has been synced.
+    const checkpoints = [
+      calendar.dayEnd(addDays(scenario.firstDay, scenario.days)) + 2.5 * HOUR,
+      calendar.dayEnd(addDays(scenario.firstDay, scenario.days + 6)) + 3 * HOUR,
+    ];
+
+    test(`${scenario.name}: output equals the model at each checkpoint and reconciles`, async () => {
+      const out = await tempFolder('out');
+      try {
+        for (const now of checkpoints) {
+          const result = await runLocalPipeline({
+            folders: foldersFor(raw.path, out.path, config),
+            config,
+            now,
+            workers: 2,
+          });
+
+          const expected = expectedOutput(raw.path, {
+            projectId: config.project_id,
+            timeZone: config.time_zone,
+            frequency: config.frequency,
+            sync: config.sync,
+            fromDate: config.from_date,
+            ...(config.event_names === undefined ? {} : { eventNames: config.event_names }),
+            now,
+          });
+          assert.deepEqual(result.failures, []);
+          assert.deepEqual(result.reconciliation.problems, []);
+          assert.deepEqual(await outputRecords(out.path, config.project_id), expected.days);
+          const quarantined = result.reconciliation.arrivalDays.reduce((sum, r) => sum + r.quarantined, 0);
+          assert.equal(quarantined, expected.quarantined);
+          assert.ok(expected.days.size > 0, 'the scenario exports something');
+        }
+      } finally {
+        await out.cleanup();
+      }
+    });
+
+    test(`${scenario.name}: running day by day gives byte-identical output to one run`, async () => {
+      const incremental = await tempFolder('incremental');
+      const once = await tempFolder('once');
+      try {
+        const last = checkpoints[1]!;
+        for (let now = calendar.dayEnd(scenario.firstDay); now < last; now += 7 * HOUR) {
+          await runLocalPipeline({
+            folders: foldersFor(raw.path, incremental.path, config),
+            config,
+            now,
+            workers: 2,
+          });
+        }
+        const final = await runLocalPipeline({
+          folders: foldersFor(raw.path, incremental.path, config),
+          config,
+          now: last,
+          workers: 2,
+        });
+        const single = await runLocalPipeline({
+          folders: foldersFor(raw.path, once.path, config),
+          config,
+          now: last,
+          workers: 1,
+        });
+
+        assert.ok(final.ok && single.ok);
+        const a = await outputTree(incremental.path);
+        const b = await outputTree(once.path);
+        assert.deepEqual([...a.keys()], [...b.keys()]);
+        for (const [path, bytes] of a) assert.ok(bytes.equals(b.get(path)!), `${path} differs`);
+      } finally {
+        await incremental.cleanup();
+        await once.cleanup();
+      }
+    });
+  }
+});
+
+function foldersFor(raw: string, out: string, config: EventsPipelineConfig) {
+  return { raw, out, state: defaultStateFolder(out, config.project_id, config.name) };
+}

@@ -1,0 +1,54 @@
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+
+/** A temp folder removed by `cleanup`. */
+export async function tempFolder(name: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `mp-${name}-`));
+  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** Every file under `dir` (relative path -> bytes), for comparing whole output trees. */
+export async function readTree(dir: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  const visit = async (folder: string) => {
+    let entries: string[];
+    try {
+      entries = await readdir(folder);
+    } catch {
+      return;
+    }
+    for (const name of entries.sort()) {
+      const path = join(folder, name);
+      if ((await stat(path)).isDirectory()) await visit(path);
+      else files.set(relative(dir, path), await readFile(path));
+    }
+  };
+  await visit(dir);
+  return files;
+}
+
+/** The records of every output part of a project, grouped by day folder (`YYYY-MM-DD`), sorted. */
+export async function outputRecords(out: string, projectId: string): Promise<Map<string, string[]>> {
+  const root = join(out, projectId, 'mp_master_event');
+  const days = new Map<string, string[]>();
+  for (const [path, bytes] of await readTree(root)) {
+    if (!path.endsWith('.json.gz')) continue;
+    const day = path.split('/').slice(0, 3).join('-');
+    const lines = gunzipSync(bytes)
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.length > 0);
+    days.set(day, [...(days.get(day) ?? []), ...lines.map((l) => JSON.stringify(JSON.parse(l)))]);
+  }
+  for (const list of days.values()) list.sort();
+  return days;
+}
+
+/** Output files only (the destination minus the pipeline state folder). */
+export async function outputTree(out: string): Promise<Map<string, Buffer>> {
+  const tree = await readTree(out);
+  for (const path of [...tree.keys()]) if (path.startsWith('_state/')) tree.delete(path);
+  return tree;
+}

@@ -1,0 +1,131 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CreateBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+
+/** The message when moto is missing: tests must fail loudly, never skip. */
+export const MOTO_MISSING_MESSAGE =
+  'moto_server not found: the integration tests need the moto S3/DynamoDB emulator. Install it with: pip install "moto[server]"';
+
+const READY_TIMEOUT_MS = 20_000;
+const STOP_TIMEOUT_MS = 5_000;
+/** Keep only the tail of moto's stderr: it logs every request there. */
+const STDERR_KEEP_CHARS = 16 * 1024;
+
+/** A running moto server. */
+export interface Moto {
+  /** `http://127.0.0.1:PORT`, for the SDK clients' `endpoint`. */
+  readonly endpoint: string;
+  /** Kills the server and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `moto_server` on a free localhost port and waits until it answers HTTP. `MOTO_SERVER` overrides
+ * the command (split on spaces, e.g. `python3 -m moto.server`).
+ */
+export async function startMoto(): Promise<Moto> {
+  const [command = 'moto_server', ...args] = (process.env.MOTO_SERVER ?? 'moto_server').trim().split(/\s+/);
+  const port = await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const child = spawn(command, [...args, '-H', '127.0.0.1', '-p', String(port)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (text: string) => {
+    stderr = (stderr + text).slice(-STDERR_KEEP_CHARS);
+  });
+  const exited = exitOf(child);
+  // If the test process dies without calling stop(), do not leave the server behind.
+  const killOnExit = (): void => {
+    child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  const stop = async (): Promise<void> => {
+    process.removeListener('exit', killOnExit);
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+    }
+  };
+
+  const failure = exited.then(({ error, code }) => {
+    if (error !== undefined && (error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return new Error(MOTO_MISSING_MESSAGE, { cause: new Error(`cannot run ${command}: ${error.message}`) });
+    }
+    if (code === 127 || /No module named '?moto/.test(stderr)) {
+      return new Error(MOTO_MISSING_MESSAGE, { cause: new Error(`${command} said: ${stderr.trim()}`) });
+    }
+    return new Error(
+      `moto_server (${command}) exited early (${error?.message ?? `code ${code}`}): ${stderr.trim()}`,
+    );
+  });
+  const polling = new AbortController();
+  const ready = await Promise.race([waitForHttp(endpoint, READY_TIMEOUT_MS, polling.signal), failure]);
+  polling.abort();
+  if (ready === true) return { endpoint, stop };
+  await stop();
+  throw ready instanceof Error
+    ? ready
+    : new Error(
+        `moto_server did not answer on ${endpoint} within ${READY_TIMEOUT_MS} ms; stderr: ${stderr.trim()}`,
+      );
+}
+
+/** An S3 client for a moto endpoint: path-style addressing and dummy credentials (`overrides` win). */
+export function s3ClientFor(endpoint: string, overrides: S3ClientConfig = {}): S3Client {
+  return new S3Client({
+    region: 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    ...overrides,
+  });
+}
+
+/** Creates a bucket (in us-east-1, which needs no location constraint). */
+export async function createBucket(client: S3Client, name: string): Promise<void> {
+  await client.send(new CreateBucketCommand({ Bucket: name }));
+}
+
+/** A port that was free a moment ago: bind port 0, read the port the OS chose, release it. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  await once(server, 'close');
+  if (address === null || typeof address === 'string') throw new Error('could not read a free port');
+  return address.port;
+}
+
+/** Resolves once the child exits or fails to start (spawn errors arrive as 'error'). */
+function exitOf(child: ChildProcess): Promise<{ error?: Error; code: number | null }> {
+  return new Promise((resolve) => {
+    child.once('error', (error) => resolve({ error, code: null }));
+    // 'close' rather than 'exit': by then stderr has been read to the end.
+    child.once('close', (code) => resolve({ code }));
+  });
+}
+
+/** Polls until the endpoint answers any HTTP response; `false` on timeout or when `signal` aborts. */
+async function waitForHttp(endpoint: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !signal.aborted) {
+    try {
+      const response = await fetch(`${endpoint}/moto-api/`, {
+        signal: AbortSignal.any([signal, AbortSignal.timeout(1_000)]),
+      });
+      await response.arrayBuffer();
+      return true;
+    } catch {
+      await sleep(100, undefined, { signal }).catch(() => undefined);
+    }
+  }
+  return false;
+}
