@@ -17,7 +17,6 @@ const FLAG_OF_FIELD: Record<string, string> = {
   to_date: '--to',
   event_names: '--events',
   part_max_bytes: '--part-max-mb',
-  staging_shards: '--shards',
   compression_level: '--compression-level',
 };
 
@@ -88,7 +87,6 @@ export function buildProgram(): Command {
     .option('--events <names>', 'export only these event names (comma-separated)')
     .option('--part-max-mb <mb>', 'largest output part, uncompressed MiB (default 256)', positiveInteger)
     .option('--compression-level <level>', 'gzip level of output parts, 1-9 (default 6)', positiveInteger)
-    .option('--shards <n>', 'dedup shards in staging (default 4)', positiveInteger)
     .option('--workers <n>', 'worker threads (default: one per core)', positiveInteger)
     .option('--json', 'print the result as JSON instead of tables', false)
     .action(async (flags: LocalRunFlags) => {
@@ -112,7 +110,6 @@ interface LocalRunFlags {
   events?: string;
   partMaxMb?: number;
   compressionLevel?: number;
-  shards?: number;
   workers?: number;
   json: boolean;
 }
@@ -129,7 +126,6 @@ async function localRun(flags: LocalRunFlags): Promise<number> {
     ...(flags.events === undefined ? {} : { event_names: flags.events.split(',').map((n) => n.trim()) }),
     ...(flags.partMaxMb === undefined ? {} : { part_max_bytes: flags.partMaxMb * 1024 * 1024 }),
     ...(flags.compressionLevel === undefined ? {} : { compression_level: flags.compressionLevel }),
-    ...(flags.shards === undefined ? {} : { staging_shards: flags.shards }),
   });
   const out = resolve(flags.out);
   const folders = {

@@ -105,15 +105,14 @@ export function stageHourPrefix(eventHour: number): string {
   return `stage/${hourStamp(eventHour)}/`;
 }
 
-/** A staged object: the valid events of one event hour and dedup shard that arrived in one hour. */
+/** A staged object: the exportable events of one UTC event hour that arrived in one hour. */
 export interface StagedName {
   readonly eventHour: number;
   readonly arrivalHour: number;
-  readonly shard: number;
   readonly seq: number;
 }
 
-/** Key of a staged data object; `seq` numbers the objects of one (hour, arrival, shard) in write order. */
+/** Key of a staged data object; `seq` numbers the objects of one (event hour, arrival hour) in write order. */
 export function stagedKey(name: StagedName): string {
   return `${stageHourPrefix(name.eventHour)}${stagedBase(name)}.ndjson.gz`;
 }
@@ -124,17 +123,17 @@ export function stagedKeysKey(name: StagedName): string {
 }
 
 function stagedBase(name: StagedName): string {
-  return `${hourStamp(name.arrivalHour)}.s${pad3(name.shard)}.${pad3(name.seq)}`;
+  return `${hourStamp(name.arrivalHour)}.${pad3(name.seq)}`;
 }
 
 /** Parses a staged data object's key; `undefined` for any other key. */
 export function parseStagedKey(key: string): StagedName | undefined {
-  const match = /^stage\/(\d{10})\/(\d{10})\.s(\d{3})\.(\d{3})\.ndjson\.gz$/.exec(key);
+  const match = /^stage\/(\d{10})\/(\d{10})\.(\d{3})\.ndjson\.gz$/.exec(key);
   if (!match) return undefined;
   const eventHour = parseHourStamp(match[1]!);
   const arrivalHour = parseHourStamp(match[2]!);
   if (eventHour === undefined || arrivalHour === undefined) return undefined;
-  return { eventHour, arrivalHour, shard: Number(match[3]), seq: Number(match[4]) };
+  return { eventHour, arrivalHour, seq: Number(match[3]) };
 }
 
 /** Work files of a step in progress (its plan and its tasks' results). */

@@ -4,8 +4,6 @@ import { isValidDate, ZoneCalendar } from './windows.js';
 
 /** Default cap on one output part, uncompressed: keeps a part at most about 256 MB for readers. */
 export const DEFAULT_PART_MAX_BYTES = 256 * 1024 * 1024;
-/** Default number of dedup shards in staging: bounds the keys one export task holds in memory. */
-export const DEFAULT_STAGING_SHARDS = 4;
 
 const isoDate = z
   .string()
@@ -36,7 +34,6 @@ export const eventsPipelineSchema = z
       .int()
       .min(1024 * 1024)
       .default(DEFAULT_PART_MAX_BYTES),
-    staging_shards: z.number().int().min(1).max(256).default(DEFAULT_STAGING_SHARDS),
     /** gzip level of output parts: 1 is about twice as fast as 6 and about 40% larger. */
     compression_level: z.number().int().min(1).max(9).default(6),
   })

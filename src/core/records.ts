@@ -19,7 +19,6 @@ export type OwnerCounts = Record<Owner, Record<string, number>>;
 export interface StagedObject {
   readonly key: string;
   readonly event_hour: string;
-  readonly shard: number;
   readonly seq: number;
   readonly records: number;
   readonly bytes: number;
@@ -54,12 +53,17 @@ export interface UnitObject {
   readonly read: 'records' | 'keys';
 }
 
-/** The part of a step's export that one task handles: one event hour and dedup shard. */
+/**
+ * The part of a step's export that one task handles: one UTC event hour, or one slice of it by the
+ * hash of the dedup key when the hour holds more keys than one task keeps in memory.
+ */
 export interface ExportUnit {
   readonly event_hour: string;
-  readonly shard: number;
+  readonly slice: number;
+  readonly slices: number;
   /** In arrival order: duplicates keep their first copy. */
   readonly objects: readonly UnitObject[];
+  /** Staged bytes read (all slices of an hour read all of its objects). */
   readonly bytes: number;
 }
 

@@ -1,15 +1,19 @@
 /**
  * Export windows (DESIGN 4): calendar hours and days of the project's IANA time zone, DST-correct.
  *
- * - A daily window is a maximal interval of instants with one local date (23-, 25-hour days exist; a
- *   day may start at 01:00 where DST begins at midnight; a date a zone skipped has no window).
+ * - A daily window is a maximal interval of instants with one event day: the local date (23- and
+ *   25-hour days exist; a day may start at 01:00 where DST begins at midnight; a date a zone skipped,
+ *   Apia 2011-12-30, has no window). Where a clock fell back across midnight (St Johns, Goose Bay and
+ *   Moncton until 2010: 00:01 -> 23:01 of the day before; Casey 2010) the minutes after midnight count
+ *   for the earlier date, which the clock shows again right after: otherwise that date would have two
+ *   windows with one id. In general: the event day of t is the earliest local date shown at t or later.
  * - An hourly window is a maximal interval with one (local date, local hour, UTC offset): the repeated
  *   fall-back hour is two windows, a skipped hour is none, and in zones with 30/45-minute offsets or
- *   30-minute DST shifts windows start at :15/:30/:45 UTC or last 30 minutes.
+ *   30-minute DST shifts windows start at :15/:30/:45 UTC or last 15, 30 or 45 minutes.
  *
  * All instants are epoch milliseconds; luxon's `IANAZone` (the runtime's ICU data) is the only source
- * of zone rules. Assumes a zone changes offset at most once within any single window span (true of
- * every zone in the tz database).
+ * of zone rules. Assumes a zone changes offset at most once per stretch of a day (no tz zone has two
+ * transitions within 3 days since 1900).
  */
 import { IANAZone } from 'luxon';
 import { ConfigError } from './errors.js';
@@ -43,16 +47,22 @@ export interface Window {
   /**
    * Unique, sortable within a day, file-name safe (no ':' or '/'): daily `2024-11-03`; hourly: local
    * wall-clock start `YYYY-MM-DDTHHMM` + UTC offset `+HHMM`/`-HHMM`, e.g. `2024-11-03T0100-0400`,
-   * `2024-01-15T1000+0545`. (Seconds are appended to either part only for pre-1900 local mean time.)
+   * `2024-01-15T1000+0545`. (Seconds are appended to either part only for historical offsets with seconds: Monrovia until 1972.)
    */
   readonly id: string;
-  /** Local date `YYYY-MM-DD` of the window's start: the event-day folder the window writes into. */
+  /**
+   * Local date `YYYY-MM-DD` of the window's start: the event-day folder the window writes into. (Its
+   * event day, strictly: in a St Johns minute after a midnight the clock then fell back across, the
+   * hourly window `1990-10-28T0000-0230` is in day 1990-10-27, like the daily window.)
+   */
   readonly day: string;
 }
 
 interface WindowCache {
   /** `Math.floor(t / HOUR_MS)` -> the windows intersecting that UTC hour, ascending. */
   readonly byHour: Map<number, readonly Window[]>;
+  /** Start -> window: one object per window, whichever hour it was first looked up from. */
+  readonly byStart: Map<number, Window>;
   /** The window returned last: events come mostly in time order, so this answers most calls. */
   last: Window | undefined;
 }
@@ -62,8 +72,8 @@ export class ZoneCalendar {
   /** The zone name as given. */
   readonly timeZone: string;
   private readonly zone: IANAZone;
-  private readonly hourly: WindowCache = { byHour: new Map(), last: undefined };
-  private readonly daily: WindowCache = { byHour: new Map(), last: undefined };
+  private readonly hourly: WindowCache = { byHour: new Map(), byStart: new Map(), last: undefined };
+  private readonly daily: WindowCache = { byHour: new Map(), byStart: new Map(), last: undefined };
   /** Recent `offset()` answers: a call costs microseconds, and adjacent windows ask at the same instants. */
   private readonly offsets = new Map<number, number>();
 
@@ -79,12 +89,12 @@ export class ZoneCalendar {
     this.zone = IANAZone.create(timeZone);
   }
 
-  /** UTC offset in minutes at instant `t` (fractional only for pre-1900 local mean time). */
+  /** UTC offset in minutes at instant `t` (fractional only for historical offsets with seconds). */
   offsetMinutes(t: number): number {
     return this.offsetMs(t) / MINUTE_MS;
   }
 
-  /** `YYYY-MM-DD` local date of instant `t`. */
+  /** `YYYY-MM-DD` local date (event day) of instant `t`. */
   localDate(t: number): string {
     return this.window('daily', t).day;
   }
@@ -165,16 +175,14 @@ export class ZoneCalendar {
     if (!Number.isFinite(from)) throw new RangeError(`not an instant: ${from}`);
     const to = from + HOUR_MS;
     if (cache.byHour.size >= CACHE_LIMIT) cache.byHour.clear();
-    // Reuse a neighbour's window object when it reaches into this hour: same window, same object.
+    // The window of the previous lookup or hour usually reaches into this hour already.
     const covers = (w: Window | undefined): w is Window => w !== undefined && w.start <= from && from < w.end;
     const before = cache.byHour.get(hour - 1);
-    const after = cache.byHour.get(hour + 1);
-    const candidates = [cache.last, before?.[before.length - 1], after?.[0]];
-    let w = candidates.find(covers) ?? this.compute(frequency, from);
+    const previous = before?.[before.length - 1];
+    let w = covers(cache.last) ? cache.last : covers(previous) ? previous : this.compute(frequency, from);
     const list = [w];
     while (w.end < to) {
-      const next = after?.[0];
-      w = next !== undefined && next.start === w.end ? next : this.compute(frequency, w.end);
+      w = cache.byStart.get(w.end) ?? this.compute(frequency, w.end);
       list.push(w);
     }
     cache.byHour.set(hour, list);
@@ -183,66 +191,105 @@ export class ZoneCalendar {
 
   /** The window containing `t`, from zone rules (the slow path: a few `offset()` calls). */
   private compute(frequency: Frequency, t: number): Window {
-    const unit = frequency === 'hourly' ? HOUR_MS : DAY_MS;
     const offset = this.offsetMs(t);
-    const [start, startOffset] = this.startOf(frequency, unit, t, offset);
-    const end = this.endOf(frequency, unit, t, offset);
-    return makeWindow(frequency, start, end, startOffset);
+    if (frequency === 'hourly') {
+      // Every wall-clock hour boundary and every transition changes the (date, hour, offset) key.
+      const [start] = this.stretchStart(t, offset, HOUR_MS);
+      const [end] = this.stretchEnd(t, offset, HOUR_MS);
+      const wall = start + offset;
+      const dayNum = Math.floor(wall / DAY_MS);
+      const id = `${formatDate(dayNum)}T${formatClock(wall - dayNum * DAY_MS)}${formatOffset(offset)}`;
+      // The day folder is the daily window's, which differs from the wall date only in a St Johns minute.
+      return this.intern(this.hourly, { frequency, start, end, id, day: this.window('daily', start).day });
+    }
+    const [end, dayNum] = this.dailyEnd(t, offset);
+    const day = formatDate(dayNum);
+    return this.intern(this.daily, {
+      frequency,
+      start: this.dailyStart(t, offset, dayNum),
+      end,
+      id: day,
+      day,
+    });
   }
 
   /**
-   * First instant of the window containing `t` (offset `offset`), and the offset there. Walks back
-   * through constant-offset stretches: within one, the window starts at a wall-clock unit boundary;
-   * at a transition, an hourly window always starts, a daily one only if the local date changes.
+   * End of the daily window containing `t` and its date. An instant belongs to the earliest local date
+   * shown at it or at any later instant: where the clock fell back across midnight (St Johns until 2011:
+   * 00:01 NDT -> 23:01 NST), the minute after midnight joins the day before instead of being a second
+   * window of the next date. Elsewhere that is simply the local date.
    */
-  private startOf(frequency: Frequency, unit: number, t: number, offset: number): [number, number] {
-    const day = Math.floor((t + offset) / DAY_MS);
+  private dailyEnd(t: number, offset: number): [number, number] {
+    let day = Math.floor((t + offset) / DAY_MS);
     let x = t;
     let xOffset = offset;
     for (let step = 0; step < MAX_STEPS; step++) {
-      const boundary = x - mod(x + xOffset, unit);
-      const boundaryOffset = this.offsetMs(boundary);
-      let start = boundary;
-      let offsetBefore: number;
-      if (boundaryOffset === xOffset) {
-        offsetBefore = this.offsetMs(boundary - 1);
-        // Same offset before: the previous wall-clock unit, so another window.
-        if (offsetBefore === xOffset) return [boundary, xOffset];
+      const [b, bOffset] = this.stretchEnd(x, xOffset, DAY_MS);
+      const bDay = Math.floor((b + bOffset) / DAY_MS);
+      if (bDay > day) {
+        // A later date starts at b, unless the clock falls back to `day` before that date ends.
+        const [c, cOffset] = this.dateEnd(b, bOffset, bDay);
+        const cDay = Math.floor((c + cOffset) / DAY_MS);
+        if (cDay > day) return [b, day];
+        [x, xOffset, day] = [c, cOffset, cDay];
       } else {
-        start = this.firstChange(boundary, x, boundaryOffset);
-        offsetBefore = boundaryOffset;
+        [x, xOffset, day] = [b, bOffset, bDay];
       }
-      // A transition at `start`: the offset is part of an hourly key; a date continues only if equal.
-      if (frequency === 'hourly' || Math.floor((start - 1 + offsetBefore) / DAY_MS) !== day) {
-        return [start, xOffset];
-      }
-      x = start - 1;
-      xOffset = offsetBefore;
     }
     throw new Error(`unsupported rules of time zone ${this.timeZone} near ${t}`);
   }
 
-  /** First instant after the window containing `t` (offset `offset`); mirror image of `startOf`. */
-  private endOf(frequency: Frequency, unit: number, t: number, offset: number): number {
-    const day = Math.floor((t + offset) / DAY_MS);
+  /** Start of the daily window of date `day` containing `t`: back while the clock shows `day` or later. */
+  private dailyStart(t: number, offset: number, day: number): number {
     let x = t;
     let xOffset = offset;
     for (let step = 0; step < MAX_STEPS; step++) {
-      const boundary = x - mod(x + xOffset, unit) + unit;
-      let end = boundary;
-      let offsetAfter: number;
-      if (this.offsetMs(boundary - 1) === xOffset) {
-        offsetAfter = this.offsetMs(boundary);
-        if (offsetAfter === xOffset) return boundary;
-      } else {
-        end = this.firstChange(x, boundary - 1, xOffset);
-        offsetAfter = this.offsetMs(end);
-      }
-      if (frequency === 'hourly' || Math.floor((end + offsetAfter) / DAY_MS) !== day) return end;
-      x = end;
-      xOffset = offsetAfter;
+      const [b, beforeOffset] = this.stretchStart(x, xOffset, DAY_MS);
+      if (Math.floor((b - 1 + beforeOffset) / DAY_MS) < day) return b;
+      [x, xOffset] = [b - 1, beforeOffset];
     }
     throw new Error(`unsupported rules of time zone ${this.timeZone} near ${t}`);
+  }
+
+  /** First instant after `x` (offset `offset`) whose local date is not `day`, and its offset. */
+  private dateEnd(x: number, offset: number, day: number): [number, number] {
+    let [b, bOffset] = [x, offset];
+    for (let step = 0; step < MAX_STEPS; step++) {
+      [b, bOffset] = this.stretchEnd(b, bOffset, DAY_MS);
+      if (Math.floor((b + bOffset) / DAY_MS) !== day) return [b, bOffset];
+    }
+    throw new Error(`unsupported rules of time zone ${this.timeZone} near ${x}`);
+  }
+
+  /**
+   * A stretch is a maximal interval with one offset and one wall-clock unit (hour or day). Returns the
+   * first instant of the stretch containing `t` (offset `offset`) and the offset just before it. The
+   * naive start is the wall-clock unit boundary; if the offset there differs, a transition lies in
+   * between and is found by binary search.
+   */
+  private stretchStart(t: number, offset: number, unit: number): [number, number] {
+    const boundary = t - mod(t + offset, unit);
+    const boundaryOffset = this.offsetMs(boundary);
+    if (boundaryOffset === offset) return [boundary, this.offsetMs(boundary - 1)];
+    return [this.firstChange(boundary, t, boundaryOffset), boundaryOffset];
+  }
+
+  /** First instant after the stretch containing `t` (offset `offset`), and the offset there. */
+  private stretchEnd(t: number, offset: number, unit: number): [number, number] {
+    const boundary = t - mod(t + offset, unit) + unit;
+    if (this.offsetMs(boundary - 1) === offset) return [boundary, this.offsetMs(boundary)];
+    const end = this.firstChange(t, boundary - 1, offset);
+    return [end, this.offsetMs(end)];
+  }
+
+  /** The cached object for this window if there is one: one window, one object (callers key maps by it). */
+  private intern(cache: WindowCache, w: Window): Window {
+    const known = cache.byStart.get(w.start);
+    if (known !== undefined && known.end === w.end) return known;
+    if (cache.byStart.size >= CACHE_LIMIT) cache.byStart.clear();
+    const frozen = Object.freeze(w);
+    cache.byStart.set(w.start, frozen);
+    return frozen;
   }
 
   /**
@@ -264,7 +311,7 @@ export class ZoneCalendar {
   private offsetMs(t: number): number {
     const known = this.offsets.get(t);
     if (known !== undefined) return known;
-    const minutes = this.zone.offset(t > MAX_INSTANT ? MAX_INSTANT : t < MIN_INSTANT ? MIN_INSTANT : t);
+    const minutes = this.zone.offset(Math.min(Math.max(t, MIN_INSTANT), MAX_INSTANT));
     if (!Number.isFinite(minutes)) throw new RangeError(`not an instant: ${t}`);
     const offset = Math.round((minutes * MINUTE_MS) / SECOND_MS) * SECOND_MS;
     if (this.offsets.size >= OFFSET_CACHE_LIMIT) this.offsets.clear();
@@ -300,15 +347,6 @@ export function isOnTime(arrivalHourStart: number, w: Window): boolean {
 }
 
 // ---- helpers -----------------------------------------------------------------------------------
-
-function makeWindow(frequency: Frequency, start: number, end: number, offset: number): Window {
-  const wall = start + offset;
-  const dayNum = Math.floor(wall / DAY_MS);
-  const day = formatDate(dayNum);
-  const id =
-    frequency === 'daily' ? day : `${day}T${formatClock(wall - dayNum * DAY_MS)}${formatOffset(offset)}`;
-  return Object.freeze({ frequency, start, end, id, day });
-}
 
 /** Epoch ms of the hourly window start an id names (`undefined` when it is not shaped like one). */
 function hourlyStartOfId(id: string): number | undefined {

@@ -95,51 +95,66 @@ async function exportUnit(
   parts: RollingWriters<string, GzipObjectWriter, PartRecord>,
 ): Promise<void> {
   const seen = new Set<string>();
+  const inSlice = sliceFilter(unit);
   for (const object of unit.objects) {
     if (object.read === 'keys') {
-      await readSourceLines(
-        stores.staging,
-        object.key,
-        lineSink((line) => seen.add(line.toString('latin1'))),
-        noWait,
-        STAGED_LINE_BYTES,
-      );
+      const onKey = (line: Buffer) => {
+        const key = line.toString('latin1');
+        if (inSlice(key, 0)) seen.add(key);
+      };
+      await readSourceLines(stores.staging, object.key, lineSink(onKey), noWait, STAGED_LINE_BYTES);
       continue;
     }
     const { arrivalHour } = parseStagedKey(object.key)!;
+    const onRecord = (line: Buffer, lineNumber: number) => {
+      const timeEnd = line.indexOf(9);
+      const keyEnd = line.indexOf(9, timeEnd + 1);
+      const key = keyEnd > timeEnd + 1 ? line.toString('latin1', timeEnd + 1, keyEnd) : undefined;
+      if (!inSlice(key, lineNumber)) return;
+      const day = select(Number(line.toString('latin1', 0, timeEnd)), arrivalHour);
+      if (day === undefined) {
+        if (key !== undefined) seen.add(key);
+        return;
+      }
+      const counts = days[day] ?? { exported: 0, duplicates: 0 };
+      days[day] = counts;
+      if (key !== undefined) {
+        if (seen.has(key)) {
+          counts.duplicates += 1;
+          return;
+        }
+        seen.add(key);
+      }
+      counts.exported += 1;
+      const record = line.subarray(keyEnd + 1);
+      parts.segmentFor(day, record.length + 1).add(record);
+    };
     await readSourceLines(
       stores.staging,
       object.key,
-      lineSink((line) => {
-        const timeEnd = line.indexOf(9);
-        const keyEnd = line.indexOf(9, timeEnd + 1);
-        const timeMs = Number(line.toString('latin1', 0, timeEnd));
-        const key = keyEnd > timeEnd + 1 ? line.toString('latin1', timeEnd + 1, keyEnd) : undefined;
-        const day = select(timeMs, arrivalHour);
-        if (day === undefined) {
-          if (key !== undefined) seen.add(key);
-          return;
-        }
-        const counts = days[day] ?? { exported: 0, duplicates: 0 };
-        days[day] = counts;
-        if (key !== undefined) {
-          if (seen.has(key)) {
-            counts.duplicates += 1;
-            return;
-          }
-          seen.add(key);
-        }
-        counts.exported += 1;
-        const record = line.subarray(keyEnd + 1);
-        parts.segmentFor(day, record.length + 1).add(record);
-      }),
+      lineSink(onRecord),
       () => parts.settle(),
       STAGED_LINE_BYTES,
     );
   }
 }
 
-function lineSink(onLine: (line: Buffer) => void) {
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * Which staged records belong to a unit's slice: copies of one event share their key digest and so
+ * their slice; records without a key are spread by line number.
+ */
+function sliceFilter(unit: ExportUnit): (key: string | undefined, lineNumber: number) => boolean {
+  if (unit.slices === 1) return () => true;
+  return (key, lineNumber) => {
+    if (key === undefined) return lineNumber % unit.slices === unit.slice;
+    const digest = BASE64URL.indexOf(key[0] ?? 'A') * 64 + BASE64URL.indexOf(key[1] ?? 'A');
+    return digest % unit.slices === unit.slice;
+  };
+}
+
+function lineSink(onLine: (line: Buffer, lineNumber: number) => void) {
   return {
     line: onLine,
     overlong(_head: Buffer, totalBytes: number, lineNumber: number): never {

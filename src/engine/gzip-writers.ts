@@ -1,8 +1,10 @@
 import { once } from 'node:events';
-import { createGzip, type Gzip } from 'node:zlib';
+import { createGzip, type Gzip, gzipSync } from 'node:zlib';
 import type { ObjectStore } from '../core/object-store.js';
 
 const CHUNK_BYTES = 256 * 1024;
+/** Most objects are small: the chunk starts here and doubles up to CHUNK_BYTES. */
+const FIRST_CHUNK_BYTES = 8 * 1024;
 
 /** What one finished gzip object holds. */
 export interface WrittenObject {
@@ -14,31 +16,24 @@ export interface WrittenObject {
 }
 
 /**
- * Streams newline-terminated records into one gzip object. `add` is synchronous and copies into a
- * chunk buffer (per-line stream writes are slow); a full chunk goes to gzip, and callers `drain()`
- * when `backpressured` so memory stays bounded by a few chunks per writer.
+ * Writes newline-terminated records into one gzip object. `add` is synchronous and copies into a
+ * chunk buffer (per-line stream writes are slow). An object that fits in one chunk is compressed in
+ * one call and stored with one put; a larger one streams through gzip chunk by chunk, and callers
+ * `drain()` when `backpressured`, so memory stays bounded by a few chunks per writer either way.
  */
 export class GzipObjectWriter {
   records = 0;
   uncompressedBytes = 0;
-  private chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+  private chunk = Buffer.allocUnsafe(FIRST_CHUNK_BYTES);
   private used = 0;
-  private readonly gzip: Gzip;
-  private readonly stored: Promise<number>;
+  private stream: { readonly gzip: Gzip; readonly stored: Promise<number> } | undefined;
   private waitingForDrain = false;
 
   constructor(
-    store: ObjectStore,
+    private readonly store: ObjectStore,
     readonly key: string,
-    level: number,
-  ) {
-    this.gzip = createGzip({ level, chunkSize: 64 * 1024 });
-    this.stored = store.put(key, this.gzip);
-    // A failed upload must wake a writer waiting for 'drain'.
-    this.stored.catch((error: unknown) =>
-      this.gzip.destroy(error instanceof Error ? error : new Error(String(error))),
-    );
-  }
+    private readonly level: number,
+  ) {}
 
   /** True when gzip's buffer is full: await `drain()` before adding much more. */
   get backpressured(): boolean {
@@ -84,21 +79,37 @@ export class GzipObjectWriter {
 
   /** Waits until gzip accepts more input. */
   async drain(): Promise<void> {
-    if (!this.waitingForDrain) return;
-    await once(this.gzip, 'drain');
+    if (!this.waitingForDrain || this.stream === undefined) return;
+    await once(this.stream.gzip, 'drain');
     this.waitingForDrain = false;
   }
 
   /** Flushes, finishes the gzip stream and waits until the object is stored. */
   async close(): Promise<WrittenObject> {
-    if (this.used > 0) this.push(this.chunk.subarray(0, this.used));
-    this.gzip.end();
-    const bytes = await this.stored;
+    let bytes: number;
+    if (this.stream === undefined) {
+      bytes = await this.store.put(
+        this.key,
+        gzipSync(this.chunk.subarray(0, this.used), { level: this.level }),
+      );
+    } else {
+      if (this.used > 0) this.push(this.chunk.subarray(0, this.used));
+      this.stream.gzip.end();
+      bytes = await this.stream.stored;
+    }
     return { key: this.key, records: this.records, bytes, uncompressedBytes: this.uncompressedBytes };
   }
 
   private reserve(bytes: number): void {
     if (this.used + bytes <= this.chunk.length) return;
+    if (this.chunk.length < CHUNK_BYTES) {
+      const grown = Buffer.allocUnsafe(
+        Math.min(CHUNK_BYTES, Math.max(2 * this.chunk.length, this.used + bytes)),
+      );
+      this.chunk.copy(grown, 0, 0, this.used);
+      this.chunk = grown;
+      if (this.used + bytes <= this.chunk.length) return;
+    }
     if (this.used > 0) {
       this.push(this.chunk.subarray(0, this.used));
       this.chunk = Buffer.allocUnsafe(CHUNK_BYTES);
@@ -107,7 +118,20 @@ export class GzipObjectWriter {
   }
 
   private push(bytes: Buffer): void {
-    if (!this.gzip.write(bytes)) this.waitingForDrain = true;
+    if (!this.streaming().write(bytes)) this.waitingForDrain = true;
+  }
+
+  private streaming(): Gzip {
+    if (this.stream === undefined) {
+      const gzip = createGzip({ level: this.level, chunkSize: 64 * 1024 });
+      const stored = this.store.put(this.key, gzip);
+      // A failed upload must wake a writer waiting for 'drain'.
+      stored.catch((error: unknown) =>
+        gzip.destroy(error instanceof Error ? error : new Error(String(error))),
+      );
+      this.stream = { gzip, stored };
+    }
+    return this.stream.gzip;
   }
 }
 

@@ -13,7 +13,7 @@ import { listAll, putJson } from '../core/object-store.js';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
 import { addOwnerCount, type IngestRecord, type OwnerCounts, type StagedObject } from '../core/records.js';
 import { EventRouter } from '../core/routing.js';
-import { floorHour, HOUR_MS, ZoneCalendar } from '../core/windows.js';
+import { floorHour, ZoneCalendar } from '../core/windows.js';
 import { GzipObjectWriter, RollingWriters, type Segment } from './gzip-writers.js';
 import { type LineSink, readSourceLines } from './source-lines.js';
 import type { EngineStores } from './stores.js';
@@ -27,8 +27,8 @@ const QUARANTINE_PART_BYTES = 64 * 1024 * 1024;
 
 /**
  * Ingests one arrival-hour folder of the landing zone (DESIGN 4b): validates every line, quarantines
- * bad ones, routes valid ones to their owner, stages those a step will export (keyed by UTC event hour
- * and dedup shard), and commits by writing the hour's ingest record last. Deterministic: re-running it
+ * bad ones, routes valid ones to their owner, stages those a step will export (keyed by UTC event
+ * hour), and commits by writing the hour's ingest record last. Deterministic: re-running it
  * after a crash writes the same objects with the same bytes.
  */
 export async function ingestArrivalHour(
@@ -42,12 +42,11 @@ export async function ingestArrivalHour(
   const quarantineReasons: Record<string, number> = {};
   let valid = 0;
   let quarantined = 0;
-  let unkeyed = 0;
 
   const staging = new RollingWriters<number, StagedSegment, StagedObject>({
     maxOpen: MAX_OPEN_STAGED,
     maxUncompressedBytes: Number.POSITIVE_INFINITY,
-    open: (slot, seq) => new StagedSegment(stores, stagedName(slot, arrivalHour, seq), config.sync),
+    open: (eventHour, seq) => new StagedSegment(stores, { eventHour, arrivalHour, seq }, config.sync),
     close: (segment) => segment.close(),
   });
   const quarantine = new RollingWriters<
@@ -105,13 +104,8 @@ export async function ingestArrivalHour(
         const route = router.route(parsed.timeMs, parsed.eventName, arrivalHour);
         addOwnerCount(owners, route.owner, route.window.day);
         if (!route.staged) return;
-        const shard =
-          parsed.dedupKey === undefined
-            ? unkeyed++ % config.staging_shards
-            : shardOf(parsed.dedupKey, config.staging_shards);
-        const slot = (floorHour(parsed.timeMs) / HOUR_MS) * 1024 + shard;
         staging
-          .segmentFor(slot, parsed.record.length + 40)
+          .segmentFor(floorHour(parsed.timeMs), parsed.record.length + 40)
           .add(parsed.timeMs, parsed.dedupKey, parsed.record, route.late);
       },
       overlong(head, totalBytes, lineNumber) {
@@ -147,19 +141,6 @@ export async function ingestArrivalHour(
   };
   await putJson(stores.state, ingestRecordKey(arrivalHour), record);
   return record;
-}
-
-const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-
-/** Dedup shard of a key digest: copies of one event always land in the same shard. */
-export function shardOf(dedupKey: string, shards: number): number {
-  const high = BASE64URL.indexOf(dedupKey[0] ?? 'A');
-  const low = BASE64URL.indexOf(dedupKey[1] ?? 'A');
-  return (high * 64 + low) % shards;
-}
-
-function stagedName(slot: number, arrivalHour: number, seq: number): StagedName {
-  return { eventHour: Math.floor(slot / 1024) * HOUR_MS, arrivalHour, shard: slot % 1024, seq };
 }
 
 /**
@@ -210,7 +191,6 @@ class StagedSegment implements Segment {
     return {
       key: data.key,
       event_hour: hourStamp(this.name.eventHour),
-      shard: this.name.shard,
       seq: this.name.seq,
       records: data.records,
       bytes: data.bytes,

@@ -16,11 +16,13 @@ import { getJson, listAll, putJson } from '../core/object-store.js';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
 import type { ExportUnit, IngestRecord, StepPlan, UnitObject } from '../core/records.js';
 import { ingestNeededUntil, ingestStart } from '../core/routing.js';
-import { floorHour, HOUR_MS, isOnTime, ZoneCalendar } from '../core/windows.js';
+import { floorHour, HOUR_MS, isOnTime, type Window, ZoneCalendar } from '../core/windows.js';
 import type { EngineStores } from './stores.js';
 
 /** Staged (compressed) bytes one export task aims to read: a few seconds of work, well inside a Lambda. */
 export const TASK_TARGET_BYTES = 24 * 1024 * 1024;
+/** Most dedup keys one export unit holds in memory (about 100 bytes each). */
+export const MAX_KEYS_PER_UNIT = 1_000_000;
 /** Widest fan-out of one step. */
 export const MAX_TASKS = 1000;
 
@@ -86,24 +88,17 @@ export async function planStep(
   return plan;
 }
 
-async function regularUnits(
-  window: { start: number; end: number; day: string; id: string; frequency: 'hourly' | 'daily' },
-  committed: CommittedStaging,
-): Promise<ExportUnit[]> {
+async function regularUnits(window: Window, committed: CommittedStaging): Promise<ExportUnit[]> {
   const units: ExportUnit[] = [];
   for (let hour = floorHour(window.start); hour < window.end; hour += HOUR_MS) {
-    const byShard = groupByShard(
-      (await committed.ofHour(hour)).filter((s) => isOnTime(s.name.arrivalHour, window)),
-    );
-    for (const [shard, objects] of byShard) {
+    const objects = (await committed.ofHour(hour)).filter((s) => isOnTime(s.name.arrivalHour, window));
+    if (objects.length > 0)
       units.push(
-        unit(
+        ...slicedUnits(
           hour,
-          shard,
-          objects.map((s) => ({ object: s, read: 'records' as const })),
+          objects.map((object) => ({ object, read: 'records' as const })),
         ),
       );
-    }
   }
   return units;
 }
@@ -114,37 +109,31 @@ async function syncUnits(
   committed: CommittedStaging,
 ): Promise<ExportUnit[]> {
   // The arrival hours of day A are the UTC hours whose start falls on A in project time.
-  const dayStartHour = floorHour(calendar.dayStart(arrivalDay));
   const dayEnd = calendar.dayEnd(arrivalDay);
-  const firstLate = new Map<string, number>(); // `${eventHour}/${shard}` -> first arrival hour with late events
-  for (let hour = dayStartHour; hour < dayEnd; hour += HOUR_MS) {
+  const firstLate = new Map<number, number>(); // event hour -> first arrival hour of A with late events of it
+  for (let hour = floorHour(calendar.dayStart(arrivalDay)); hour < dayEnd; hour += HOUR_MS) {
     if (calendar.localDate(hour) !== arrivalDay) continue;
-    const record = await committed.ingestRecord(hour);
-    for (const staged of record.staged) {
+    for (const staged of (await committed.ingestRecord(hour)).staged) {
       const name = parseStagedKey(staged.key);
-      if (staged.late === 0 || name === undefined) continue;
-      const slot = `${name.eventHour}/${name.shard}`;
-      if (!firstLate.has(slot)) firstLate.set(slot, hour);
+      if (staged.late > 0 && name !== undefined && !firstLate.has(name.eventHour))
+        firstLate.set(name.eventHour, hour);
     }
   }
   const units: ExportUnit[] = [];
-  const slots = [...firstLate].sort(([a], [b]) => compareSlots(a, b));
-  for (const [slot, firstLateHour] of slots) {
-    const [eventHour, shard] = slot.split('/').map(Number) as [number, number];
+  for (const [eventHour, firstLateHour] of [...firstLate].sort(([a], [b]) => a - b)) {
     const objects = (await committed.ofHour(eventHour)).filter(
-      (s) =>
-        s.name.shard === shard &&
-        s.name.arrivalHour < dayEnd &&
-        calendar.localDate(s.name.arrivalHour) <= arrivalDay,
+      (s) => s.name.arrivalHour < dayEnd && calendar.localDate(s.name.arrivalHour) <= arrivalDay,
     );
     units.push(
-      unit(
+      ...slicedUnits(
         eventHour,
-        shard,
-        objects.map((s) => ({
-          object: s,
+        objects.map((object) => ({
+          object,
           // Earlier copies only contribute their dedup keys; late-bearing objects of day A are exported.
-          read: s.name.arrivalHour >= firstLateHour && s.late > 0 ? ('records' as const) : ('keys' as const),
+          read:
+            object.name.arrivalHour >= firstLateHour && object.late > 0
+              ? ('records' as const)
+              : ('keys' as const),
         })),
       ),
     );
@@ -152,44 +141,36 @@ async function syncUnits(
   return units;
 }
 
-function compareSlots(a: string, b: string): number {
-  const [ha, sa] = a.split('/').map(Number) as [number, number];
-  const [hb, sb] = b.split('/').map(Number) as [number, number];
-  return ha - hb || sa - sb;
-}
-
 interface CommittedObject {
   readonly key: string;
   readonly name: StagedName;
   readonly bytes: number;
+  readonly records: number;
   readonly late: number;
 }
 
-function groupByShard(objects: CommittedObject[]): Map<number, CommittedObject[]> {
-  const byShard = new Map<number, CommittedObject[]>();
-  for (const object of objects) {
-    const list = byShard.get(object.name.shard) ?? [];
-    list.push(object);
-    byShard.set(object.name.shard, list);
-  }
-  return new Map([...byShard].sort(([a], [b]) => a - b));
-}
-
-function unit(
+/**
+ * The units of one event hour: one, or several slices by dedup-key hash when the hour holds more
+ * records than one task should keep keys of. Every slice reads all the hour's objects.
+ */
+function slicedUnits(
   eventHour: number,
-  shard: number,
   reads: { object: CommittedObject; read: 'records' | 'keys' }[],
-): ExportUnit {
+): ExportUnit[] {
   const objects: UnitObject[] = reads.map(({ object, read }) => ({
     key: read === 'records' ? object.key : stagedKeysKey(object.name),
     read,
   }));
-  return {
+  const bytes = reads.reduce((sum, r) => sum + r.object.bytes, 0);
+  const records = reads.reduce((sum, r) => sum + r.object.records, 0);
+  const slices = Math.max(1, Math.ceil(records / MAX_KEYS_PER_UNIT));
+  return Array.from({ length: slices }, (_, slice) => ({
     event_hour: hourStamp(eventHour),
-    shard,
+    slice,
+    slices,
     objects,
-    bytes: reads.reduce((sum, r) => sum + r.object.bytes, 0),
-  };
+    bytes,
+  }));
 }
 
 /** Splits units (kept whole: dedup needs all of a unit) into tasks of about TASK_TARGET_BYTES. */
@@ -248,7 +229,9 @@ class CommittedStaging {
       // An hour still being ingested (or never committed) has no record yet: its objects do not exist.
       const record = await this.committedRecord(name.arrivalHour);
       const staged = record?.staged.find((s) => s.key === info.key);
-      if (staged !== undefined) found.push({ key: info.key, name, bytes: staged.bytes, late: staged.late });
+      if (staged !== undefined) {
+        found.push({ key: info.key, name, bytes: staged.bytes, records: staged.records, late: staged.late });
+      }
     }
     return found;
   }

@@ -10,7 +10,7 @@ import { type EventsPipelineConfig, parseEventsPipelineConfig } from '../core/pi
 import { addDays, ZoneCalendar } from '../core/windows.js';
 import { generateLandingZone } from './generate.js';
 import { defaultStateFolder } from './local-stores.js';
-import { type LocalRunResult, runLocalPipeline } from './run.js';
+import { type LocalRunResult, LocalTaskPool, runLocalPipeline } from './run.js';
 
 const HOUR = 3_600_000;
 const FIRST_DAY = '2024-11-01';
@@ -63,6 +63,7 @@ async function main(): Promise<number> {
   }
 
   const results = new Map<EventsPipelineConfig, LocalRunResult>();
+  const pool = new LocalTaskPool();
   for (let day = 0; day < OPERATED_DAYS; day += 1) {
     for (const config of pipelines) {
       const calendar = new ZoneCalendar(config.time_zone);
@@ -73,6 +74,7 @@ async function main(): Promise<number> {
         folders: { raw, out: bucket, state: defaultStateFolder(bucket, config.project_id, config.name) },
         config,
         now,
+        pool,
       });
       results.set(config, result);
       const exported = result.steps.reduce((sum, s) => sum + s.exported, 0);
@@ -83,6 +85,8 @@ async function main(): Promise<number> {
       for (const failure of result.failures) process.stdout.write(`    ${failure}\n`);
     }
   }
+
+  await pool.destroy();
 
   let ok = true;
   for (const [config, result] of results) {

@@ -26,8 +26,10 @@ export interface LocalRunOptions {
   readonly config: EventsPipelineConfig;
   /** The instant the run pretends it is: steps due at `now` run. */
   readonly now: number;
-  /** Worker threads; default: one per core. */
+  /** Worker threads of the pool this run creates; default: one per core. */
   readonly workers?: number;
+  /** A pool to use instead (and leave running): callers making many runs save the thread start-ups. */
+  readonly pool?: LocalTaskPool;
   /** Receives progress lines. */
   readonly progress?: (message: string) => void;
   /** Wall clock for run records (durations); default `Date.now`. */
@@ -57,11 +59,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
   const stores = localStores(folders);
   await checkStateConfig(stores, config);
   const calendar = new ZoneCalendar(config.time_zone);
-  const pool = new Piscina<WorkerTask, IngestRecord | TaskResult>({
-    filename: new URL('./task-worker.js', import.meta.url).href,
-    maxThreads: options.workers ?? availableParallelism(),
-    minThreads: 1,
-  });
+  const pool = options.pool ?? new LocalTaskPool(options.workers);
   const failures: string[] = [];
   try {
     const ingestedHours = await ingestDueHours(stores, options, pool, failures, progress);
@@ -99,14 +97,38 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
       ok: failures.length === 0 && reconciliation.problems.length === 0,
     };
   } finally {
-    await pool.destroy();
+    if (options.pool === undefined) await pool.destroy();
+  }
+}
+
+/** The worker threads that run ingest and export tasks, one per core by default. */
+export class LocalTaskPool {
+  private readonly piscina: Piscina<WorkerTask, IngestRecord | TaskResult>;
+
+  constructor(workers = availableParallelism()) {
+    this.piscina = new Piscina({
+      filename: new URL('./task-worker.js', import.meta.url).href,
+      minThreads: workers,
+      maxThreads: workers,
+      idleTimeout: 60_000,
+    });
+  }
+
+  /** Runs one task on a worker thread. */
+  run(task: WorkerTask): Promise<IngestRecord | TaskResult> {
+    return this.piscina.run(task);
+  }
+
+  /** Stops the threads. */
+  destroy(): Promise<void> {
+    return this.piscina.destroy();
   }
 }
 
 async function ingestDueHours(
   stores: EngineStores,
   options: LocalRunOptions,
-  pool: Piscina<WorkerTask, IngestRecord | TaskResult>,
+  pool: LocalTaskPool,
   failures: string[],
   progress: (message: string) => void,
 ): Promise<number> {

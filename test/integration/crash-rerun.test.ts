@@ -75,7 +75,7 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
       // An ingest that died before its record: garbage staged objects of an uncommitted hour.
       const crashedHour = hours[40]!;
       await stores.staging.put(
-        stagedKey({ eventHour: crashedHour, arrivalHour: crashedHour, shard: 0, seq: 7 }),
+        stagedKey({ eventHour: crashedHour, arrivalHour: crashedHour, seq: 7 }),
         gzipSync('1\tkey\t{"garbage":true}\n'),
       );
       for (const hour of hours.slice(40)) await ingestArrivalHour(stores, config, hour);
