@@ -79,14 +79,16 @@ export class ZoneCalendar {
 
   /** Throws `ConfigError` when `timeZone` is not a zone the runtime knows. */
   constructor(timeZone: string) {
-    // Offset names ("+05:00") are valid zones on newer runtimes only: refuse them everywhere.
-    if (/^[+-]/.test(timeZone) || !IANAZone.isValidZone(timeZone)) {
+    // `create` caches per name, validity included. Offset names ("+05:00") are valid zones on newer
+    // runtimes only: refuse them everywhere.
+    const zone = IANAZone.create(timeZone);
+    if (/^[+-]/.test(timeZone) || !zone.isValid) {
       throw new ConfigError(
         `unknown time zone ${JSON.stringify(timeZone)}: use an IANA name such as "Europe/Berlin" or "America/New_York"`,
       );
     }
     this.timeZone = timeZone;
-    this.zone = IANAZone.create(timeZone);
+    this.zone = zone;
   }
 
   /** UTC offset in minutes at instant `t` (fractional only for historical offsets with seconds). */

@@ -19,12 +19,22 @@ import { ingestNeededUntil, ingestStart } from '../core/routing.js';
 import { floorHour, HOUR_MS, isOnTime, type Window, ZoneCalendar } from '../core/windows.js';
 import type { EngineStores } from './stores.js';
 
-/** Staged (compressed) bytes one export task aims to read: a few seconds of work, well inside a Lambda. */
-export const TASK_TARGET_BYTES = 24 * 1024 * 1024;
-/** Most dedup keys one export unit holds in memory (about 100 bytes each). */
-export const MAX_KEYS_PER_UNIT = 1_000_000;
-/** Widest fan-out of one step. */
-export const MAX_TASKS = 1000;
+/** How a step is cut into tasks. */
+export interface PlanLimits {
+  /** Staged (compressed) bytes one export task aims to read. */
+  readonly taskTargetBytes: number;
+  /** Most dedup keys one export unit holds in memory (about 100 bytes each). */
+  readonly maxKeysPerUnit: number;
+  /** Widest fan-out of one step. */
+  readonly maxTasks: number;
+}
+
+/** Tasks of a few seconds of work, well inside a Lambda; at most ~100 MB of dedup keys per task. */
+export const DEFAULT_PLAN_LIMITS: PlanLimits = {
+  taskTargetBytes: 24 * 1024 * 1024,
+  maxKeysPerUnit: 1_000_000,
+  maxTasks: 1000,
+};
 
 /** First arrival hour without an ingest record (every earlier hour from the ingest start has one). */
 export async function readIngestWatermark(state: EngineStores['state'], start: number): Promise<number> {
@@ -43,13 +53,14 @@ export async function advanceIngestWatermark(state: EngineStores['state'], start
 
 /**
  * Plans a step: which staged objects each export task reads, grouped into tasks of about
- * `TASK_TARGET_BYTES`. Depends only on committed ingests, so it is the same whenever it runs; it is
+ * `limits.taskTargetBytes`. Depends only on committed ingests, so it is the same whenever it runs; it is
  * persisted anyway so a re-run after a crash repeats exactly the same tasks and part names.
  */
 export async function planStep(
   stores: EngineStores,
   config: EventsPipelineConfig,
   step: StepRef,
+  limits: PlanLimits = DEFAULT_PLAN_LIMITS,
 ): Promise<StepPlan> {
   const id = stepId(step);
   const existing = await getJson<StepPlan>(stores.state, planKey(id));
@@ -67,8 +78,8 @@ export async function planStep(
   const committed = new CommittedStaging(stores, start);
   const units =
     step.kind === 'regular'
-      ? await regularUnits(step.window, committed)
-      : await syncUnits(step.arrivalDay, calendar, committed);
+      ? await regularUnits(step.window, committed, limits)
+      : await syncUnits(step.arrivalDay, calendar, committed, limits);
   const plan: StepPlan = {
     step_id: id,
     kind: step.kind,
@@ -82,13 +93,17 @@ export async function planStep(
           },
         }
       : { arrival_day: step.arrivalDay }),
-    tasks: groupIntoTasks(units),
+    tasks: groupIntoTasks(units, limits),
   };
   await putJson(stores.state, planKey(id), plan);
   return plan;
 }
 
-async function regularUnits(window: Window, committed: CommittedStaging): Promise<ExportUnit[]> {
+async function regularUnits(
+  window: Window,
+  committed: CommittedStaging,
+  limits: PlanLimits,
+): Promise<ExportUnit[]> {
   const units: ExportUnit[] = [];
   for (let hour = floorHour(window.start); hour < window.end; hour += HOUR_MS) {
     const objects = (await committed.ofHour(hour)).filter((s) => isOnTime(s.name.arrivalHour, window));
@@ -96,6 +111,7 @@ async function regularUnits(window: Window, committed: CommittedStaging): Promis
       units.push(
         ...slicedUnits(
           hour,
+          limits,
           objects.map((object) => ({ object, read: 'records' as const })),
         ),
       );
@@ -107,6 +123,7 @@ async function syncUnits(
   arrivalDay: string,
   calendar: ZoneCalendar,
   committed: CommittedStaging,
+  limits: PlanLimits,
 ): Promise<ExportUnit[]> {
   // The arrival hours of day A are the UTC hours whose start falls on A in project time.
   const dayEnd = calendar.dayEnd(arrivalDay);
@@ -127,6 +144,7 @@ async function syncUnits(
     units.push(
       ...slicedUnits(
         eventHour,
+        limits,
         objects.map((object) => ({
           object,
           // Earlier copies only contribute their dedup keys; late-bearing objects of day A are exported.
@@ -155,6 +173,7 @@ interface CommittedObject {
  */
 function slicedUnits(
   eventHour: number,
+  limits: PlanLimits,
   reads: { object: CommittedObject; read: 'records' | 'keys' }[],
 ): ExportUnit[] {
   const objects: UnitObject[] = reads.map(({ object, read }) => ({
@@ -163,7 +182,7 @@ function slicedUnits(
   }));
   const bytes = reads.reduce((sum, r) => sum + r.object.bytes, 0);
   const records = reads.reduce((sum, r) => sum + r.object.records, 0);
-  const slices = Math.max(1, Math.ceil(records / MAX_KEYS_PER_UNIT));
+  const slices = Math.max(1, Math.ceil(records / limits.maxKeysPerUnit));
   return Array.from({ length: slices }, (_, slice) => ({
     event_hour: hourStamp(eventHour),
     slice,
@@ -173,10 +192,10 @@ function slicedUnits(
   }));
 }
 
-/** Splits units (kept whole: dedup needs all of a unit) into tasks of about TASK_TARGET_BYTES. */
-export function groupIntoTasks(units: readonly ExportUnit[]): ExportUnit[][] {
+/** Splits units (kept whole: dedup needs all of a unit) into tasks of about `taskTargetBytes`. */
+export function groupIntoTasks(units: readonly ExportUnit[], limits: PlanLimits): ExportUnit[][] {
   const total = units.reduce((sum, u) => sum + u.bytes, 0);
-  const target = Math.max(TASK_TARGET_BYTES, Math.ceil(total / MAX_TASKS));
+  const target = Math.max(limits.taskTargetBytes, Math.ceil(total / limits.maxTasks));
   const tasks: ExportUnit[][] = [];
   let current: ExportUnit[] = [];
   let currentBytes = 0;

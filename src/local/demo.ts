@@ -10,7 +10,7 @@ import { type EventsPipelineConfig, parseEventsPipelineConfig } from '../core/pi
 import { addDays, ZoneCalendar } from '../core/windows.js';
 import { generateLandingZone } from './generate.js';
 import { defaultStateFolder } from './local-stores.js';
-import { type LocalRunResult, LocalTaskPool, runLocalPipeline } from './run.js';
+import { LocalTaskPool, type RunResult, runLocalPipeline } from './run.js';
 
 const HOUR = 3_600_000;
 const FIRST_DAY = '2024-11-01';
@@ -62,7 +62,7 @@ async function main(): Promise<number> {
     );
   }
 
-  const results = new Map<EventsPipelineConfig, LocalRunResult>();
+  const results = new Map<EventsPipelineConfig, RunResult>();
   const pool = new LocalTaskPool();
   for (let day = 0; day < OPERATED_DAYS; day += 1) {
     for (const config of pipelines) {

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { Piscina } from 'piscina';
 import { ConfigError } from '../core/errors.js';
 import {
@@ -11,33 +12,55 @@ import {
 import { getJson, listAll, putJson } from '../core/object-store.js';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
 import { type Reconciliation, reconcile } from '../core/reconcile.js';
-import type { IngestRecord, RunRecord, TaskResult } from '../core/records.js';
+import type { IngestRecord, RunRecord, StepPlan, TaskResult } from '../core/records.js';
 import { completeArrivalHours, dueSteps, ingestStart } from '../core/routing.js';
 import { ZoneCalendar } from '../core/windows.js';
 import { commitStep } from '../engine/commit.js';
-import { advanceIngestWatermark, planStep, readIngestWatermark } from '../engine/plan.js';
+import { runExportTask } from '../engine/export-task.js';
+import { ingestArrivalHour } from '../engine/ingest.js';
+import { advanceIngestWatermark, type PlanLimits, planStep, readIngestWatermark } from '../engine/plan.js';
 import type { EngineStores } from '../engine/stores.js';
 import { type LocalFolders, localStores } from './local-stores.js';
 import type { WorkerTask } from './task-worker.js';
 
-/** Options of one local run of one pipeline. */
-export interface LocalRunOptions {
-  readonly folders: LocalFolders;
+/** Runs the two kinds of parallel work of a pipeline: ingest of an arrival hour, one export task. */
+export interface TaskExecutor {
+  /** Tasks run at once. */
+  readonly concurrency: number;
+  ingest(arrivalHour: number): Promise<IngestRecord>;
+  exportTask(plan: StepPlan, task: number): Promise<TaskResult>;
+}
+
+/** An executor that runs tasks in this thread, against any stores (S3 included). */
+export function inProcessExecutor(
+  stores: EngineStores,
+  config: EventsPipelineConfig,
+  concurrency = 2,
+): TaskExecutor {
+  return {
+    concurrency,
+    ingest: (arrivalHour) => ingestArrivalHour(stores, config, arrivalHour),
+    exportTask: (plan, task) => runExportTask(stores, config, plan, task),
+  };
+}
+
+/** Options of one run of the due steps of one pipeline. */
+export interface RunOptions {
+  readonly stores: EngineStores;
   readonly config: EventsPipelineConfig;
   /** The instant the run pretends it is: steps due at `now` run. */
   readonly now: number;
-  /** Worker threads of the pool this run creates; default: one per core. */
-  readonly workers?: number;
-  /** A pool to use instead (and leave running): callers making many runs save the thread start-ups. */
-  readonly pool?: LocalTaskPool;
+  readonly executor: TaskExecutor;
   /** Receives progress lines. */
   readonly progress?: (message: string) => void;
+  /** How steps are cut into tasks; default `DEFAULT_PLAN_LIMITS`. */
+  readonly planLimits?: PlanLimits;
   /** Wall clock for run records (durations); default `Date.now`. */
   readonly clock?: () => number;
 }
 
-/** What a local run did, and the pipeline's reconciliation after it. */
-export interface LocalRunResult {
+/** What a run did, and the pipeline's reconciliation after it. */
+export interface RunResult {
   readonly ingestedHours: number;
   readonly steps: readonly RunRecord[];
   readonly failures: readonly string[];
@@ -49,53 +72,77 @@ export interface LocalRunResult {
 /**
  * Runs every step of one pipeline due at `now`: ingests each complete arrival hour not yet ingested
  * (in parallel), then runs the due steps one at a time (one running step per project), each fanning
- * its export tasks out over the worker threads, and reconciles. Steps already committed are skipped,
- * so the same folders can be run again later (incremental) and end as one run would.
+ * its export tasks out over the executor, and reconciles. Steps already committed are skipped, so the
+ * same stores can be run again later (incremental) and end as one run would. A failed ingest or step
+ * is reported and the rest goes on; steps that depend on a failed ingest wait for a later run.
  */
-export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalRunResult> {
-  const { config, folders, now } = options;
+export async function runDueSteps(options: RunOptions): Promise<RunResult> {
+  const { config, stores, now, executor } = options;
   const progress = options.progress ?? (() => undefined);
   const clock = options.clock ?? Date.now;
-  const stores = localStores(folders);
   await checkStateConfig(stores, config);
   const calendar = new ZoneCalendar(config.time_zone);
-  const pool = options.pool ?? new LocalTaskPool(options.workers);
   const failures: string[] = [];
-  try {
-    const ingestedHours = await ingestDueHours(stores, options, pool, failures, progress);
-    const committed = new Set(
-      (await listAll(stores.state, RUN_RECORDS_PREFIX)).map((o) =>
-        o.key.slice(RUN_RECORDS_PREFIX.length, -'.json'.length),
-      ),
-    );
-    const due = dueSteps(config, calendar, now).filter((d) => !committed.has(d.id));
-    const steps: RunRecord[] = [];
-    for (const [index, { step, id }] of due.entries()) {
-      const startedAt = clock();
-      try {
-        const plan = await planStep(stores, config, step);
-        await Promise.all(
-          plan.tasks.map((_, task) => pool.run({ type: 'export', folders, config, plan, task })),
-        );
-        const record = await commitStep(stores, config, plan, { startedAt, finishedAt: clock() });
-        steps.push(record);
-        progress(
-          `step ${index + 1}/${due.length} ${id}: exported ${record.exported}, dropped ${record.duplicates} duplicates, ` +
-            `${record.parts} parts, ${record.tasks} tasks, ${record.duration_ms} ms`,
-        );
-      } catch (error) {
-        failures.push(`step ${id} failed: ${messageOf(error)}`);
-        progress(`step ${index + 1}/${due.length} ${id}: FAILED: ${messageOf(error)}`);
-      }
+  const limit = pLimit(executor.concurrency);
+  const ingestedHours = await ingestDueHours(options, limit, failures, progress);
+  const committed = new Set(
+    (await listAll(stores.state, RUN_RECORDS_PREFIX)).map((o) =>
+      o.key.slice(RUN_RECORDS_PREFIX.length, -'.json'.length),
+    ),
+  );
+  const due = dueSteps(config, calendar, now).filter((d) => !committed.has(d.id));
+  const steps: RunRecord[] = [];
+  for (const [index, { step, id }] of due.entries()) {
+    const startedAt = clock();
+    try {
+      const plan = await planStep(stores, config, step, options.planLimits);
+      await Promise.all(plan.tasks.map((_, task) => limit(() => executor.exportTask(plan, task))));
+      const record = await commitStep(stores, config, plan, { startedAt, finishedAt: clock() });
+      steps.push(record);
+      progress(
+        `step ${index + 1}/${due.length} ${id}: exported ${record.exported}, dropped ${record.duplicates} duplicates, ` +
+          `${record.parts} parts, ${record.tasks} tasks, ${record.duration_ms} ms`,
+      );
+    } catch (error) {
+      failures.push(`step ${id} failed: ${messageOf(error)}`);
+      progress(`step ${index + 1}/${due.length} ${id}: FAILED: ${messageOf(error)}`);
     }
-    const reconciliation = await reconcileState(stores);
-    return {
-      ingestedHours,
-      steps,
-      failures,
-      reconciliation,
-      ok: failures.length === 0 && reconciliation.problems.length === 0,
-    };
+  }
+  const reconciliation = await reconcileState(stores);
+  return {
+    ingestedHours,
+    steps,
+    failures,
+    reconciliation,
+    ok: failures.length === 0 && reconciliation.problems.length === 0,
+  };
+}
+
+/** Options of a local run over folders, with tasks on worker threads. */
+export interface LocalRunOptions extends Omit<RunOptions, 'stores' | 'executor'> {
+  readonly folders: LocalFolders;
+  /** Worker threads of the pool this run creates; default: one per core. */
+  readonly workers?: number;
+  /** A pool to use instead (and leave running): callers making many runs save the thread start-ups. */
+  readonly pool?: LocalTaskPool;
+}
+
+/** `runDueSteps` over local folders, with ingest and export tasks on worker threads. */
+export async function runLocalPipeline(options: LocalRunOptions): Promise<RunResult> {
+  const pool = options.pool ?? new LocalTaskPool(options.workers);
+  const { folders, config } = options;
+  try {
+    return await runDueSteps({
+      ...options,
+      stores: localStores(folders),
+      executor: {
+        concurrency: pool.threads,
+        ingest: (arrivalHour) =>
+          pool.run({ type: 'ingest', folders, config, arrivalHour }) as Promise<IngestRecord>,
+        exportTask: (plan, task) =>
+          pool.run({ type: 'export', folders, config, plan, task }) as Promise<TaskResult>,
+      },
+    });
   } finally {
     if (options.pool === undefined) await pool.destroy();
   }
@@ -105,11 +152,11 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<LocalR
 export class LocalTaskPool {
   private readonly piscina: Piscina<WorkerTask, IngestRecord | TaskResult>;
 
-  constructor(workers = availableParallelism()) {
+  constructor(readonly threads = availableParallelism()) {
     this.piscina = new Piscina({
       filename: new URL('./task-worker.js', import.meta.url).href,
-      minThreads: workers,
-      maxThreads: workers,
+      minThreads: threads,
+      maxThreads: threads,
       idleTimeout: 60_000,
     });
   }
@@ -126,13 +173,12 @@ export class LocalTaskPool {
 }
 
 async function ingestDueHours(
-  stores: EngineStores,
-  options: LocalRunOptions,
-  pool: LocalTaskPool,
+  options: RunOptions,
+  limit: LimitFunction,
   failures: string[],
   progress: (message: string) => void,
 ): Promise<number> {
-  const { config, folders, now } = options;
+  const { config, stores, now, executor } = options;
   const calendar = new ZoneCalendar(config.time_zone);
   const start = ingestStart(config, calendar);
   const watermark = await readIngestWatermark(stores.state, start);
@@ -147,8 +193,7 @@ async function ingestDueHours(
   await Promise.all(
     hours.map(async (arrivalHour) => {
       try {
-        const record = (await pool.run({ type: 'ingest', folders, config, arrivalHour })) as IngestRecord;
-        lines += record.source_lines;
+        lines += (await limit(() => executor.ingest(arrivalHour))).source_lines;
       } catch (error) {
         failures.push(`ingest of arrival hour ${hourIso(arrivalHour)} failed: ${messageOf(error)}`);
       }

@@ -147,6 +147,10 @@ describe('local run against an independent model of DESIGN section 4', () => {
         });
 
         assert.ok(final.ok && single.ok);
+        assert.ok(
+          final.steps.length < single.steps.length,
+          'the incremental run did part of the work earlier',
+        );
         const a = await outputTree(incremental.path);
         const b = await outputTree(once.path);
         assert.deepEqual([...a.keys()], [...b.keys()]);
@@ -157,6 +161,62 @@ describe('local run against an independent model of DESIGN section 4', () => {
       }
     });
   }
+});
+
+describe('dedup slices and task fan-out', () => {
+  test('cutting every event hour into slices of 20 keys and every unit into its own task exports the same records', async () => {
+    // Arrange
+    const raw = await tempFolder('slices-raw');
+    const sliced = await tempFolder('sliced');
+    const whole = await tempFolder('whole');
+    const config = scenarios[0]!.config;
+    const calendar = new ZoneCalendar(config.time_zone);
+    try {
+      await generateLandingZone({
+        rawDir: raw.path,
+        projectId: config.project_id,
+        seed: 5,
+        start: calendar.dayStart('2024-11-02'),
+        hours: 24,
+        eventsPerHour: 80,
+        users: 10,
+      });
+      const now = calendar.dayEnd('2024-11-08') + 3 * HOUR;
+
+      // Act
+      const a = await runLocalPipeline({
+        folders: foldersFor(raw.path, sliced.path, config),
+        config,
+        now,
+        workers: 2,
+        planLimits: { taskTargetBytes: 1, maxKeysPerUnit: 20, maxTasks: 1000 },
+      });
+      const b = await runLocalPipeline({
+        folders: foldersFor(raw.path, whole.path, config),
+        config,
+        now,
+        workers: 2,
+      });
+
+      // Assert
+      assert.deepEqual([a.failures, a.reconciliation.problems], [[], []]);
+      const regular = a.steps.find((s) => s.step_id === 'daily-2024-11-02')!;
+      assert.ok(regular.tasks > 20, `the day was cut into ${regular.tasks} tasks`);
+      assert.deepEqual(
+        await outputRecords(sliced.path, config.project_id),
+        await outputRecords(whole.path, config.project_id),
+      );
+      assert.deepEqual(a.reconciliation.eventDays, b.reconciliation.eventDays);
+      assert.ok(
+        a.reconciliation.eventDays.some((d) => d.duplicates > 0),
+        'duplicates were dropped across slices',
+      );
+    } finally {
+      await raw.cleanup();
+      await sliced.cleanup();
+      await whole.cleanup();
+    }
+  });
 });
 
 function foldersFor(raw: string, out: string, config: EventsPipelineConfig) {
