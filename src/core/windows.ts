@@ -4,16 +4,17 @@
  * - A daily window is a maximal interval of instants with one event day: the local date (23- and
  *   25-hour days exist; a day may start at 01:00 where DST begins at midnight; a date a zone skipped,
  *   Apia 2011-12-30, has no window). Where a clock fell back across midnight (St Johns, Goose Bay and
- *   Moncton until 2010: 00:01 -> 23:01 of the day before; Casey 2010) the minutes after midnight count
- *   for the earlier date, which the clock shows again right after: otherwise that date would have two
- *   windows with one id. In general: the event day of t is the earliest local date shown at t or later.
+ *   Moncton until 2006-2010: 00:01 -> 23:01 of the day before; Casey 2010: 02:00 -> 23:00) the time
+ *   after midnight counts for the earlier date, which the clock shows again right after: otherwise that
+ *   date would have two windows with one id. In general, the event day of t is the earliest local date
+ *   shown at t or later.
  * - An hourly window is a maximal interval with one (local date, local hour, UTC offset): the repeated
  *   fall-back hour is two windows, a skipped hour is none, and in zones with 30/45-minute offsets or
  *   30-minute DST shifts windows start at :15/:30/:45 UTC or last 15, 30 or 45 minutes.
  *
  * All instants are epoch milliseconds; luxon's `IANAZone` (the runtime's ICU data) is the only source
- * of zone rules. Assumes a zone changes offset at most once per stretch of a day (no tz zone has two
- * transitions within 3 days since 1900).
+ * of zone rules. Assumes a zone changes offset at most once in any day (a scan of every zone, 1900-2100,
+ * found no two transitions within 3 days).
  */
 import { IANAZone } from 'luxon';
 import { ConfigError } from './errors.js';
@@ -45,9 +46,11 @@ export interface Window {
   /** Epoch ms, exclusive. */
   readonly end: number;
   /**
-   * Unique, sortable within a day, file-name safe (no ':' or '/'): daily `2024-11-03`; hourly: local
-   * wall-clock start `YYYY-MM-DDTHHMM` + UTC offset `+HHMM`/`-HHMM`, e.g. `2024-11-03T0100-0400`,
-   * `2024-01-15T1000+0545`. (Seconds are appended to either part only for historical offsets with seconds: Monrovia until 1972.)
+   * Unique, file-name safe (no ':' or '/'): daily `2024-11-03`; hourly: local wall-clock start
+   * `YYYY-MM-DDTHHMM` + UTC offset `+HHMM`/`-HHMM`, e.g. `2024-11-03T0100-0400`, `2024-01-15T1000+0545`.
+   * Sorts in time order within a day except across a fall-back: east of UTC the repeated hour sorts
+   * second-first (`T0200+0200` is before `T0200+0100` in time, after it as text). Seconds are appended
+   * to either part only for historical offsets with seconds (Monrovia -00:44:30 until 1972).
    */
   readonly id: string;
   /**
@@ -217,7 +220,7 @@ export class ZoneCalendar {
 
   /**
    * End of the daily window containing `t` and its date. An instant belongs to the earliest local date
-   * shown at it or at any later instant: where the clock fell back across midnight (St Johns until 2011:
+   * shown at it or at any later instant: where the clock fell back across midnight (St Johns until 2010:
    * 00:01 NDT -> 23:01 NST), the minute after midnight joins the day before instead of being a second
    * window of the next date. Elsewhere that is simply the local date.
    */
