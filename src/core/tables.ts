@@ -1,0 +1,10 @@
+/**
+ * The DynamoDB tables' key schema, shared by the CDK stack, the adapters and the test setup so the
+ * three cannot drift apart.
+ */
+
+/** Pipeline configs: one item per pipeline, editable in the console. */
+export const CONFIG_TABLE_KEYS = { partitionKey: 'project_id', sortKey: 'name' } as const;
+
+/** Operational state: project locks, run records, cursors. Generic keys, items told apart by prefix. */
+export const STATE_TABLE_KEYS = { partitionKey: 'pk', sortKey: 'sk' } as const;
