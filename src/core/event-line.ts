@@ -113,12 +113,6 @@ const KEEP_STACK = 1 << 16;
 // Identity scratch: kind[0..3], token start[4..7], token end[8..11] (lines over 2 GiB take the slow path).
 const ids = new Int32Array(12);
 const MAX_FAST_LINE = 0x7fffffff;
-// Records are carved from a shared slab, like Node's 8 KiB pool but cheaper per record (one view, no
-// ArrayBuffer per few records); a record keeps at most its slab alive.
-const SLAB_SIZE = 1 << 16;
-const SLAB_MAX_RECORD = SLAB_SIZE >>> 3;
-let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-let slabUsed = 0;
 // Scratch for the dedup hash input.
 let hashScratch = Buffer.allocUnsafeSlow(1024);
 // Set by scanString: whether the string had a backslash / a byte >= 0x80.
@@ -157,7 +151,7 @@ export function scanEventLine(line: Buffer): ValidEvent | InvalidLine | undefine
   let tmKind = 0; // 0 missing, 1 number, 2 other
   let tmS = 0;
   let tmE = 0;
-  ids.fill(0);
+  resetIds();
 
   outer: for (;;) {
     let key = 0;
@@ -181,7 +175,7 @@ export function scanEventLine(line: Buffer): ValidEvent | InvalidLine | undefine
         prKind = 1;
         prS = p;
         tmKind = 0;
-        ids.fill(0);
+        resetIds();
         inProps = true;
       } else if (key === K_EVENT) evKind = 2;
       else if (key === K_PROPS) prKind = 2;
@@ -409,12 +403,12 @@ function ownField(obj: object, name: string): unknown {
 
 // ---- scanner pieces ------------------------------------------------------------------------------
 
-function isWs(c: number): boolean {
-  return c === SPACE || c === LF || c === CR || c === TAB;
-}
-
 function skipWs(buf: Buffer, p: number, end: number): number {
-  while (p < end && isWs(buf[p]!)) p++;
+  for (; p < end; p++) {
+    const c = buf[p]!;
+    // One comparison settles the common case (any token byte is above the space).
+    if (c > SPACE || (c !== SPACE && c !== LF && c !== CR && c !== TAB)) break;
+  }
   return p;
 }
 
@@ -535,6 +529,14 @@ function decodeString(buf: Buffer, s: number, e: number, escaped: boolean): stri
   return decoded;
 }
 
+function resetIds(): void {
+  // Only the kinds matter: positions are read for non-null kinds only.
+  ids[0] = ID_NULL;
+  ids[1] = ID_NULL;
+  ids[2] = ID_NULL;
+  ids[3] = ID_NULL;
+}
+
 /** Decoded value of identity `i` (not null): the string, or a number's token text. */
 function decodeId(buf: Buffer, i: number): string {
   const s = ids[4 + i]!;
@@ -569,7 +571,7 @@ function buildRecord(
 ): Buffer {
   let len = FIXED_LEN + (evE - evS) + digitCount(timeMs) + (prE - prS);
   for (let i = 0; i < 4; i++) len += idLength(i);
-  const out = allocRecord(len);
+  const out = Buffer.allocUnsafe(len);
   let o = put(out, 0, B_OPEN, 0, B_OPEN.length);
   o = put(out, o, line, evS, evE);
   o = put(out, o, B_TIME_KEY, 0, B_TIME_KEY.length);
@@ -582,17 +584,6 @@ function buildRecord(
   o = put(out, o, B_PROPS_KEY, 0, B_PROPS_KEY.length);
   o = put(out, o, line, prS, prE);
   out[o] = RBRACE;
-  return out;
-}
-
-function allocRecord(len: number): Buffer {
-  if (len > SLAB_MAX_RECORD) return Buffer.allocUnsafe(len);
-  if (slabUsed + len > SLAB_SIZE) {
-    slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
-    slabUsed = 0;
-  }
-  const out = slab.subarray(slabUsed, slabUsed + len);
-  slabUsed += len;
   return out;
 }
 
@@ -615,7 +606,7 @@ function rawDedupKey(line: Buffer, evS: number, evE: number, timeMs: number): st
   h[o++] = COMMA;
   o = putDigits(h, o, Math.floor(timeMs / 1000));
   h[o++] = RBRACK;
-  return hash('md5', h.subarray(0, o), 'base64url');
+  return hash('md5', new Uint8Array(h.buffer, h.byteOffset, o), 'base64url');
 }
 
 /** Writes identity `i` as the record shows it: the string token, a number token in quotes, or `null`. */
@@ -670,7 +661,8 @@ function digitCount(n: number): number {
 /** Copies `src[s, e)` to `dst` at `o` and returns the new offset; a loop beats a native call for short runs. */
 function put(dst: Uint8Array, o: number, src: Uint8Array, s: number, e: number): number {
   if (e - s > 48) {
-    dst.set(src.subarray(s, e), o);
+    // A plain view: `subarray` on a Buffer goes through the slower species constructor.
+    dst.set(new Uint8Array(src.buffer, src.byteOffset + s, e - s), o);
     return o + e - s;
   }
   for (let i = s; i < e; i++) dst[o++] = src[i]!;
