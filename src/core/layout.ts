@@ -114,12 +114,12 @@ export interface StagedName {
 
 /** Key of a staged data object; `seq` numbers the objects of one (event hour, arrival hour) in write order. */
 export function stagedKey(name: StagedName): string {
-  return `${stageHourPrefix(name.eventHour)}${stagedBase(name)}.ndjson.gz`;
+  return `${stageHourPrefix(name.eventHour)}${stagedBase(name)}.ndjson`;
 }
 
 /** Key of the dedup keys of a staged object (written when the pipeline syncs late events). */
 export function stagedKeysKey(name: StagedName): string {
-  return `${stageHourPrefix(name.eventHour)}${stagedBase(name)}.keys.gz`;
+  return `${stageHourPrefix(name.eventHour)}${stagedBase(name)}.keys`;
 }
 
 function stagedBase(name: StagedName): string {
@@ -128,7 +128,7 @@ function stagedBase(name: StagedName): string {
 
 /** Parses a staged data object's key; `undefined` for any other key. */
 export function parseStagedKey(key: string): StagedName | undefined {
-  const match = /^stage\/(\d{10})\/(\d{10})\.(\d{3})\.ndjson\.gz$/.exec(key);
+  const match = /^stage\/(\d{10})\/(\d{10})\.(\d{3})\.ndjson$/.exec(key);
   if (!match) return undefined;
   const eventHour = parseHourStamp(match[1]!);
   const arrivalHour = parseHourStamp(match[2]!);

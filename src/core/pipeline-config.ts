@@ -35,7 +35,7 @@ export const eventsPipelineSchema = z
       .min(1024 * 1024)
       .default(DEFAULT_PART_MAX_BYTES),
     /** gzip level of output parts: 1 is about twice as fast as 6 and about 40% larger. */
-    compression_level: z.number().int().min(1).max(9).default(6),
+    compression_level: z.number().int().min(1).max(9).default(1),
   })
   .strict();
 

@@ -3,7 +3,7 @@ import { getJson, putJson } from '../core/object-store.js';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
 import type { DayCounts, ExportUnit, PartRecord, StepPlan, TaskResult } from '../core/records.js';
 import { isOnTime, ZoneCalendar } from '../core/windows.js';
-import { GzipObjectWriter, RollingWriters } from './gzip-writers.js';
+import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
 import { MAX_LINE_BYTES, readSourceLines } from './source-lines.js';
 import type { EngineStores } from './stores.js';
 
@@ -32,11 +32,11 @@ export async function runExportTask(
   if (units === undefined) throw new RangeError(`step ${plan.step_id} has no task ${task}`);
 
   const days: Record<string, DayCounts> = {};
-  const parts = new RollingWriters<string, GzipObjectWriter, PartRecord>({
+  const parts = new RollingWriters<string, NdjsonObjectWriter, PartRecord>({
     maxOpen: MAX_OPEN_PARTS,
     maxUncompressedBytes: config.part_max_bytes,
     open: (day, seq) =>
-      new GzipObjectWriter(
+      new NdjsonObjectWriter(
         stores.destination,
         partKey(config.project_id, day, plan.step_id, task, seq),
         config.compression_level,
@@ -92,7 +92,7 @@ async function exportUnit(
   unit: ExportUnit,
   select: RecordSelector,
   days: Record<string, DayCounts>,
-  parts: RollingWriters<string, GzipObjectWriter, PartRecord>,
+  parts: RollingWriters<string, NdjsonObjectWriter, PartRecord>,
 ): Promise<void> {
   const seen = new Set<string>();
   const inSlice = sliceFilter(unit);

@@ -14,12 +14,12 @@ import type { EventsPipelineConfig } from '../core/pipeline-config.js';
 import { addOwnerCount, type IngestRecord, type OwnerCounts, type StagedObject } from '../core/records.js';
 import { EventRouter } from '../core/routing.js';
 import { floorHour, ZoneCalendar } from '../core/windows.js';
-import { GzipObjectWriter, RollingWriters, type Segment } from './gzip-writers.js';
+import { NdjsonObjectWriter, RollingWriters, type Segment } from './object-writers.js';
 import { type LineSink, readSourceLines } from './source-lines.js';
 import type { EngineStores } from './stores.js';
 
-/** Staging is internal and short-lived: favour speed. */
-const STAGING_GZIP_LEVEL = 1;
+/** Staging is internal and short-lived: deflating it would make every event pay for compression twice. */
+const STAGING_COMPRESSION = 'none';
 /** Staged objects open at once in one ingest (late data can touch many event hours). */
 const MAX_OPEN_STAGED = 32;
 /** Quarantine parts are capped like output parts. */
@@ -51,13 +51,13 @@ export async function ingestArrivalHour(
   });
   const quarantine = new RollingWriters<
     'quarantine',
-    GzipObjectWriter,
+    NdjsonObjectWriter,
     { key: string; records: number; bytes: number }
   >({
     maxOpen: 1,
     maxUncompressedBytes: QUARANTINE_PART_BYTES,
     open: (_, seq) =>
-      new GzipObjectWriter(stores.destination, quarantineKey(config.project_id, arrivalHour, seq), 6),
+      new NdjsonObjectWriter(stores.destination, quarantineKey(config.project_id, arrivalHour, seq), 6),
     close: async (writer) => {
       const written = await writer.close();
       return { key: written.key, records: written.records, bytes: written.bytes };
@@ -148,8 +148,8 @@ export async function ingestArrivalHour(
  * `<time ms>\t<dedup key or empty>\t<output record>`, so exports need no JSON parsing.
  */
 class StagedSegment implements Segment {
-  private readonly data: GzipObjectWriter;
-  private readonly keys: GzipObjectWriter | undefined;
+  private readonly data: NdjsonObjectWriter;
+  private readonly keys: NdjsonObjectWriter | undefined;
   private late = 0;
 
   constructor(
@@ -157,9 +157,9 @@ class StagedSegment implements Segment {
     private readonly name: StagedName,
     withKeys: boolean,
   ) {
-    this.data = new GzipObjectWriter(stores.staging, stagedKey(name), STAGING_GZIP_LEVEL);
+    this.data = new NdjsonObjectWriter(stores.staging, stagedKey(name), STAGING_COMPRESSION);
     this.keys = withKeys
-      ? new GzipObjectWriter(stores.staging, stagedKeysKey(name), STAGING_GZIP_LEVEL)
+      ? new NdjsonObjectWriter(stores.staging, stagedKeysKey(name), STAGING_COMPRESSION)
       : undefined;
   }
 

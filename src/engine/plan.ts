@@ -31,7 +31,7 @@ export interface PlanLimits {
 
 /** Tasks of a few seconds of work, well inside a Lambda; at most ~100 MB of dedup keys per task. */
 export const DEFAULT_PLAN_LIMITS: PlanLimits = {
-  taskTargetBytes: 24 * 1024 * 1024,
+  taskTargetBytes: 64 * 1024 * 1024,
   maxKeysPerUnit: 1_000_000,
   maxTasks: 1000,
 };

@@ -136,7 +136,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<RunRes
       ...options,
       stores: localStores(folders),
       executor: {
-        concurrency: pool.threads,
+        concurrency: pool.threads * TASKS_PER_THREAD,
         ingest: (arrivalHour) =>
           pool.run({ type: 'ingest', folders, config, arrivalHour }) as Promise<IngestRecord>,
         exportTask: (plan, task) =>
@@ -148,6 +148,8 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<RunRes
   }
 }
 
+const TASKS_PER_THREAD = 2;
+
 /** The worker threads that run ingest and export tasks, one per core by default. */
 export class LocalTaskPool {
   private readonly piscina: Piscina<WorkerTask, IngestRecord | TaskResult>;
@@ -158,6 +160,8 @@ export class LocalTaskPool {
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: 60_000,
+      // gzip and file I/O run on libuv's thread pool: a second task keeps the thread busy meanwhile.
+      concurrentTasksPerWorker: TASKS_PER_THREAD,
     });
   }
 
@@ -193,7 +197,8 @@ async function ingestDueHours(
   await Promise.all(
     hours.map(async (arrivalHour) => {
       try {
-        lines += (await limit(() => executor.ingest(arrivalHour))).source_lines;
+        const record = await limit(() => executor.ingest(arrivalHour));
+        lines += record.source_lines;
       } catch (error) {
         failures.push(`ingest of arrival hour ${hourIso(arrivalHour)} failed: ${messageOf(error)}`);
       }

@@ -1,12 +1,16 @@
 import { once } from 'node:events';
-import { createGzip, type Gzip, gzipSync } from 'node:zlib';
+import { PassThrough, type Transform } from 'node:stream';
+import { createGzip, gzipSync } from 'node:zlib';
 import type { ObjectStore } from '../core/object-store.js';
 
 const CHUNK_BYTES = 256 * 1024;
 /** Most objects are small: the chunk starts here and doubles up to CHUNK_BYTES. */
 const FIRST_CHUNK_BYTES = 8 * 1024;
 
-/** What one finished gzip object holds. */
+/** gzip level 1-9, or `none` for plain NDJSON (internal staging, where deflate is wasted CPU). */
+export type Compression = number | 'none';
+
+/** What one finished object holds. */
 export interface WrittenObject {
   readonly key: string;
   readonly records: number;
@@ -16,28 +20,27 @@ export interface WrittenObject {
 }
 
 /**
- * Writes newline-terminated records into one gzip object. `add` is synchronous and copies into a
- * chunk buffer (per-line stream writes are slow). An object that fits in one chunk is compressed in
- * one call and stored with one put; a larger one streams through gzip chunk by chunk, and callers
- * `drain()` when `backpressured`, so memory stays bounded by a few chunks per writer either way.
+ * Writes newline-terminated records into one object, gzip or plain. `add` is synchronous and copies
+ * into a chunk buffer (per-line stream writes are slow). An object that fits in one chunk is stored
+ * with one put; a larger one streams chunk by chunk, and callers `drain()` when `backpressured`, so
+ * memory stays bounded by a few chunks per writer either way.
  */
-export class GzipObjectWriter {
+export class NdjsonObjectWriter {
   records = 0;
   uncompressedBytes = 0;
   private chunk = Buffer.allocUnsafe(FIRST_CHUNK_BYTES);
   private used = 0;
-  private stream: { readonly gzip: Gzip; readonly stored: Promise<number> } | undefined;
-  private waitingForDrain = false;
+  private stream: { readonly body: Transform; readonly stored: Promise<number> } | undefined;
 
   constructor(
     private readonly store: ObjectStore,
     readonly key: string,
-    private readonly level: number,
+    private readonly compression: Compression,
   ) {}
 
   /** True when gzip's buffer is full: await `drain()` before adding much more. */
   get backpressured(): boolean {
-    return this.waitingForDrain;
+    return this.stream?.body.writableNeedDrain ?? false;
   }
 
   /** Appends `line` and a newline. */
@@ -79,22 +82,22 @@ export class GzipObjectWriter {
 
   /** Waits until gzip accepts more input. */
   async drain(): Promise<void> {
-    if (!this.waitingForDrain || this.stream === undefined) return;
-    await once(this.stream.gzip, 'drain');
-    this.waitingForDrain = false;
+    // Asked of the stream, not remembered: a 'drain' emitted before this call must not be waited for.
+    if (this.stream?.body.writableNeedDrain) await once(this.stream.body, 'drain');
   }
 
   /** Flushes, finishes the gzip stream and waits until the object is stored. */
   async close(): Promise<WrittenObject> {
     let bytes: number;
     if (this.stream === undefined) {
+      const content = this.chunk.subarray(0, this.used);
       bytes = await this.store.put(
         this.key,
-        gzipSync(this.chunk.subarray(0, this.used), { level: this.level }),
+        this.compression === 'none' ? content : gzipSync(content, { level: this.compression }),
       );
     } else {
       if (this.used > 0) this.push(this.chunk.subarray(0, this.used));
-      this.stream.gzip.end();
+      this.stream.body.end();
       bytes = await this.stream.stored;
     }
     return { key: this.key, records: this.records, bytes, uncompressedBytes: this.uncompressedBytes };
@@ -118,20 +121,23 @@ export class GzipObjectWriter {
   }
 
   private push(bytes: Buffer): void {
-    if (!this.streaming().write(bytes)) this.waitingForDrain = true;
+    this.streaming().write(bytes);
   }
 
-  private streaming(): Gzip {
+  private streaming(): Transform {
     if (this.stream === undefined) {
-      const gzip = createGzip({ level: this.level, chunkSize: 64 * 1024 });
-      const stored = this.store.put(this.key, gzip);
+      const body =
+        this.compression === 'none'
+          ? new PassThrough({ highWaterMark: CHUNK_BYTES })
+          : createGzip({ level: this.compression, chunkSize: CHUNK_BYTES });
+      const stored = this.store.put(this.key, body);
       // A failed upload must wake a writer waiting for 'drain'.
       stored.catch((error: unknown) =>
-        gzip.destroy(error instanceof Error ? error : new Error(String(error))),
+        body.destroy(error instanceof Error ? error : new Error(String(error))),
       );
-      this.stream = { gzip, stored };
+      this.stream = { body, stored };
     }
-    return this.stream.gzip;
+    return this.stream.body;
   }
 }
 

@@ -1,0 +1,48 @@
+/**
+ * The per-project lock (DESIGN.md section 6): at most one running pipeline step per project. A holder
+ * takes a lease that expires, so a crashed holder cannot block its project forever, and renews it
+ * while it works. Times are epoch ms passed in by the caller; nothing here reads a clock.
+ */
+import { ConfigError } from './errors.js';
+
+/** A project's lock as held by one owner until `expiresAt` (epoch ms). */
+export interface Lease {
+  readonly projectId: string;
+  readonly owner: string;
+  readonly acquiredAt: number;
+  readonly expiresAt: number;
+}
+
+/** Takes, renews and releases per-project locks; every write is atomic against concurrent callers. */
+export interface LockStore {
+  /** Takes the project's lock for `owner` until now + leaseMs when it is free, expired, or already this owner's; undefined when another live holder has it. */
+  acquire(projectId: string, owner: string, now: number, leaseMs: number): Promise<Lease | undefined>;
+  /** Extends the owner's lease to now + leaseMs; throws LockLostError when someone else holds the lock now (it expired and was taken). */
+  renew(projectId: string, owner: string, now: number, leaseMs: number): Promise<Lease>;
+  /** Releases the lock if `owner` still holds it; returns false (and changes nothing) otherwise. */
+  release(projectId: string, owner: string): Promise<boolean>;
+  /** The current holder, live or expired, for status displays; undefined when free. */
+  current(projectId: string): Promise<Lease | undefined>;
+}
+
+/** The lock changed hands: this holder must stop before doing more work. Never retried blindly. */
+export class LockLostError extends Error {
+  override readonly name = 'LockLostError';
+}
+
+/** Whether a lease still holds at `now`: it ends after its last millisecond `expiresAt`. */
+export function isLive(lease: Lease, now: number): boolean {
+  return now <= lease.expiresAt;
+}
+
+/** Checks a lock request's arguments; bad ones are caller bugs, so they throw `ConfigError`. */
+export function checkLockRequest(projectId: string, owner: string, now?: number, leaseMs?: number): void {
+  if (projectId === '') throw new ConfigError('lock request without a project id');
+  if (owner === '') throw new ConfigError(`lock request for project ${projectId} without an owner`);
+  if (now !== undefined && !Number.isSafeInteger(now)) {
+    throw new ConfigError(`lock request for project ${projectId}: now must be epoch ms, got ${now}`);
+  }
+  if (leaseMs !== undefined && !(Number.isSafeInteger(leaseMs) && leaseMs > 0)) {
+    throw new ConfigError(`lock request for project ${projectId}: leaseMs must be a positive integer, got ${leaseMs}`);
+  }
+}
