@@ -22,11 +22,11 @@ export function table(headers: readonly string[], rows: readonly (readonly (stri
   ].join('\n');
 }
 
-/** The reconciliation as two tables and a verdict, for people. */
+/** The reconciliation as two tables and a verdict, for people (days with no events at all omitted). */
 export function formatReconciliation(reconciliation: Reconciliation): string {
   const arrival = table(
     ['arrival day', 'source lines', 'valid', 'quarantined', 'balanced'],
-    reconciliation.arrivalDays.map((r) => [
+    reconciliation.arrivalDays.filter((r) => r.source_lines > 0 || !r.balanced).map((r) => [
       r.day,
       r.source_lines,
       r.valid,
@@ -47,7 +47,7 @@ export function formatReconciliation(reconciliation: Reconciliation): string {
       'pending',
       'balanced',
     ],
-    reconciliation.eventDays.map((r) => [
+    reconciliation.eventDays.filter((r) => r.valid > 0 || !r.balanced).map((r) => [
       r.day,
       r.valid,
       r.on_time,
