@@ -26,13 +26,9 @@ export function table(headers: readonly string[], rows: readonly (readonly (stri
 export function formatReconciliation(reconciliation: Reconciliation): string {
   const arrival = table(
     ['arrival day', 'source lines', 'valid', 'quarantined', 'balanced'],
-    reconciliation.arrivalDays.filter((r) => r.source_lines > 0 || !r.balanced).map((r) => [
-      r.day,
-      r.source_lines,
-      r.valid,
-      r.quarantined,
-      r.balanced ? 'yes' : 'NO',
-    ]),
+    reconciliation.arrivalDays
+      .filter((r) => r.source_lines > 0 || !r.balanced)
+      .map((r) => [r.day, r.source_lines, r.valid, r.quarantined, r.balanced ? 'yes' : 'NO']),
   );
   const events = table(
     [
@@ -47,18 +43,20 @@ export function formatReconciliation(reconciliation: Reconciliation): string {
       'pending',
       'balanced',
     ],
-    reconciliation.eventDays.filter((r) => r.valid > 0 || !r.balanced).map((r) => [
-      r.day,
-      r.valid,
-      r.on_time,
-      r.synced,
-      r.late_not_synced,
-      r.duplicates,
-      r.filtered,
-      r.outside_range,
-      r.pending,
-      r.balanced ? 'yes' : 'NO',
-    ]),
+    reconciliation.eventDays
+      .filter((r) => r.valid > 0 || !r.balanced)
+      .map((r) => [
+        r.day,
+        r.valid,
+        r.on_time,
+        r.synced,
+        r.late_not_synced,
+        r.duplicates,
+        r.filtered,
+        r.outside_range,
+        r.pending,
+        r.balanced ? 'yes' : 'NO',
+      ]),
   );
   const verdict =
     reconciliation.problems.length === 0

@@ -66,11 +66,7 @@ describe('fairness under a long backfill (simulated schedule)', () => {
           const stepsSinceDue = new Map<string, number>();
 
           // Act: one step per tick of `minutesPerStep`, for two simulated days.
-          for (
-            let tick = 0;
-            now < calendar.dayStart('2024-03-03');
-            tick += 1, now += minutesPerStep * 60_000
-          ) {
+          for (; now < calendar.dayStart('2024-03-03'); now += minutesPerStep * 60_000) {
             const backlogs = [backfill, hourly].map((config) => ({
               pipeline: config.name,
               due: dueSteps(config, calendar, now).filter((d) => !done.has(`${config.name}/${d.id}`)),
