@@ -1,10 +1,43 @@
 #!/usr/bin/env node
-import { App } from 'aws-cdk-lib';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { DataPipelinesStack } from '../lib/data-pipelines-stack.js';
 
+/** Reads an optional string context value; an empty string counts as absent. */
+function stringContext(app: App, key: string): string | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string')
+    throw new Error(`context ${key} must be a string (got ${JSON.stringify(value)})`);
+  return value;
+}
+
+/** Reads an optional whole-number context value (`-c key=35` arrives as a string). */
+function integerContext(app: App, key: string): number | undefined {
+  const raw: unknown = app.node.tryGetContext(key);
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  const value = typeof raw === 'number' ? raw : typeof raw === 'string' ? Number(raw) : Number.NaN;
+  if (!Number.isInteger(value))
+    throw new Error(`context ${key} must be a whole number (got ${JSON.stringify(raw)})`);
+  return value;
+}
+
 const app = new App();
-const retention = app.node.tryGetContext('stagingRetentionDays') as string | number | undefined;
-new DataPipelinesStack(app, (app.node.tryGetContext('stackName') as string | undefined) ?? 'DataPipelines', {
-  ...(retention === undefined ? {} : { stagingRetentionDays: Number(retention) }),
+const stagingRetentionDays = integerContext(app, 'stagingRetentionDays');
+const kmsKeyArn = stringContext(app, 'kmsKeyArn');
+/** A KMS key ARN: the key id is a UUID, or `mrk-` and 32 hex digits for a multi-Region key. */
+const KMS_KEY_ARN =
+  /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
+if (kmsKeyArn !== undefined && !KMS_KEY_ARN.test(kmsKeyArn)) {
+  throw new Error(
+    `context kmsKeyArn must be a KMS key ARN, arn:aws:kms:<region>:<account>:key/<key id> (got ${kmsKeyArn})`,
+  );
+}
+
+new DataPipelinesStack(app, stringContext(app, 'stackName') ?? 'DataPipelines', {
+  ...(stagingRetentionDays === undefined ? {} : { stagingRetentionDays }),
+  ...(kmsKeyArn === undefined ? {} : { kmsKeyArn }),
 });
+// cdk-nag 3 is a policy-validation plugin (v2 was an Aspect): any error finding fails `cdk synth`.
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
 app.synth();

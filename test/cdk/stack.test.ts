@@ -1,0 +1,415 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { App, type PolicyValidationPluginReport, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import type { CfnTable } from 'aws-cdk-lib/aws-dynamodb';
+import type { CfnBucket } from 'aws-cdk-lib/aws-s3';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { STACK_OUTPUTS } from '../../lib/data-pipelines-stack.js';
+import { PipelineStateBucket } from '../../lib/pipeline-state-bucket.js';
+import { PipelineTables, STATE_TABLE_TTL_ATTRIBUTE } from '../../lib/pipeline-tables.js';
+import { CONFIG_TABLE_KEYS, STATE_TABLE_KEYS } from '../../src/core/tables.js';
+import {
+  CDK_JSON_CONTEXT,
+  type SynthesizedStack,
+  synthesizeStack,
+  TEST_KMS_KEY_ARN,
+  testApp,
+} from '../support/synth.js';
+
+/** The key schema and attribute definitions a table with these string keys must have. */
+function keySchemaOf(keys: { readonly partitionKey: string; readonly sortKey: string }) {
+  return {
+    KeySchema: [
+      { AttributeName: keys.partitionKey, KeyType: 'HASH' },
+      { AttributeName: keys.sortKey, KeyType: 'RANGE' },
+    ],
+    AttributeDefinitions: Match.arrayWith([
+      { AttributeName: keys.partitionKey, AttributeType: 'S' },
+      { AttributeName: keys.sortKey, AttributeType: 'S' },
+    ]),
+  };
+}
+
+/** Logical ids of the stack's main resources. */
+function logicalIds(synth: SynthesizedStack) {
+  const { stack } = synth;
+  return {
+    bucket: stack.getLogicalId(stack.state.bucket.node.defaultChild as CfnBucket),
+    configs: stack.getLogicalId(stack.tables.configs.node.defaultChild as CfnTable),
+    state: stack.getLogicalId(stack.tables.state.node.defaultChild as CfnTable),
+  };
+}
+
+/** Every violation of a cdk-nag report, one line each, for assertion messages. */
+function describeViolations(report: PolicyValidationPluginReport): string[] {
+  return report.violations.flatMap((v) =>
+    v.violatingResources.map((r) => `${v.severity} ${v.ruleName} at ${r.constructPath ?? '?'}`),
+  );
+}
+
+describe('DataPipelinesStack without a KMS key', () => {
+  let synth: SynthesizedStack;
+  before(() => {
+    synth = synthesizeStack();
+  });
+  after(() => synth.cleanup());
+
+  it('creates exactly two tables and two buckets (state and access logs)', () => {
+    // Arrange / Act: synthesized in before()
+    // Assert
+    synth.template.resourceCountIs('AWS::DynamoDB::Table', 2);
+    synth.template.resourceCountIs('AWS::S3::Bucket', 2);
+  });
+
+  it('keys the configs table with CONFIG_TABLE_KEYS and streams new and old images', () => {
+    synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      ...keySchemaOf(CONFIG_TABLE_KEYS),
+      StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
+      TimeToLiveSpecification: Match.absent(),
+    });
+  });
+
+  it('keys the state table with STATE_TABLE_KEYS, with a TTL and no stream', () => {
+    synth.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      ...keySchemaOf(STATE_TABLE_KEYS),
+      TimeToLiveSpecification: { AttributeName: STATE_TABLE_TTL_ATTRIBUTE, Enabled: true },
+      StreamSpecification: Match.absent(),
+    });
+  });
+
+  it('makes both tables on-demand, point-in-time recoverable, deletion-protected and retained', () => {
+    synth.template.resourcePropertiesCountIs(
+      'AWS::DynamoDB::Table',
+      {
+        BillingMode: 'PAY_PER_REQUEST',
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        DeletionProtectionEnabled: true,
+      },
+      2,
+    );
+    synth.template.allResources('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+  });
+
+  it('encrypts both tables with the AWS-managed key', () => {
+    synth.template.resourcePropertiesCountIs(
+      'AWS::DynamoDB::Table',
+      { SSESpecification: { SSEEnabled: true, SSEType: Match.absent(), KMSMasterKeyId: Match.absent() } },
+      2,
+    );
+  });
+
+  it('encrypts the state bucket with SSE-S3, versions it and retains it', () => {
+    const { bucket } = logicalIds(synth);
+    const resource = synth.template.findResources('AWS::S3::Bucket')[bucket];
+    assert.ok(resource, 'state bucket missing');
+    assert.equal(resource.DeletionPolicy, 'Retain');
+    synth.template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LoggingConfiguration: Match.objectLike({ DestinationBucketName: Match.anyValue() }),
+    });
+  });
+
+  it('blocks all public access on every bucket', () => {
+    synth.template.allResourcesProperties('AWS::S3::Bucket', {
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+    });
+  });
+
+  it('denies every request to the state bucket that does not use SSL', () => {
+    const { bucket } = logicalIds(synth);
+    synth.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: bucket },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 's3:*',
+            Principal: { AWS: '*' },
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('expires staging/ after the default 35 days and nothing else under it', () => {
+    synth.template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ Prefix: 'staging/', ExpirationInDays: 35, Status: 'Enabled' }),
+        ]),
+      },
+    });
+  });
+
+  it('outputs the bucket and both table names for the CLI', () => {
+    const ids = logicalIds(synth);
+    synth.template.hasOutput(STACK_OUTPUTS.stateBucketName, { Value: { Ref: ids.bucket } });
+    synth.template.hasOutput(STACK_OUTPUTS.configsTableName, { Value: { Ref: ids.configs } });
+    synth.template.hasOutput(STACK_OUTPUTS.stateTableName, { Value: { Ref: ids.state } });
+  });
+});
+
+describe('DataPipelinesStack with a KMS key and 45 days of staging', () => {
+  let synth: SynthesizedStack;
+  before(() => {
+    synth = synthesizeStack({ kmsKeyArn: TEST_KMS_KEY_ARN, stagingRetentionDays: 45 });
+  });
+  after(() => synth.cleanup());
+
+  it('encrypts both tables with the customer key', () => {
+    synth.template.resourcePropertiesCountIs(
+      'AWS::DynamoDB::Table',
+      { SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: TEST_KMS_KEY_ARN } },
+      2,
+    );
+  });
+
+  it('encrypts the state bucket with SSE-KMS and a bucket key', () => {
+    synth.template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          {
+            ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: TEST_KMS_KEY_ARN },
+            BucketKeyEnabled: true,
+          },
+        ],
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+    });
+  });
+
+  it('keeps the access log bucket on SSE-S3, the only encryption server access logging accepts', () => {
+    synth.template.resourcePropertiesCountIs(
+      'AWS::S3::Bucket',
+      {
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+      },
+      1,
+    );
+  });
+
+  it('expires staging/ after the configured retention', () => {
+    synth.template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([Match.objectLike({ Prefix: 'staging/', ExpirationInDays: 45 })]),
+      },
+    });
+  });
+});
+
+describe('PipelineTables', () => {
+  it('applies the given removal policy, keeping deletion protection on', () => {
+    // Arrange
+    const stack = new Stack(testApp(), 'Tables');
+    // Act
+    new PipelineTables(stack, 'Tables', { removalPolicy: RemovalPolicy.DESTROY });
+    const template = Template.fromStack(stack);
+    // Assert
+    template.allResources('AWS::DynamoDB::Table', { DeletionPolicy: 'Delete' });
+    template.allResourcesProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: true });
+  });
+});
+
+describe('PipelineStateBucket', () => {
+  for (const days of [29, 30.5, 0]) {
+    it(`refuses a staging retention of ${days} days (DESIGN 4b keeps staging at least 30 days)`, () => {
+      // Arrange
+      const stack = new Stack(testApp(), 'Bucket');
+      // Act / Assert
+      assert.throws(
+        () => new PipelineStateBucket(stack, 'State', { stagingRetentionDays: days }),
+        /stagingRetentionDays must be a whole number of days, at least 30/,
+      );
+    });
+  }
+
+  it('logs to a given access log bucket instead of making one', () => {
+    // Arrange
+    const stack = new Stack(testApp(), 'Bucket');
+    const logs = s3.Bucket.fromBucketName(stack, 'Logs', 'central-access-logs');
+    // Act
+    new PipelineStateBucket(stack, 'State', { accessLogsBucket: logs });
+    const template = Template.fromStack(stack);
+    // Assert
+    template.resourceCountIs('AWS::S3::Bucket', 1);
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LoggingConfiguration: { DestinationBucketName: 'central-access-logs', LogFilePrefix: 'state/' },
+    });
+  });
+});
+
+describe('cdk-nag AwsSolutions', () => {
+  const variants = [
+    { name: 'without a KMS key', props: {} },
+    { name: 'with a KMS key', props: { kmsKeyArn: TEST_KMS_KEY_ARN } },
+  ] as const;
+  const synths = new Map<string, SynthesizedStack>();
+  before(() => {
+    // Synthesis itself fails on any error finding, since the checks are registered as in bin/app.ts.
+    for (const variant of variants) synths.set(variant.name, synthesizeStack(variant.props, { nag: true }));
+  });
+  after(() => {
+    for (const synth of synths.values()) synth.cleanup();
+  });
+
+  for (const variant of variants) {
+    it(`finds no error and no warning ${variant.name}`, () => {
+      // Arrange
+      const synth = synths.get(variant.name);
+      assert.ok(synth);
+      // Act
+      const report = new AwsSolutionsChecks(synth.app).validateScope(synth.app);
+      // Assert
+      assert.deepEqual(describeViolations(report), []);
+      assert.equal(report.success, true);
+    });
+
+    it(`writes an empty validation report (cdk-nag and CloudFormation checks) ${variant.name}`, () => {
+      // Arrange
+      const synth = synths.get(variant.name);
+      assert.ok(synth);
+      // Act
+      const report = JSON.parse(
+        readFileSync(join(synth.assembly.directory, 'validation-report.json'), 'utf8'),
+      ) as { pluginReports: unknown[] };
+      // Assert
+      assert.deepEqual(report.pluginReports, []);
+    });
+
+    it(`leaves no error or warning annotation on the stack ${variant.name}`, () => {
+      const synth = synths.get(variant.name);
+      assert.ok(synth);
+      const annotations = Annotations.fromStack(synth.stack);
+      assert.deepEqual(annotations.findError('*', Match.anyValue()), []);
+      assert.deepEqual(annotations.findWarning('*', Match.anyValue()), []);
+    });
+  }
+
+  it('acknowledges only AwsSolutions-S1, only on the access log bucket, with a reason', () => {
+    // Arrange
+    const synth = synths.get('without a KMS key');
+    assert.ok(synth);
+    // Act
+    const acknowledged = synth.stack.node
+      .findAll()
+      .flatMap((c) =>
+        c.node.metadata
+          .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+          .map((m) => ({ path: c.node.path, rules: m.data as Record<string, string> })),
+      );
+    // Assert
+    assert.equal(acknowledged.length, 1);
+    const [only] = acknowledged;
+    assert.equal(only?.path, 'DataPipelines/State/AccessLogs');
+    const entries = Object.entries(only?.rules ?? {});
+    assert.equal(entries.length, 1);
+    assert.match(entries[0]?.[0] ?? '', /AwsSolutions-S1$/);
+    assert.match(entries[0]?.[1] ?? '', /server access logs/);
+  });
+
+  it('catches a non-compliant bucket (the check is live)', () => {
+    // Arrange
+    const app = new App({
+      outdir: mkdtempSync(join(tmpdir(), 'mp-cdk-nag-')),
+      context: { ...CDK_JSON_CONTEXT },
+    });
+    const stack = new Stack(app, 'Bad');
+    new s3.Bucket(stack, 'Plain');
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    try {
+      // Act
+      const report = new AwsSolutionsChecks(app).validateScope(app);
+      // Assert
+      const rules = report.violations.map((v) => v.ruleName);
+      assert.ok(rules.includes('AwsSolutions-S1'), rules.join(', '));
+      assert.ok(rules.includes('AwsSolutions-S10'), rules.join(', '));
+      assert.throws(() => app.synth(), /Validation failed/);
+      const written = readFileSync(join(app.outdir, 'validation-report.json'), 'utf8');
+      assert.match(written, /AwsSolutions-S1/);
+    } finally {
+      rmSync(app.outdir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('bin/app.ts', () => {
+  const appJs = fileURLToPath(new URL('../../bin/app.js', import.meta.url));
+  const runApp = (context: Record<string, unknown>) => {
+    const outdir = mkdtempSync(join(tmpdir(), 'mp-cdk-app-'));
+    const run = spawnSync(process.execPath, [appJs], {
+      env: {
+        ...process.env,
+        CDK_OUTDIR: outdir,
+        CDK_CONTEXT_JSON: JSON.stringify({ ...CDK_JSON_CONTEXT, ...context }),
+      },
+      encoding: 'utf8',
+    });
+    return { run, outdir };
+  };
+
+  it('builds the stack named by context, with its KMS key and retention', () => {
+    // Arrange / Act
+    const { run, outdir } = runApp({
+      stackName: 'PipelinesTest',
+      kmsKeyArn: TEST_KMS_KEY_ARN,
+      stagingRetentionDays: '40',
+    });
+    try {
+      // Assert
+      assert.equal(run.status, 0, run.stderr);
+      const template = Template.fromJSON(
+        JSON.parse(readFileSync(join(outdir, 'PipelinesTest.template.json'), 'utf8')) as Record<
+          string,
+          unknown
+        >,
+      );
+      template.hasResourceProperties('AWS::S3::Bucket', {
+        LifecycleConfiguration: {
+          Rules: Match.arrayWith([Match.objectLike({ Prefix: 'staging/', ExpirationInDays: 40 })]),
+        },
+      });
+      template.resourcePropertiesCountIs(
+        'AWS::DynamoDB::Table',
+        { SSESpecification: Match.objectLike({ KMSMasterKeyId: TEST_KMS_KEY_ARN }) },
+        2,
+      );
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
+    }
+  });
+
+  for (const [context, message] of [
+    [{ stagingRetentionDays: 'forty' }, /stagingRetentionDays must be a whole number/],
+    [{ kmsKeyArn: 'arn:aws:kms:eu-west-1:111122223333:alias/mine' }, /kmsKeyArn must be a KMS key ARN/],
+  ] as const) {
+    it(`refuses bad context ${JSON.stringify(context)} with a readable message`, () => {
+      // Arrange / Act
+      const { run, outdir } = runApp(context);
+      rmSync(outdir, { recursive: true, force: true });
+      // Assert
+      assert.notEqual(run.status, 0);
+      assert.match(run.stderr, message);
+    });
+  }
+});

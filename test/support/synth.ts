@@ -1,0 +1,71 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Validations } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { DataPipelinesStack, type DataPipelinesStackProps } from '../../lib/data-pipelines-stack.js';
+
+/** A customer-managed key ARN for tests (never resolved: synthesis stays offline). */
+export const TEST_KMS_KEY_ARN = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+
+/**
+ * The context of `cdk.json` (feature flags such as `@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy`),
+ * which the CLI passes to `bin/app.ts`: tests synthesize with it so they see what `cdk synth` deploys.
+ */
+export const CDK_JSON_CONTEXT: Readonly<Record<string, unknown>> =
+  (
+    JSON.parse(readFileSync(new URL('../../../cdk.json', import.meta.url), 'utf8')) as {
+      context?: Record<string, unknown>;
+    }
+  ).context ?? {};
+
+/** One synthesized data pipelines stack and the app around it. */
+export interface SynthesizedStack {
+  readonly app: App;
+  readonly stack: DataPipelinesStack;
+  readonly template: Template;
+  readonly assembly: CloudAssembly;
+  /** Removes the cloud assembly folder. */
+  cleanup(): void;
+}
+
+/** Options of {@link synthesizeStack}. */
+export interface SynthesizeOptions {
+  /**
+   * Register cdk-nag's AwsSolutionsChecks as `bin/app.ts` does, so synthesis fails on any error finding.
+   * @default false
+   */
+  readonly nag?: boolean;
+}
+
+/**
+ * Builds a fresh app holding one `DataPipelinesStack` and synthesizes it into a temp folder (synthesis
+ * takes seconds: call this once per suite, in a `before` hook).
+ */
+export function synthesizeStack(
+  props: DataPipelinesStackProps = {},
+  options: SynthesizeOptions = {},
+): SynthesizedStack {
+  const outdir = mkdtempSync(join(tmpdir(), 'mp-cdk-'));
+  const cleanup = () => rmSync(outdir, { recursive: true, force: true });
+  try {
+    const app = new App({ outdir, context: { ...CDK_JSON_CONTEXT } });
+    const stack = new DataPipelinesStack(app, 'DataPipelines', props);
+    if (options.nag === true) Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+    const assembly = app.synth();
+    return { app, stack, assembly, template: Template.fromStack(stack), cleanup };
+  } catch (error) {
+    cleanup();
+    throw error;
+  }
+}
+
+/**
+ * A fresh app with the `cdk.json` context, for tests of single constructs. Its cloud assembly goes to a
+ * temp folder that aws-cdk-lib removes when the process exits.
+ */
+export function testApp(): App {
+  return new App({ context: { ...CDK_JSON_CONTEXT } });
+}
