@@ -60,6 +60,11 @@ async function readParts(
   return { files, records };
 }
 
+/** `local run` over a landing zone and an output folder, for the UTC project `shop`. */
+function localRun(raw: string, out: string): string[] {
+  return ['local', 'run', '--raw', raw, '--out', out, '--project', 'shop', '--timezone', 'UTC'];
+}
+
 const T_JAN1_NOON_UTC = Date.parse('2024-01-01T12:00:00Z') / 1000;
 
 describe('mp-pipelines local run', () => {
@@ -95,19 +100,14 @@ describe('mp-pipelines local run', () => {
   test('exports Jan 1 data arriving Jan 3 in the sync run on Jan 4 into the Jan 1 folder, once', async () => {
     const out = await tempFolder('cli-out');
     try {
-      const base = [
-        'local',
-        'run',
-        '--raw',
-        raw.path,
-        '--out',
-        out.path,
-        '--project',
-        'shop',
-        '--timezone',
-        'UTC',
+      const flags = [
+        ...localRun(raw.path, out.path),
+        '--frequency',
+        'daily',
+        '--sync',
+        '--from',
+        '2024-01-01',
       ];
-      const flags = [...base, '--frequency', 'daily', '--sync', '--from', '2024-01-01'];
 
       // On Jan 2 at 03:00 the regular run of Jan 1 is due.
       const day2 = await cli([...flags, '--now', '2024-01-02T03:00:00Z']);
@@ -185,16 +185,7 @@ describe('mp-pipelines local run', () => {
     const out = await tempFolder('cli-nosync');
     try {
       const result = await cli([
-        'local',
-        'run',
-        '--raw',
-        raw.path,
-        '--out',
-        out.path,
-        '--project',
-        'shop',
-        '--timezone',
-        'UTC',
+        ...localRun(raw.path, out.path),
         '--frequency',
         'hourly',
         '--from',
