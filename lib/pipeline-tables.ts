@@ -2,13 +2,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { CONFIG_TABLE_KEYS, STATE_TABLE_KEYS } from '../src/core/tables.js';
-
-/**
- * The state table's TTL attribute (epoch seconds), written by the lock store next to `expires_at` so
- * expired leases and old run records are removed by DynamoDB itself.
- */
-export const STATE_TABLE_TTL_ATTRIBUTE = 'expires_at_s';
+import { CONFIG_TABLE_KEYS, STATE_TABLE_KEYS, STATE_TABLE_TTL_ATTRIBUTE } from '../src/core/tables.js';
 
 /** Props of the pipelines' DynamoDB tables. */
 export interface PipelineTablesProps {

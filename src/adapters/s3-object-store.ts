@@ -10,41 +10,13 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { ConfigError, TransientError } from '../core/errors.js';
 import type { ObjectInfo, ObjectStore } from '../core/object-store.js';
+import { asTransient, errorFields, isTransientCode } from './aws-errors.js';
 
 /** Streams larger than one part go multipart; memory stays near PART_BYTES x QUEUE_SIZE per upload. */
 const PART_BYTES = 8 * 1024 * 1024;
 const QUEUE_SIZE = 4;
 /** DeleteObjects accepts at most this many keys per request. */
 const DELETE_BATCH = 1000;
-
-/** Error names/codes S3 and the SDK use for throttling and server-side trouble. */
-const TRANSIENT_NAMES = new Set([
-  'SlowDown',
-  'ThrottlingException',
-  'Throttling',
-  'ThrottledException',
-  'RequestThrottled',
-  'RequestThrottledException',
-  'TooManyRequestsException',
-  'RequestLimitExceeded',
-  'ServiceUnavailable',
-  'InternalError',
-  'RequestTimeout',
-  'RequestTimeoutException',
-  'TimeoutError',
-]);
-/** Socket-level failures that a later attempt may not meet. */
-const TRANSIENT_SYSTEM_CODES = new Set([
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'UND_ERR_SOCKET',
-]);
 
 /** Options of an {@link S3ObjectStore}. */
 export interface S3ObjectStoreOptions {
@@ -177,7 +149,7 @@ export class S3ObjectStore implements ObjectStore {
           .map((e) => `${e.Key ?? '?'} (${e.Code ?? 'unknown'}: ${e.Message ?? ''})`)
           .join(', ');
         const message = `DeleteObjects in s3://${this.bucket} failed for ${errors.length} key(s): ${shown}`;
-        const transient = errors.every((e) => e.Code !== undefined && TRANSIENT_NAMES.has(e.Code));
+        const transient = errors.every((e) => isTransientCode(e.Code));
         throw transient ? new TransientError(message) : new Error(message);
       }
     }
@@ -203,43 +175,16 @@ export class S3ObjectStore implements ObjectStore {
 
   /** Wraps retryable failures in `TransientError` (naming bucket and key); returns others unchanged. */
   private mapError(error: unknown, operation: string, fullKey: string): unknown {
-    if (!isTransient(error)) return error;
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    return new TransientError(`S3 ${operation} of ${this.at(fullKey)} failed: ${reason}`, { cause: error });
+    return asTransient(error, `S3 ${operation} of ${this.at(fullKey)}`);
   }
 }
 
-/** The fields of SDK and Node errors that classify them. */
-interface ErrorFields {
-  readonly name?: unknown;
-  readonly code?: unknown;
-  readonly Code?: unknown;
-  readonly cause?: unknown;
-  readonly $metadata?: { readonly httpStatusCode?: unknown };
-}
-
-function fieldsOf(error: unknown): ErrorFields | undefined {
-  return typeof error === 'object' && error !== null ? (error as ErrorFields) : undefined;
-}
-
 function isMissingKey(error: unknown): boolean {
-  const fields = fieldsOf(error);
+  const fields = errorFields(error);
   if (fields === undefined) return false;
   if (fields.name === 'NoSuchKey' || fields.Code === 'NoSuchKey') return true;
   // A 404 without NoSuchKey (e.g. a HEAD-style NotFound) is a missing key too; a missing bucket is not.
   return fields.$metadata?.httpStatusCode === 404 && fields.name !== 'NoSuchBucket';
-}
-
-function isTransient(error: unknown, depth = 0): boolean {
-  const fields = fieldsOf(error);
-  if (fields === undefined || depth > 3) return false;
-  const status = fields.$metadata?.httpStatusCode;
-  if (typeof status === 'number' && (status === 429 || status >= 500)) return true;
-  for (const name of [fields.name, fields.Code]) {
-    if (typeof name === 'string' && TRANSIENT_NAMES.has(name)) return true;
-  }
-  if (typeof fields.code === 'string' && TRANSIENT_SYSTEM_CODES.has(fields.code)) return true;
-  return isTransient(fields.cause, depth + 1);
 }
 
 function toBuffer(chunk: unknown): Buffer {

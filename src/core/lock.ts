@@ -36,13 +36,15 @@ export function isLive(lease: Lease, now: number): boolean {
 }
 
 /** Checks a lock request's arguments; bad ones are caller bugs, so they throw `ConfigError`. */
-export function checkLockRequest(projectId: string, owner: string, now?: number, leaseMs?: number): void {
+export function checkLockRequest(projectId: string, owner?: string, now?: number, leaseMs?: number): void {
   if (projectId === '') throw new ConfigError('lock request without a project id');
   if (owner === '') throw new ConfigError(`lock request for project ${projectId} without an owner`);
   if (now !== undefined && !Number.isSafeInteger(now)) {
     throw new ConfigError(`lock request for project ${projectId}: now must be epoch ms, got ${now}`);
   }
   if (leaseMs !== undefined && !(Number.isSafeInteger(leaseMs) && leaseMs > 0)) {
-    throw new ConfigError(`lock request for project ${projectId}: leaseMs must be a positive integer, got ${leaseMs}`);
+    throw new ConfigError(
+      `lock request for project ${projectId}: leaseMs must be a positive integer, got ${leaseMs}`,
+    );
   }
 }

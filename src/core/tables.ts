@@ -8,3 +8,6 @@ export const CONFIG_TABLE_KEYS = { partitionKey: 'project_id', sortKey: 'name' }
 
 /** Operational state: project locks, run records, cursors. Generic keys, items told apart by prefix. */
 export const STATE_TABLE_KEYS = { partitionKey: 'pk', sortKey: 'sk' } as const;
+
+/** The state table's TTL attribute (epoch seconds): DynamoDB allows one, shared by every item kind. */
+export const STATE_TABLE_TTL_ATTRIBUTE = 'expires_at_s';

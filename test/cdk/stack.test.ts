@@ -13,8 +13,8 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { STACK_OUTPUTS } from '../../lib/data-pipelines-stack.js';
 import { PipelineStateBucket } from '../../lib/pipeline-state-bucket.js';
-import { PipelineTables, STATE_TABLE_TTL_ATTRIBUTE } from '../../lib/pipeline-tables.js';
-import { CONFIG_TABLE_KEYS, STATE_TABLE_KEYS } from '../../src/core/tables.js';
+import { PipelineTables } from '../../lib/pipeline-tables.js';
+import { CONFIG_TABLE_KEYS, STATE_TABLE_KEYS, STATE_TABLE_TTL_ATTRIBUTE } from '../../src/core/tables.js';
 import {
   CDK_JSON_CONTEXT,
   type SynthesizedStack,
