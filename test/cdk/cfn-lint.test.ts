@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { type SynthesizedStack, synthesizeStack, TEST_KMS_KEY_ARN } from '../support/synth.js';
+import { STACK_VARIANTS, type SynthesizedStack, synthesizeStack } from '../support/synth.js';
 
 /** The message when cfn-lint is missing: the test must fail loudly, never skip. */
 const CFN_LINT_MISSING_MESSAGE =
   'cfn-lint not found on PATH: this test lints the synthesized CloudFormation template. Install it with: pip install cfn-lint';
 
 describe('cfn-lint on the synthesized template', () => {
-  const variants = [
-    { name: 'without a KMS key', props: {} },
-    { name: 'with a KMS key', props: { kmsKeyArn: TEST_KMS_KEY_ARN } },
-  ] as const;
+  const variants = STACK_VARIANTS;
   const synths = new Map<string, SynthesizedStack>();
   before(() => {
     for (const variant of variants) synths.set(variant.name, synthesizeStack(variant.props));

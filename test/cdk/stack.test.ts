@@ -17,6 +17,7 @@ import { PipelineTables } from '../../lib/pipeline-tables.js';
 import { CONFIG_TABLE_KEYS, STATE_TABLE_KEYS, STATE_TABLE_TTL_ATTRIBUTE } from '../../src/core/tables.js';
 import {
   CDK_JSON_CONTEXT,
+  STACK_VARIANTS,
   type SynthesizedStack,
   synthesizeStack,
   TEST_KMS_KEY_ARN,
@@ -260,10 +261,7 @@ describe('PipelineStateBucket', () => {
 });
 
 describe('cdk-nag AwsSolutions', () => {
-  const variants = [
-    { name: 'without a KMS key', props: {} },
-    { name: 'with a KMS key', props: { kmsKeyArn: TEST_KMS_KEY_ARN } },
-  ] as const;
+  const variants = STACK_VARIANTS;
   const synths = new Map<string, SynthesizedStack>();
   before(() => {
     // Synthesis itself fails on any error finding, since the checks are registered as in bin/app.ts.

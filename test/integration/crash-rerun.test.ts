@@ -27,6 +27,14 @@ const config = parseEventsPipelineConfig({
 });
 const calendar = new ZoneCalendar(config.time_zone);
 const now = calendar.dayEnd('2024-03-13') + 3 * HOUR_MS;
+/** Three days of events; the clean run and the broken-object run generate the same landing zone. */
+const landingZone = {
+  projectId: config.project_id,
+  seed: 11,
+  start: calendar.dayStart('2024-03-09'),
+  hours: 72,
+  eventsPerHour: 150,
+};
 
 function folders(raw: string, out: string) {
   return { raw, out, state: defaultStateFolder(out, config.project_id, config.name) };
@@ -38,14 +46,7 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
   before(async () => {
     raw = await tempFolder('raw');
     clean = await tempFolder('clean');
-    await generateLandingZone({
-      rawDir: raw.path,
-      projectId: config.project_id,
-      seed: 11,
-      start: calendar.dayStart('2024-03-09'),
-      hours: 72,
-      eventsPerHour: 150,
-    });
+    await generateLandingZone({ rawDir: raw.path, ...landingZone });
     const result = await runLocalPipeline({
       folders: folders(raw.path, clean.path),
       config,
@@ -126,14 +127,7 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
     const out = await tempFolder('broken-out');
     try {
       // Arrange: the same landing zone plus a truncated gzip object in one arrival hour.
-      await generateLandingZone({
-        rawDir: brokenRaw.path,
-        projectId: config.project_id,
-        seed: 11,
-        start: calendar.dayStart('2024-03-09'),
-        hours: 72,
-        eventsPerHour: 150,
-      });
+      await generateLandingZone({ rawDir: brokenRaw.path, ...landingZone });
       const brokenHour = calendar.dayStart('2024-03-11') + 5 * HOUR_MS;
       const folder = join(brokenRaw.path, rawHourPrefix(config.project_id, brokenHour));
       const broken = join(folder, 'zz-broken.json.gz');

@@ -10,6 +10,12 @@ import { DataPipelinesStack, type DataPipelinesStackProps } from '../../lib/data
 /** A customer-managed key ARN for tests (never resolved: synthesis stays offline). */
 export const TEST_KMS_KEY_ARN = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 
+/** The stack's two encryption set-ups, which every whole-stack check (cdk-nag, cfn-lint) covers. */
+export const STACK_VARIANTS = [
+  { name: 'without a KMS key', props: {} },
+  { name: 'with a KMS key', props: { kmsKeyArn: TEST_KMS_KEY_ARN } },
+] as const;
+
 /**
  * The context of `cdk.json` (feature flags such as `@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy`),
  * which the CLI passes to `bin/app.ts`: tests synthesize with it so they see what `cdk synth` deploys.
