@@ -97,8 +97,13 @@ export function ingestRecordKey(arrivalHour: number): string {
   return `ingest/${hourStamp(arrivalHour)}.json`;
 }
 
-/** Prefix of every ingest record. */
-export const INGEST_RECORDS_PREFIX = 'ingest/2';
+/** Prefix of every ingest record (and of the watermark, which `isIngestRecordKey` tells apart). */
+export const INGEST_RECORDS_PREFIX = 'ingest/';
+
+/** True for the key of an hour's ingest record. */
+export function isIngestRecordKey(key: string): boolean {
+  return /^ingest\/\d{10}\.json$/.test(key);
+}
 
 /** Staging folder of one UTC event hour. */
 export function stageHourPrefix(eventHour: number): string {

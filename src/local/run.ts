@@ -6,6 +6,7 @@ import {
   hourIso,
   INGEST_RECORDS_PREFIX,
   ingestRecordKey,
+  isIngestRecordKey,
   PIPELINE_STATE_KEY,
   RUN_RECORDS_PREFIX,
 } from '../core/layout.js';
@@ -215,15 +216,19 @@ async function ingestDueHours(
 
 /** Reconciles everything a pipeline's state holds. */
 export async function reconcileState(stores: EngineStores): Promise<Reconciliation> {
-  const ingests = await readAll<IngestRecord>(stores, INGEST_RECORDS_PREFIX);
-  const runs = await readAll<RunRecord>(stores, RUN_RECORDS_PREFIX);
+  const ingests = await readAll<IngestRecord>(stores, INGEST_RECORDS_PREFIX, isIngestRecordKey);
+  const runs = await readAll<RunRecord>(stores, RUN_RECORDS_PREFIX, (key) => key.endsWith('.json'));
   return reconcile(ingests, runs);
 }
 
-async function readAll<T>(stores: EngineStores, prefix: string): Promise<T[]> {
+async function readAll<T>(
+  stores: EngineStores,
+  prefix: string,
+  wanted: (key: string) => boolean,
+): Promise<T[]> {
   const records: T[] = [];
   for (const { key } of await listAll(stores.state, prefix)) {
-    if (!key.endsWith('.json')) continue;
+    if (!wanted(key)) continue;
     const record = await getJson<T>(stores.state, key);
     if (record !== undefined) records.push(record);
   }

@@ -3,6 +3,10 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   hourStamp,
+  INGEST_RECORDS_PREFIX,
+  INGEST_WATERMARK_KEY,
+  ingestRecordKey,
+  isIngestRecordKey,
   manifestKey,
   parseHourStamp,
   parseStagedKey,
@@ -73,5 +77,13 @@ describe('layout', () => {
       quarantineKey('p1', Date.parse('2024-01-02T05:00:00Z'), 0),
       'p1/_quarantine/events/2024/01/02/05/quarantine-p000.json.gz',
     );
+  });
+});
+
+describe('state keys', () => {
+  test('ingest records are told apart from the watermark beside them', () => {
+    assert.ok(isIngestRecordKey(ingestRecordKey(Date.parse('2024-01-02T05:00:00Z'))));
+    assert.ok(!isIngestRecordKey(INGEST_WATERMARK_KEY));
+    assert.ok(INGEST_WATERMARK_KEY.startsWith(INGEST_RECORDS_PREFIX));
   });
 });
