@@ -3,7 +3,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { partKey, rawHourPrefix, runRecordKey, stagedKey } from '../../src/core/layout.js';
+import { manifestKey, partKey, rawHourPrefix, runRecordKey, stagedKey } from '../../src/core/layout.js';
 import { parseEventsPipelineConfig } from '../../src/core/pipeline-config.js';
 import { completeArrivalHours, dueSteps } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
@@ -117,6 +117,31 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
         [...actual.keys()].filter((k) => k.includes(`${plan.step_id}-t`)).length >= 2,
         'the step wrote several parts',
       );
+    } finally {
+      await out.cleanup();
+    }
+  });
+
+  test('a step does not commit (no manifest, no run record) while one of its tasks has not finished', async () => {
+    const out = await tempFolder('uncommitted');
+    try {
+      // Arrange: everything ingested, the first step planned, its tasks not run.
+      const stores = localStores(folders(raw.path, out.path));
+      const hours = completeArrivalHours(config, calendar, now);
+      for (const hour of hours) await ingestArrivalHour(stores, config, hour);
+      await advanceIngestWatermark(stores.state, hours[0]!);
+      const [first] = dueSteps(config, calendar, now);
+      const plan = await planStep(stores, config, first!.step);
+
+      // Act / Assert
+      await assert.rejects(commitStep(stores, config, plan, { startedAt: 0, finishedAt: 1 }), {
+        name: 'NotReadyError',
+      });
+      assert.equal(
+        await stores.destination.getBytes(manifestKey(config.project_id, plan.window!.day, plan.step_id)),
+        undefined,
+      );
+      assert.equal(await stores.state.getBytes(runRecordKey(plan.step_id)), undefined);
     } finally {
       await out.cleanup();
     }
