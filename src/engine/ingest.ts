@@ -22,8 +22,9 @@ import type { EngineStores } from './stores.js';
 const STAGING_COMPRESSION = 'none';
 /** Staged objects open at once in one ingest (late data can touch many event hours). */
 const MAX_OPEN_STAGED = 32;
-/** Quarantine parts are capped like output parts. */
+/** Quarantine parts are capped like output parts, and small and rare enough to compress well. */
 const QUARANTINE_PART_BYTES = 64 * 1024 * 1024;
+const QUARANTINE_GZIP_LEVEL = 6;
 
 /**
  * Ingests one arrival-hour folder of the landing zone (DESIGN 4b): validates every line, quarantines
@@ -57,7 +58,11 @@ export async function ingestArrivalHour(
     maxOpen: 1,
     maxUncompressedBytes: QUARANTINE_PART_BYTES,
     open: (_, seq) =>
-      new NdjsonObjectWriter(stores.destination, quarantineKey(config.project_id, arrivalHour, seq), 6),
+      new NdjsonObjectWriter(
+        stores.destination,
+        quarantineKey(config.project_id, arrivalHour, seq),
+        QUARANTINE_GZIP_LEVEL,
+      ),
     close: async (writer) => {
       const written = await writer.close();
       return { key: written.key, records: written.records, bytes: written.bytes };
@@ -87,9 +92,8 @@ export async function ingestArrivalHour(
         line: text,
       };
       if (bytes !== undefined) entry.line_bytes = bytes;
-      if (Buffer.byteLength(text) !== line.length || !line.equals(Buffer.from(text))) {
-        entry.line_base64 = line.toString('base64');
-      }
+      // Bytes that are not valid UTF-8 do not survive as text: keep them exactly as well.
+      if (!line.equals(Buffer.from(text, 'utf8'))) entry.line_base64 = line.toString('base64');
       const serialized = Buffer.from(JSON.stringify(entry));
       quarantine.segmentFor('quarantine', serialized.length + 1).add(serialized);
     };
@@ -105,7 +109,7 @@ export async function ingestArrivalHour(
         addOwnerCount(owners, route.owner, route.window.day);
         if (!route.staged) return;
         staging
-          .segmentFor(floorHour(parsed.timeMs), parsed.record.length + 40)
+          .segmentFor(floorHour(parsed.timeMs), parsed.record.length)
           .add(parsed.timeMs, parsed.dedupKey, parsed.record, route.late);
       },
       overlong(head, totalBytes, lineNumber) {

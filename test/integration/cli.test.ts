@@ -90,6 +90,13 @@ describe('mp-pipelines local run', () => {
       ],
       true,
     );
+    // A line that is not valid UTF-8: quarantined with its exact bytes.
+    const folder = join(raw.path, 'shop', 'events', '2024', '01', '01', '13');
+    await mkdir(folder, { recursive: true });
+    await writeFile(
+      join(folder, 'latin1.json'),
+      Buffer.concat([Buffer.from('{"event":"Caf'), Buffer.from([0xe9]), Buffer.from('"}\n')]),
+    );
     // Another copy of the late event, arriving a day later still.
     await land(raw.path, '2024-01-04T01', 'later.json', [
       event('Signup', T_JAN1_NOON_UTC + 60, 'u3', 'ins-2'),
@@ -176,6 +183,16 @@ describe('mp-pipelines local run', () => {
       assert.equal(quarantined.reason, 'invalid_json');
       assert.deepEqual(quarantined.source, { key: 'shop/events/2024/01/01/12/a.json', line: 5 });
       assert.equal(quarantined.line, '{"event":"Broken","properties":{"time":');
+      assert.equal(quarantined.line_base64, undefined, 'valid UTF-8 needs no copy of its bytes');
+      const invalidDir = join(out.path, 'shop/_quarantine/events/2024/01/01/13');
+      const [invalidFile] = await readdir(invalidDir);
+      const invalid = JSON.parse(
+        gunzipSync(await readFile(join(invalidDir, invalidFile!)))
+          .toString('utf8')
+          .trim(),
+      );
+      assert.equal(invalid.reason, 'invalid_utf8');
+      assert.deepEqual([...Buffer.from(invalid.line_base64, 'base64')].slice(13, 15), [0xe9, 0x22]);
     } finally {
       await out.cleanup();
     }
