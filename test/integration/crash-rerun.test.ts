@@ -14,7 +14,7 @@ import { advanceIngestWatermark, planStep } from '../../src/engine/plan.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { defaultStateFolder, localStores } from '../../src/local/local-stores.js';
 import { runLocalPipeline } from '../../src/local/run.js';
-import { outputTree, tempFolder } from '../support/fixtures.js';
+import { assertSameTree, outputTree, tempFolder } from '../support/fixtures.js';
 
 const config = parseEventsPipelineConfig({
   project_id: 'crashy',
@@ -109,10 +109,8 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
 
       // Assert
       assert.ok(result.ok, [...result.failures, ...result.reconciliation.problems].join('\n'));
-      const expected = await outputTree(clean.path);
       const actual = await outputTree(out.path);
-      assert.deepEqual([...actual.keys()], [...expected.keys()]);
-      for (const [path, bytes] of actual) assert.ok(bytes.equals(expected.get(path)!), `${path} differs`);
+      assertSameTree(actual, await outputTree(clean.path));
       assert.ok(
         [...actual.keys()].filter((k) => k.includes(`${plan.step_id}-t`)).length >= 2,
         'the step wrote several parts',
@@ -189,9 +187,7 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
 
       // Assert
       assert.ok(retried.ok, [...retried.failures, ...retried.reconciliation.problems].join('\n'));
-      const expected = await outputTree(clean.path);
-      const actual = await outputTree(out.path);
-      assert.deepEqual([...actual.keys()], [...expected.keys()]);
+      assertSameTree(await outputTree(out.path), await outputTree(clean.path));
     } finally {
       await brokenRaw.cleanup();
       await out.cleanup();

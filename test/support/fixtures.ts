@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -51,4 +52,13 @@ export async function outputTree(out: string): Promise<Map<string, Buffer>> {
   const tree = await readTree(out);
   for (const path of [...tree.keys()]) if (path.startsWith('_state/')) tree.delete(path);
   return tree;
+}
+
+/** Asserts two file trees hold the same paths with byte-identical contents. */
+export function assertSameTree(
+  actual: ReadonlyMap<string, Buffer>,
+  expected: ReadonlyMap<string, Buffer>,
+): void {
+  assert.deepEqual([...actual.keys()], [...expected.keys()]);
+  for (const [path, bytes] of actual) assert.ok(bytes.equals(expected.get(path)!), `${path} differs`);
 }
