@@ -23,7 +23,6 @@ function integerContext(app: App, key: string): number | undefined {
 }
 
 const app = new App();
-const stagingRetentionDays = integerContext(app, 'stagingRetentionDays');
 const kmsKeyArn = stringContext(app, 'kmsKeyArn');
 /** A KMS key ARN: the key id is a UUID, or `mrk-` and 32 hex digits for a multi-Region key. */
 const KMS_KEY_ARN =
@@ -34,10 +33,21 @@ if (kmsKeyArn !== undefined && !KMS_KEY_ARN.test(kmsKeyArn)) {
   );
 }
 
-new DataPipelinesStack(app, stringContext(app, 'stackName') ?? 'DataPipelines', {
-  ...(stagingRetentionDays === undefined ? {} : { stagingRetentionDays }),
-  ...(kmsKeyArn === undefined ? {} : { kmsKeyArn }),
-});
+/** Context values that become stack props unchanged when given. */
+const optional = {
+  stagingRetentionDays: integerContext(app, 'stagingRetentionDays'),
+  scheduleMinutes: integerContext(app, 'scheduleMinutes'),
+  fanOutWidth: integerContext(app, 'fanOutWidth'),
+  stepTimeoutMinutes: integerContext(app, 'stepTimeoutMinutes'),
+  rawBucketName: stringContext(app, 'rawBucketName'),
+  destinationBucketName: stringContext(app, 'destinationBucketName'),
+  kmsKeyArn,
+};
+new DataPipelinesStack(
+  app,
+  stringContext(app, 'stackName') ?? 'DataPipelines',
+  Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined)),
+);
 // cdk-nag 3 is a policy-validation plugin (v2 was an Aspect): any error finding fails `cdk synth`.
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
 app.synth();

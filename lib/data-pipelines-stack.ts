@@ -1,15 +1,34 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { DataBucket } from './data-bucket.js';
+import { Dispatcher } from './dispatcher.js';
+import { PipelineAlarms } from './pipeline-alarms.js';
+import { PipelineFunctions } from './pipeline-functions.js';
 import { PipelineStateBucket } from './pipeline-state-bucket.js';
 import { PipelineTables } from './pipeline-tables.js';
+import { ProjectWorkflow } from './project-workflow.js';
+import { StepWorkflow } from './step-workflow.js';
+import { acknowledgeAcceptedWildcards } from './wildcard-acknowledgements.js';
+import { DEFAULT_SCHEDULE_MINUTES } from '../src/core/workflow.js';
 
 /** Logical ids of the stack outputs, shared with the CLI that reads them (`describe-stacks`). */
 export const STACK_OUTPUTS = {
   stateBucketName: 'StateBucketName',
   configsTableName: 'ConfigsTableName',
   stateTableName: 'StateTableName',
+  rawBucketName: 'RawBucketName',
+  destinationBucketName: 'DestinationBucketName',
+  dispatcherArn: 'DispatcherArn',
+  projectWorkflowArn: 'ProjectWorkflowArn',
+  stepWorkflowArn: 'StepWorkflowArn',
 } as const;
+
+/** The `service` dimension of the functions' metrics and logs. */
+const SERVICE = 'mp-pipelines';
 
 /** Props of the data pipelines stack. */
 export interface DataPipelinesStackProps extends StackProps {
@@ -19,27 +38,63 @@ export interface DataPipelinesStackProps extends StackProps {
    */
   readonly stagingRetentionDays?: number;
   /**
-   * ARN of an existing customer-managed KMS key encrypting the tables and the state bucket (SSE-KMS).
-   * Its key policy must let DynamoDB and S3 use it in this account.
-   * @default no customer key: AWS-managed encryption for the tables, SSE-S3 for the bucket
+   * ARN of an existing customer-managed KMS key encrypting the tables and the buckets the stack creates
+   * (SSE-KMS). Its key policy must let DynamoDB and S3 use it in this account.
+   * @default no customer key: AWS-managed encryption for the tables, SSE-S3 for the buckets
    */
   readonly kmsKeyArn?: string;
+  /**
+   * An existing bucket holding the raw landing zone (`<project>/events/YYYY/MM/DD/HH/`), read only.
+   * @default a new encrypted bucket
+   */
+  readonly rawBucketName?: string;
+  /**
+   * An existing bucket the exports go to (`<project>/mp_master_event/...`).
+   * @default a new encrypted bucket
+   */
+  readonly destinationBucketName?: string;
+  /**
+   * Minutes between schedule ticks (a divisor of 60).
+   * @default 15
+   */
+  readonly scheduleMinutes?: number;
+  /**
+   * Most ingest or export Lambdas one step runs at once (inline Map concurrency, at most 40).
+   * @default 40
+   */
+  readonly fanOutWidth?: number;
+  /**
+   * Longest a step may run before it counts as failed; the project lease is this plus 15 minutes, so a
+   * live step never loses its lock and a dead one blocks its project this long at most.
+   * @default 120
+   */
+  readonly stepTimeoutMinutes?: number;
 }
 
 /** Everything a deployment of the data pipelines needs; composes constructs and holds no logic. */
 export class DataPipelinesStack extends Stack {
-  /** The pipelines' private state and staging. */
   public readonly state: PipelineStateBucket;
-  /** The pipeline configs table and the operational state table. */
   public readonly tables: PipelineTables;
-  /** The customer-managed key, when `kmsKeyArn` was given. */
   public readonly encryptionKey: kms.IKey | undefined;
+  public readonly rawBucket: s3.IBucket;
+  public readonly destinationBucket: s3.IBucket;
+  public readonly functions: PipelineFunctions;
+  public readonly stepWorkflow: StepWorkflow;
+  public readonly projectWorkflow: ProjectWorkflow;
+  public readonly dispatcher: Dispatcher;
+  public readonly alarms: PipelineAlarms;
 
   constructor(scope: Construct, id: string, props: DataPipelinesStackProps = {}) {
     super(scope, id, props);
     this.encryptionKey =
       props.kmsKeyArn === undefined ? undefined : kms.Key.fromKeyArn(this, 'EncryptionKey', props.kmsKeyArn);
     const encryption = this.encryptionKey === undefined ? {} : { encryptionKey: this.encryptionKey };
+    const fanOutWidth = props.fanOutWidth ?? 40;
+    if (!Number.isInteger(fanOutWidth) || fanOutWidth < 1 || fanOutWidth > 40) {
+      throw new Error(`fanOutWidth must be a whole number from 1 to 40 (got ${fanOutWidth})`);
+    }
+    const stepTimeout = Duration.minutes(props.stepTimeoutMinutes ?? 120);
+    const logRetention = logs.RetentionDays.THREE_MONTHS;
 
     this.state = new PipelineStateBucket(this, 'State', {
       ...encryption,
@@ -48,18 +103,65 @@ export class DataPipelinesStack extends Stack {
         : { stagingRetentionDays: props.stagingRetentionDays }),
     });
     this.tables = new PipelineTables(this, 'Tables', encryption);
+    const dataBucket = (name: string | undefined, id: string, prefix: string): s3.IBucket =>
+      name === undefined
+        ? new DataBucket(this, id, {
+            accessLogsBucket: this.state.accessLogsBucket,
+            accessLogsPrefix: prefix,
+            ...encryption,
+          }).bucket
+        : s3.Bucket.fromBucketName(this, id, name);
+    this.rawBucket = dataBucket(props.rawBucketName, 'Raw', 'raw/');
+    this.destinationBucket = dataBucket(props.destinationBucketName, 'Destination', 'destination/');
 
-    new CfnOutput(this, STACK_OUTPUTS.stateBucketName, {
-      description: 'Bucket holding pipeline state and staging',
-      value: this.state.bucket.bucketName,
+    this.functions = new PipelineFunctions(this, 'Functions', {
+      rawBucket: this.rawBucket,
+      destinationBucket: this.destinationBucket,
+      stateBucket: this.state.bucket,
+      configsTable: this.tables.configs,
+      stateTable: this.tables.state,
+      eventBus: events.EventBus.fromEventBusName(this, 'DefaultBus', 'default'),
+      leaseSeconds: stepTimeout.toSeconds() + 15 * 60,
+      logRetention,
+      service: SERVICE,
     });
-    new CfnOutput(this, STACK_OUTPUTS.configsTableName, {
-      description: 'DynamoDB table of pipeline configs',
-      value: this.tables.configs.tableName,
+    this.stepWorkflow = new StepWorkflow(this, 'StepWorkflow', {
+      functions: this.functions,
+      fanOutWidth,
+      timeout: stepTimeout,
+      logRetention,
     });
-    new CfnOutput(this, STACK_OUTPUTS.stateTableName, {
-      description: 'DynamoDB table of project locks, run records and cursors',
-      value: this.tables.state.tableName,
+    this.projectWorkflow = new ProjectWorkflow(this, 'ProjectWorkflow', {
+      functions: this.functions,
+      stepWorkflow: this.stepWorkflow.stateMachine,
+      stepTimeout,
+      timeout: Duration.hours(24),
+      logRetention,
     });
+    this.dispatcher = new Dispatcher(this, 'Dispatcher', {
+      functions: this.functions,
+      projectWorkflow: this.projectWorkflow.stateMachine,
+      everyMinutes: props.scheduleMinutes ?? DEFAULT_SCHEDULE_MINUTES,
+      timeout: Duration.minutes(10),
+      logRetention,
+    });
+    this.alarms = new PipelineAlarms(this, 'Alarms', {
+      dispatcher: this.dispatcher.stateMachine,
+      projectWorkflow: this.projectWorkflow.stateMachine,
+      service: SERVICE,
+    });
+
+    const outputs: [keyof typeof STACK_OUTPUTS, string, string][] = [
+      ['stateBucketName', 'Bucket holding pipeline state and staging', this.state.bucket.bucketName],
+      ['configsTableName', 'DynamoDB table of pipeline configs', this.tables.configs.tableName],
+      ['stateTableName', 'DynamoDB table of project locks, run log and cursors', this.tables.state.tableName],
+      ['rawBucketName', 'Bucket of the raw landing zone', this.rawBucket.bucketName],
+      ['destinationBucketName', 'Bucket the exports are written to', this.destinationBucket.bucketName],
+      ['dispatcherArn', 'State machine the schedule starts', this.dispatcher.stateMachine.stateMachineArn],
+      ['projectWorkflowArn', 'State machine running one project at a tick', this.projectWorkflow.stateMachine.stateMachineArn],
+      ['stepWorkflowArn', 'State machine running one pipeline step', this.stepWorkflow.stateMachine.stateMachineArn],
+    ];
+    for (const [key, description, value] of outputs) new CfnOutput(this, STACK_OUTPUTS[key], { description, value });
+    acknowledgeAcceptedWildcards(this);
   }
 }

@@ -153,3 +153,30 @@ export function addOwnerCount(counts: OwnerCounts, owner: Owner, day: string, n 
   counts[owner] = byDay;
   byDay[day] = (byDay[day] ?? 0) + n;
 }
+
+/**
+ * A step's latest outcome in the project's run log (the console's and the CLI's view): the run record
+ * when it succeeded, the error when it failed. A failed step is retried on the next tick.
+ */
+export interface StepRunEntry {
+  readonly project_id: string;
+  readonly pipeline: string;
+  readonly step_id: string;
+  readonly kind: 'regular' | 'sync';
+  readonly status: 'succeeded' | 'failed';
+  readonly tick: string;
+  readonly started_at: string;
+  readonly finished_at: string;
+  readonly duration_ms: number;
+  /** Succeeded steps: what they exported. */
+  readonly exported?: number;
+  readonly duplicates?: number;
+  readonly parts?: number;
+  readonly bytes?: number;
+  readonly tasks?: number;
+  /** Seconds from the end of the data the step covers to its commit. */
+  readonly export_lag_s?: number;
+  /** Failed steps: the error name and message. */
+  readonly error?: string;
+  readonly cause?: string;
+}

@@ -1,7 +1,8 @@
 /**
  * `npm start`: a complete demonstration with no AWS account. Generates a landing zone for two projects
  * in different time zones (one across the New York fall-back DST change, one at UTC+05:45), then
- * operates their pipelines day by day as the schedule would, and prints the reconciliation.
+ * operates their pipelines through the synthesized workflows (dispatcher, project and step state
+ * machines) with a simulated clock firing the schedule, and prints the reconciliation.
  */
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -10,7 +11,7 @@ import { type EventsPipelineConfig, parseEventsPipelineConfig } from '../core/pi
 import { addDays, ZoneCalendar } from '../core/windows.js';
 import { generateLandingZone } from './generate.js';
 import { defaultStateFolder } from './local-stores.js';
-import { LocalTaskPool, type RunResult, runLocalPipeline } from './run.js';
+import { runLocalPipelines } from './run.js';
 
 const HOUR = 3_600_000;
 const FIRST_DAY = '2024-11-01';
@@ -62,31 +63,25 @@ async function main(): Promise<number> {
     );
   }
 
-  const results = new Map<EventsPipelineConfig, RunResult>();
-  const pool = new LocalTaskPool();
-  for (let day = 0; day < OPERATED_DAYS; day += 1) {
-    for (const config of pipelines) {
-      const calendar = new ZoneCalendar(config.time_zone);
-      const date = addDays(FIRST_DAY, day);
-      // The scheduler's view at 03:00 project time the next day: yesterday's window and sync are due.
-      const now = calendar.dayEnd(date) + 3 * HOUR;
-      const result = await runLocalPipeline({
-        folders: { raw, out: bucket, state: defaultStateFolder(bucket, config.project_id, config.name) },
-        config,
-        now,
-        pool,
-      });
-      results.set(config, result);
-      const exported = result.steps.reduce((sum, s) => sum + s.exported, 0);
-      process.stdout.write(
-        `${new Date(now).toISOString()}  ${config.project_id}/${config.name}: ingested ${result.ingestedHours} arrival hours, ` +
-          `ran ${result.steps.length} steps, exported ${exported} events${result.ok ? '' : '  FAILED'}\n`,
-      );
-      for (const failure of result.failures) process.stdout.write(`    ${failure}\n`);
-    }
-  }
-
-  await pool.destroy();
+  // Operate both projects as the schedule would, from the first day until every late event is synced.
+  const until = Math.max(
+    ...pipelines.map((c) => new ZoneCalendar(c.time_zone).dayEnd(addDays(FIRST_DAY, OPERATED_DAYS - 1)) + 3 * HOUR),
+  );
+  process.stdout.write(
+    `\nOperating the pipelines through the synthesized workflows until ${new Date(until).toISOString()} (simulated clock)\n`,
+  );
+  const startedAt = Date.now();
+  const { results, ticks } = await runLocalPipelines({
+    configs: pipelines,
+    folders: (config) => ({ raw, out: bucket, state: defaultStateFolder(bucket, config.project_id, config.name) }),
+    now: until,
+    progress: (message) => process.stdout.write(`  ${message}\n`),
+  });
+  process.stdout.write(
+    `${ticks} schedule ticks fired, ${[...results.values()].reduce((n, r) => n + r.steps.length, 0)} steps in ` +
+      `${((Date.now() - startedAt) / 1000).toFixed(1)} s\n`,
+  );
+  for (const result of results.values()) for (const failure of result.failures) process.stdout.write(`    ${failure}\n`);
 
   let ok = true;
   for (const [config, result] of results) {

@@ -1,159 +1,217 @@
+/**
+ * Local operation of pipelines through the synthesized workflows: a simulated clock fires the schedule
+ * (skipping ticks at which nothing is due), the dispatcher starts project workflows, and those run
+ * their steps, all with the real activities over local stores and DynamoDB tables on the emulator.
+ */
 import { availableParallelism } from 'node:os';
-import pLimit, { type LimitFunction } from 'p-limit';
 import { Piscina } from 'piscina';
-import { ConfigError } from '../core/errors.js';
-import {
-  hourIso,
-  INGEST_RECORDS_PREFIX,
-  ingestRecordKey,
-  isIngestRecordKey,
-  PIPELINE_STATE_KEY,
-  RUN_RECORDS_PREFIX,
-} from '../core/layout.js';
-import { getJson, listAll, putJson } from '../core/object-store.js';
+import { INGEST_RECORDS_PREFIX, isIngestRecordKey, RUN_RECORDS_PREFIX, runRecordKey } from '../core/layout.js';
+import { getJson, listAll } from '../core/object-store.js';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
 import { type Reconciliation, reconcile } from '../core/reconcile.js';
-import type { IngestRecord, RunRecord, StepPlan, TaskResult } from '../core/records.js';
-import { completeArrivalHours, dueSteps, ingestStart } from '../core/routing.js';
-import { ZoneCalendar } from '../core/windows.js';
-import { commitStep } from '../engine/commit.js';
-import { runExportTask } from '../engine/export-task.js';
-import { ingestArrivalHour } from '../engine/ingest.js';
-import { advanceIngestWatermark, type PlanLimits, planStep, readIngestWatermark } from '../engine/plan.js';
+import type { MetricsSink } from '../core/ports.js';
+import type { IngestRecord, RunRecord, StepRunEntry } from '../core/records.js';
+import { DEFAULT_SCHEDULE_MINUTES, STEP_FAILED, TASK_STATES } from '../core/workflow.js';
+import { committedStepIds, pipelineBacklog } from '../engine/backlog.js';
+import type { PlanLimits } from '../engine/plan.js';
 import type { EngineStores } from '../engine/stores.js';
+import {
+  type ControlPlane,
+  localRuntime,
+  RecordingEventSink,
+  SummingMetrics,
+  startControlPlane,
+} from './control-plane.js';
 import { type LocalFolders, localStores } from './local-stores.js';
-import type { WorkerTask } from './task-worker.js';
+import { LocalWorkflows, type LocalWorkflowsOptions, type TaskInterceptor } from './local-workflows.js';
+import type { JSONValue } from './state-machines.js';
+import type { WorkerResult, WorkerTask } from './task-worker.js';
+import { loadWorkflowDefinitions } from './workflow-definitions.js';
 
-/** Runs the two kinds of parallel work of a pipeline: ingest of an arrival hour, one export task. */
-export interface TaskExecutor {
-  /** Tasks run at once. */
-  readonly concurrency: number;
-  ingest(arrivalHour: number): Promise<IngestRecord>;
-  exportTask(plan: StepPlan, task: number): Promise<TaskResult>;
-}
+const MINUTE_MS = 60_000;
 
-/** An executor that runs tasks in this thread, against any stores (S3 included). */
-export function inProcessExecutor(
-  stores: EngineStores,
-  config: EventsPipelineConfig,
-  concurrency = 2,
-): TaskExecutor {
-  return {
-    concurrency,
-    ingest: (arrivalHour) => ingestArrivalHour(stores, config, arrivalHour),
-    exportTask: (plan, task) => runExportTask(stores, config, plan, task),
-  };
-}
-
-/** Options of one run of the due steps of one pipeline. */
-export interface RunOptions {
-  readonly stores: EngineStores;
-  readonly config: EventsPipelineConfig;
-  /** The instant the run pretends it is: steps due at `now` run. */
+/** Options of a simulated operation of pipelines up to `now`. */
+export interface PipelinesRunOptions {
+  readonly configs: readonly EventsPipelineConfig[];
+  readonly stores: (config: EventsPipelineConfig) => EngineStores;
+  /** Operate until this instant: everything due by then runs. */
   readonly now: number;
-  readonly executor: TaskExecutor;
+  /** DynamoDB tables to use; default: a moto server started and stopped by this run. */
+  readonly control?: ControlPlane;
+  readonly overrides?: LocalWorkflowsOptions['overrides'];
+  readonly intercept?: TaskInterceptor;
+  readonly planLimits?: PlanLimits;
   /** Receives progress lines. */
   readonly progress?: (message: string) => void;
-  /** How steps are cut into tasks; default `DEFAULT_PLAN_LIMITS`. */
-  readonly planLimits?: PlanLimits;
-  /** Wall clock for run records (durations); default `Date.now`. */
-  readonly clock?: () => number;
+  /** @default DEFAULT_SCHEDULE_MINUTES */
+  readonly scheduleMinutes?: number;
+  /** Where metrics go; default: summed in memory. */
+  readonly metrics?: MetricsSink;
 }
 
-/** What a run did, and the pipeline's reconciliation after it. */
+/** What a run did for one pipeline, and the pipeline's reconciliation after it. */
 export interface RunResult {
   readonly ingestedHours: number;
+  /** Steps committed by this run, in commit order. */
   readonly steps: readonly RunRecord[];
+  /** Steps that failed and are still not committed, with their errors. */
   readonly failures: readonly string[];
   readonly reconciliation: Reconciliation;
   /** True when nothing failed and everything balances. */
   readonly ok: boolean;
 }
 
-/**
- * Runs every step of one pipeline due at `now`: ingests each complete arrival hour not yet ingested
- * (in parallel), then runs the due steps one at a time (one running step per project), each fanning
- * its export tasks out over the executor, and reconciles. Steps already committed are skipped, so the
- * same stores can be run again later (incremental) and end as one run would. A failed ingest or step
- * is reported and the rest goes on; steps that depend on a failed ingest wait for a later run.
- */
-export async function runDueSteps(options: RunOptions): Promise<RunResult> {
-  const { config, stores, now, executor } = options;
-  const progress = options.progress ?? (() => undefined);
-  const clock = options.clock ?? Date.now;
-  await checkStateConfig(stores, config);
-  const calendar = new ZoneCalendar(config.time_zone);
-  const failures: string[] = [];
-  const limit = pLimit(executor.concurrency);
-  const ingestedHours = await ingestDueHours(options, limit, failures, progress);
-  const committed = new Set(
-    (await listAll(stores.state, RUN_RECORDS_PREFIX)).map((o) =>
-      o.key.slice(RUN_RECORDS_PREFIX.length, -'.json'.length),
-    ),
-  );
-  const due = dueSteps(config, calendar, now).filter((d) => !committed.has(d.id));
-  const steps: RunRecord[] = [];
-  for (const [index, { step, id }] of due.entries()) {
-    const startedAt = clock();
-    try {
-      const plan = await planStep(stores, config, step, options.planLimits);
-      await Promise.all(plan.tasks.map((_, task) => limit(() => executor.exportTask(plan, task))));
-      const record = await commitStep(stores, config, plan, { startedAt, finishedAt: clock() });
-      steps.push(record);
-      progress(
-        `step ${index + 1}/${due.length} ${id}: exported ${record.exported}, dropped ${record.duplicates} duplicates, ` +
-          `${record.parts} parts, ${record.tasks} tasks, ${record.duration_ms} ms`,
-      );
-    } catch (error) {
-      failures.push(`step ${id} failed: ${messageOf(error)}`);
-      progress(`step ${index + 1}/${due.length} ${id}: FAILED: ${messageOf(error)}`);
-    }
-  }
-  const reconciliation = await reconcileState(stores);
-  return {
-    ingestedHours,
-    steps,
-    failures,
-    reconciliation,
-    ok: failures.length === 0 && reconciliation.problems.length === 0,
-  };
+/** Results by pipeline, and the schedule ticks fired. */
+export interface PipelinesRunResult {
+  readonly results: ReadonlyMap<EventsPipelineConfig, RunResult>;
+  readonly ticks: number;
 }
 
-/** Options of a local run over folders, with tasks on worker threads. */
-export interface LocalRunOptions extends Omit<RunOptions, 'stores' | 'executor'> {
+/**
+ * Operates pipelines until `now`: stores their configs, then fires the schedule at each tick at which
+ * a step is due and not committed, waits for the workflows, and repeats; it stops when nothing is due
+ * or a tick commits nothing (a failure that repeats: the next run retries it).
+ */
+export async function runPipelines(options: PipelinesRunOptions): Promise<PipelinesRunResult> {
+  const { configs, now } = options;
+  const progress = options.progress ?? (() => undefined);
+  const control = options.control ?? (await startControlPlane());
+  try {
+    let tickStart = { tick: now, wall: Date.now() };
+    const events = new RecordingEventSink((type, detail) => progress(describeOutcome(type, detail)));
+    const runtime = localRuntime({
+      control,
+      stores: options.stores,
+      // Simulated time: the tick, plus the real time spent since it fired (run records get durations).
+      clock: () => tickStart.tick + (Date.now() - tickStart.wall),
+      events,
+      progress,
+      ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+      ...(options.planLimits === undefined ? {} : { planLimits: options.planLimits }),
+    });
+    for (const config of configs) await runtime.configs.put(config);
+    const before = await Promise.all(configs.map((c) => snapshot(options.stores(c))));
+    const workflows = new LocalWorkflows({
+      definitions: loadWorkflowDefinitions(),
+      runtime,
+      ...(options.overrides === undefined ? {} : { overrides: options.overrides }),
+      ...(options.intercept === undefined ? {} : { intercept: options.intercept }),
+    });
+
+    const interval = (options.scheduleMinutes ?? DEFAULT_SCHEDULE_MINUTES) * MINUTE_MS;
+    const until = Math.floor(now / MINUTE_MS) * MINUTE_MS;
+    let last = Number.NEGATIVE_INFINITY;
+    let ticks = 0;
+    for (;;) {
+      const due = await earliestPendingDue(options, until);
+      if (due === undefined) break;
+      const tick = Math.min(until, Math.max(Math.ceil(due / interval) * interval, last + interval));
+      if (tick <= last) break;
+      const committedBefore = await countCommitted(options);
+      tickStart = { tick, wall: Date.now() };
+      await workflows.tick(tick);
+      await workflows.settle();
+      last = tick;
+      ticks += 1;
+      if ((await countCommitted(options)) === committedBefore) break;
+    }
+
+    const outcomes = await workflows.settle();
+    const results = new Map<EventsPipelineConfig, RunResult>();
+    for (const [index, config] of configs.entries()) {
+      const stores = options.stores(config);
+      const after = await snapshot(stores);
+      const steps: RunRecord[] = [];
+      for (const id of after.committed) {
+        if (before[index]?.committed.has(id)) continue;
+        const record = await getJson<RunRecord>(stores.state, runRecordKey(id));
+        if (record !== undefined) steps.push(record);
+      }
+      steps.sort((a, b) => (a.finished_at < b.finished_at ? -1 : a.finished_at > b.finished_at ? 1 : 0));
+      const failures = (await runtime.ledger.listRuns(config.project_id, config.name))
+        .filter((entry) => entry.status === 'failed' && !after.committed.has(entry.step_id))
+        .map((entry) => `step ${entry.step_id} failed: ${entry.error}: ${entry.cause}`);
+      if (failures.length === 0) {
+        // A project workflow can fail before any step runs (e.g. the state belongs to other settings).
+        failures.push(
+          ...outcomes
+            .filter((o) => o.status === 'failed' && o.name.startsWith(`${config.project_id}-`))
+            .map((o) => `project workflow ${o.name} failed: ${o.error}`),
+        );
+      }
+      const reconciliation = await reconcileState(stores);
+      results.set(config, {
+        ingestedHours: after.ingested - (before[index]?.ingested ?? 0),
+        steps,
+        failures: [...new Set(failures)],
+        reconciliation,
+        ok: failures.length === 0 && reconciliation.problems.length === 0,
+      });
+    }
+    return { results, ticks };
+  } finally {
+    if (options.control === undefined) await control.stop();
+  }
+}
+
+/** Options of a local run over folders, with ingest and export tasks on worker threads. */
+export interface LocalRunOptions
+  extends Omit<PipelinesRunOptions, 'stores' | 'configs' | 'overrides'> {
+  readonly config: EventsPipelineConfig;
   readonly folders: LocalFolders;
   /** Worker threads of the pool this run creates; default: one per core. */
   readonly workers?: number;
-  /** A pool to use instead (and leave running): callers making many runs save the thread start-ups. */
+  /** A pool to use instead (and leave running). */
   readonly pool?: LocalTaskPool;
 }
 
-/** `runDueSteps` over local folders, with ingest and export tasks on worker threads. */
+/** Operates one pipeline over local folders until `now` (the `local run` command). */
 export async function runLocalPipeline(options: LocalRunOptions): Promise<RunResult> {
+  const { config, folders } = options;
+  const { results } = await runLocalPipelines({ ...options, configs: [config], folders: () => folders });
+  return results.get(config) as RunResult;
+}
+
+/** Options of a local run of several pipelines over folders. */
+export interface LocalPipelinesRunOptions
+  extends Omit<PipelinesRunOptions, 'stores' | 'overrides'> {
+  readonly folders: (config: EventsPipelineConfig) => LocalFolders;
+  readonly workers?: number;
+  readonly pool?: LocalTaskPool;
+}
+
+/** `runPipelines` over local folders, with ingest and export activities on worker threads. */
+export async function runLocalPipelines(options: LocalPipelinesRunOptions): Promise<PipelinesRunResult> {
   const pool = options.pool ?? new LocalTaskPool(options.workers);
-  const { folders, config } = options;
+  const metrics = options.metrics ?? new SummingMetrics();
+  const onPool =
+    (type: WorkerTask['type']) =>
+    async (input: JSONValue): Promise<JSONValue> => {
+      const { step } = input as { step: { config: EventsPipelineConfig } };
+      // The input crossed JSON: it is the Map item the definition built for this Task.
+      const task = { type, folders: options.folders(step.config), input } as unknown as WorkerTask;
+      const result = await pool.run(task);
+      for (const [dimensions, values] of result.metrics) metrics.record(dimensions, values);
+      return result.output as JSONValue;
+    };
   try {
-    return await runDueSteps({
+    return await runPipelines({
       ...options,
-      stores: localStores(folders),
-      executor: {
-        concurrency: pool.threads * TASKS_PER_THREAD,
-        ingest: (arrivalHour) =>
-          pool.run({ type: 'ingest', folders, config, arrivalHour }) as Promise<IngestRecord>,
-        exportTask: (plan, task) =>
-          pool.run({ type: 'export', folders, config, plan, task }) as Promise<TaskResult>,
-      },
+      metrics,
+      stores: (config) => localStores(options.folders(config)),
+      overrides: { [TASK_STATES.ingestHour]: onPool('ingest'), [TASK_STATES.exportTask]: onPool('export') },
     });
   } finally {
     if (options.pool === undefined) await pool.destroy();
   }
 }
 
+/** Each worker thread runs two tasks at once: gzip and file I/O wait on libuv's pool meanwhile. */
 const TASKS_PER_THREAD = 2;
 
-/** The worker threads that run ingest and export tasks, one per core by default. */
+/** The worker threads that run ingest and export activities, one per core by default. */
 export class LocalTaskPool {
-  private readonly piscina: Piscina<WorkerTask, IngestRecord | TaskResult>;
+  private readonly piscina: Piscina<WorkerTask, WorkerResult>;
 
   constructor(readonly threads = availableParallelism()) {
     this.piscina = new Piscina({
@@ -161,13 +219,12 @@ export class LocalTaskPool {
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: 60_000,
-      // gzip and file I/O run on libuv's thread pool: a second task keeps the thread busy meanwhile.
       concurrentTasksPerWorker: TASKS_PER_THREAD,
     });
   }
 
   /** Runs one task on a worker thread. */
-  run(task: WorkerTask): Promise<IngestRecord | TaskResult> {
+  run(task: WorkerTask): Promise<WorkerResult> {
     return this.piscina.run(task);
   }
 
@@ -175,43 +232,6 @@ export class LocalTaskPool {
   destroy(): Promise<void> {
     return this.piscina.destroy();
   }
-}
-
-async function ingestDueHours(
-  options: RunOptions,
-  limit: LimitFunction,
-  failures: string[],
-  progress: (message: string) => void,
-): Promise<number> {
-  const { config, stores, now, executor } = options;
-  const calendar = new ZoneCalendar(config.time_zone);
-  const start = ingestStart(config, calendar);
-  const watermark = await readIngestWatermark(stores.state, start);
-  const hours: number[] = [];
-  for (const hour of completeArrivalHours(config, calendar, now)) {
-    if (hour >= watermark && (await stores.state.getBytes(ingestRecordKey(hour))) === undefined)
-      hours.push(hour);
-  }
-  let done = 0;
-  let lines = 0;
-  let lastReport = 0;
-  await Promise.all(
-    hours.map(async (arrivalHour) => {
-      try {
-        const record = await limit(() => executor.ingest(arrivalHour));
-        lines += record.source_lines;
-      } catch (error) {
-        failures.push(`ingest of arrival hour ${hourIso(arrivalHour)} failed: ${messageOf(error)}`);
-      }
-      done += 1;
-      if (done === hours.length || done - lastReport >= Math.max(1, Math.ceil(hours.length / 10))) {
-        lastReport = done;
-        progress(`ingested ${done}/${hours.length} arrival hours (${lines} source lines)`);
-      }
-    }),
-  );
-  await advanceIngestWatermark(stores.state, start);
-  return hours.length;
 }
 
 /** Reconciles everything a pipeline's state holds. */
@@ -235,25 +255,34 @@ async function readAll<T>(
   return records;
 }
 
-/** The state remembers the config it was built with; a run with another config would mix results. */
-async function checkStateConfig(stores: EngineStores, config: EventsPipelineConfig): Promise<void> {
-  const stored = await getJson<EventsPipelineConfig>(stores.state, PIPELINE_STATE_KEY);
-  if (stored === undefined) {
-    await putJson(stores.state, PIPELINE_STATE_KEY, config);
-    return;
+/** The first instant at which a step due by `until` and not committed became due. */
+async function earliestPendingDue(options: PipelinesRunOptions, until: number): Promise<number | undefined> {
+  let earliest: number | undefined;
+  for (const config of options.configs) {
+    const first = (await pipelineBacklog(options.stores(config), config, until))[0];
+    if (first !== undefined && (earliest === undefined || first.dueAt < earliest)) earliest = first.dueAt;
   }
-  const differences = (Object.keys({ ...stored, ...config }) as (keyof EventsPipelineConfig)[]).filter(
-    (field) => JSON.stringify(stored[field]) !== JSON.stringify(config[field]),
-  );
-  if (differences.length > 0) {
-    throw new ConfigError(
-      `the state in ${stores.state.description} belongs to pipeline "${stored.name}" created with other settings ` +
-        `(${differences.map((f) => `${f}: ${JSON.stringify(stored[f])} then, ${JSON.stringify(config[f])} now`).join('; ')}). ` +
-        'Use the same settings, or another --out or --state folder.',
-    );
-  }
+  return earliest;
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+async function countCommitted(options: PipelinesRunOptions): Promise<number> {
+  let count = 0;
+  for (const config of options.configs) count += (await committedStepIds(options.stores(config))).size;
+  return count;
+}
+
+async function snapshot(stores: EngineStores): Promise<{ committed: Set<string>; ingested: number }> {
+  const ingested = (await listAll(stores.state, INGEST_RECORDS_PREFIX)).filter((o) =>
+    isIngestRecordKey(o.key),
+  ).length;
+  return { committed: await committedStepIds(stores), ingested };
+}
+
+function describeOutcome(detailType: string, entry: StepRunEntry): string {
+  const where = `${entry.project_id}/${entry.pipeline} ${entry.step_id}`;
+  if (detailType === STEP_FAILED) return `${where}: FAILED: ${entry.error}: ${entry.cause}`;
+  return (
+    `${where}: exported ${entry.exported}, dropped ${entry.duplicates} duplicates, ${entry.parts} parts, ` +
+    `${entry.tasks} tasks, lag ${Math.round((entry.export_lag_s ?? 0) / 60)} min`
+  );
 }

@@ -70,6 +70,7 @@ interface StateNode {
   readonly ItemBatcher?: unknown;
   readonly ResultWriter?: unknown;
   readonly Retry?: unknown;
+  readonly ResultPath?: unknown;
   readonly States?: Record<string, StateNode>;
   readonly Iterator?: StateNode;
   readonly ItemProcessor?: StateNode;
@@ -101,6 +102,8 @@ export function locallyUnsupported(definition: StateMachineDefinition): string[]
     problems.push('the machine uses JSONata');
   for (const [name, state] of allStates(definition)) {
     if (state.QueryLanguage === 'JSONata') problems.push(`state ${name} uses JSONata`);
+    // aws-local-stepfunctions 3 stores the result under a key named "$" instead of replacing the state.
+    if (state.ResultPath === '$') problems.push(`state ${name} uses ResultPath "$" (omit it instead)`);
     for (const field of ['ItemReader', 'ItemBatcher', 'ResultWriter'] as const) {
       if (state[field] !== undefined) problems.push(`state ${name} uses ${field}`);
     }
@@ -116,6 +119,7 @@ export async function runStateMachine(
   definition: StateMachineDefinition,
   input: JSONValue,
   handlers: Readonly<Record<string, LocalTaskHandler>>,
+  options: RunStateMachineOptions = {},
 ): Promise<JSONValue> {
   const unsupported = locallyUnsupported(definition);
   if (unsupported.length > 0) throw new ConfigError(`cannot run locally: ${unsupported.join('; ')}`);
@@ -128,10 +132,43 @@ export async function runStateMachine(
   const retryIntervalOverrides = Object.fromEntries(
     states.filter(([, state]) => state.Retry !== undefined).map(([name]) => [name, 0]),
   );
-  const machine = new StateMachine(definition, { validationOptions: { checkArn: false } });
-  return machine.run(input, {
+  const machine = compiled(definition);
+  options.signal?.throwIfAborted();
+  const execution = machine.run(input, {
     overrides: { taskResourceLocalHandlers: { ...handlers }, retryIntervalOverrides },
-  }).result;
+    ...(options.executionName === undefined ? {} : { context: { Execution: { Name: options.executionName } } }),
+  });
+  const abort = () => execution.abort();
+  options.signal?.addEventListener('abort', abort, { once: true });
+  try {
+    return await execution.result;
+  } finally {
+    options.signal?.removeEventListener('abort', abort);
+  }
+}
+
+const machines = new WeakMap<StateMachineDefinition, StateMachine>();
+
+/**
+ * A definition's machine, validated once: validation compiles JSON schemas, and Map states build a
+ * machine per iteration with the same options, so later machines skip it.
+ */
+function compiled(definition: StateMachineDefinition): StateMachine {
+  let machine = machines.get(definition);
+  if (machine === undefined) {
+    new StateMachine(definition, { validationOptions: { checkArn: false } });
+    machine = new StateMachine(definition, { validationOptions: { noValidate: true } });
+    machines.set(definition, machine);
+  }
+  return machine;
+}
+
+/** Options of one local execution. */
+export interface RunStateMachineOptions {
+  /** `$$.Execution.Name`. */
+  readonly executionName?: string;
+  /** Aborts the execution: no further state starts (a process that died). */
+  readonly signal?: AbortSignal;
 }
 
 /** aws-local-stepfunctions 3 uses `Promise.withResolvers`, which Node 20 lacks. */

@@ -14,8 +14,8 @@ import fc from 'fast-check';
 import { DynamoLockStore } from '../../src/adapters/dynamo-lock-store.js';
 import { ConfigError, TransientError } from '../../src/core/errors.js';
 import { isLive, type Lease, LockLostError } from '../../src/core/lock.js';
-import { createStateTable, dynamoClientFor } from '../support/dynamo.js';
-import { type Moto, startMoto } from '../support/moto.js';
+import { createStateTable, dynamoClientFor } from '../../src/local/dynamo-tables.js';
+import { type Moto, startMoto } from '../../src/local/moto.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const LEASE_MS = 60_000;

@@ -14,7 +14,7 @@ import { FsObjectStore } from '../../src/adapters/fs-object-store.js';
 import { S3ObjectStore } from '../../src/adapters/s3-object-store.js';
 import { ConfigError, TransientError } from '../../src/core/errors.js';
 import { listAll, type ObjectStore } from '../../src/core/object-store.js';
-import { createBucket, type Moto, s3ClientFor, startMoto } from '../support/moto.js';
+import { createBucket, type Moto, s3ClientFor, startMoto } from '../../src/local/moto.js';
 
 const MiB = 1024 * 1024;
 

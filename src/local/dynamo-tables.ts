@@ -4,7 +4,7 @@ import {
   type DynamoDBClientConfig,
   waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
-import { CONFIG_TABLE_KEYS, STATE_TABLE_KEYS } from '../../src/core/tables.js';
+import { CONFIG_TABLE_KEYS, STATE_TABLE_KEYS } from '../core/tables.js';
 
 const TABLE_READY_SECONDS = 30;
 

@@ -6,7 +6,7 @@ import { CreateBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/cli
 
 /** The message when moto is missing: tests must fail loudly, never skip. */
 export const MOTO_MISSING_MESSAGE =
-  'moto_server not found: the integration tests need the moto S3/DynamoDB emulator. Install it with: pip install "moto[server]"';
+  'moto_server not found: local runs and the integration tests need the moto S3/DynamoDB emulator. Install it with: pip install "moto[server]"';
 
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 5_000;

@@ -1,0 +1,76 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { METRICS, METRICS_NAMESPACE } from '../src/core/workflow.js';
+
+/** Props of the pipelines' alarms. */
+export interface PipelineAlarmsProps {
+  /** The workflows whose failed executions alarm. */
+  readonly dispatcher: sfn.IStateMachine;
+  readonly projectWorkflow: sfn.IStateMachine;
+  /** The `service` dimension the functions' metrics carry (Powertools). */
+  readonly service: string;
+}
+
+/** The SLA (DESIGN 6): data exported within 24 h of its window's end, late data within another 24 h. */
+const SLA_SECONDS = 24 * 3600;
+
+/** Alarms on the SLA and on failures, across all pipelines (each metric also exists per pipeline). */
+export class PipelineAlarms extends Construct {
+  public readonly alarms: cloudwatch.Alarm[];
+
+  constructor(scope: Construct, id: string, props: PipelineAlarmsProps) {
+    super(scope, id);
+    const metric = (name: string, statistic: string) =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: name,
+        dimensionsMap: { service: props.service },
+        statistic,
+        period: Duration.hours(1),
+      });
+    this.alarms = [
+      new cloudwatch.Alarm(this, 'ExportLag', {
+        alarmDescription: 'A window was exported more than 24 h after it ended (SLA)',
+        metric: metric(METRICS.exportLag, 'Maximum'),
+        threshold: SLA_SECONDS,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'SyncExportLag', {
+        alarmDescription: 'Late data was exported more than 48 h after its arrival day ended (SLA + 24 h)',
+        metric: metric(METRICS.syncExportLag, 'Maximum'),
+        threshold: 2 * SLA_SECONDS,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'StepFailures', {
+        alarmDescription: 'Pipeline steps failed in each of the last 3 hours (each is retried every tick)',
+        metric: metric(METRICS.failures, 'Sum'),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 3,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'DispatcherFailures', {
+        alarmDescription: 'The dispatcher failed: no project workflow starts',
+        metric: props.dispatcher.metricFailed({ period: Duration.minutes(30), statistic: 'Sum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+      new cloudwatch.Alarm(this, 'ProjectWorkflowTimeouts', {
+        alarmDescription: 'A project workflow timed out: its lock is released only when the lease expires',
+        metric: props.projectWorkflow.metricTimedOut({ period: Duration.hours(1), statistic: 'Sum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      }),
+    ];
+  }
+}

@@ -1,0 +1,153 @@
+import { fileURLToPath } from 'node:url';
+import { Duration, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as events from 'aws-cdk-lib/aws-events';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { LAMBDA_ENVIRONMENT } from '../src/workflow/lambda-environment.js';
+
+/** The repository root (this file runs from `dist/lib/`): entries and the lock file live there. */
+const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Timeouts of the functions that coordinate (little work each) and of those that move data. */
+export const FUNCTION_TIMEOUTS = { control: Duration.minutes(2), data: Duration.minutes(15) } as const;
+
+/** Props of the pipelines' Lambda functions. */
+export interface PipelineFunctionsProps {
+  /** The raw landing zone (read only). */
+  readonly rawBucket: s3.IBucket;
+  /** Where exports go (written under `<project_id>/`). */
+  readonly destinationBucket: s3.IBucket;
+  /** Private state and staging. */
+  readonly stateBucket: s3.IBucket;
+  readonly configsTable: dynamodb.ITable;
+  readonly stateTable: dynamodb.ITable;
+  /** The bus step outcome events go to. */
+  readonly eventBus: events.IEventBus;
+  /** How long a project lock holds without renewal. */
+  readonly leaseSeconds: number;
+  /** Days function logs are kept. */
+  readonly logRetention: logs.RetentionDays;
+  /** The `service` name in logs and metrics (Powertools). */
+  readonly service: string;
+}
+
+/** One Lambda per Task of the workflows; the handlers in `functions/` are thin adapters over the core. */
+export class PipelineFunctions extends Construct {
+  public readonly findDueProjects: lambda.IFunction;
+  public readonly acquireLock: lambda.IFunction;
+  public readonly releaseLock: lambda.IFunction;
+  public readonly pickNextStep: lambda.IFunction;
+  public readonly prepareIngest: lambda.IFunction;
+  public readonly ingestHour: lambda.IFunction;
+  public readonly planStep: lambda.IFunction;
+  public readonly exportTask: lambda.IFunction;
+  public readonly commitStep: lambda.IFunction;
+  public readonly recordFailure: lambda.IFunction;
+
+  constructor(scope: Construct, id: string, props: PipelineFunctionsProps) {
+    super(scope, id);
+    const { rawBucket, destinationBucket, stateBucket, configsTable, stateTable, eventBus } = props;
+    const environment: Record<keyof typeof LAMBDA_ENVIRONMENT, string> = {
+      RAW_BUCKET: rawBucket.bucketName,
+      DESTINATION_BUCKET: destinationBucket.bucketName,
+      STATE_BUCKET: stateBucket.bucketName,
+      CONFIGS_TABLE: configsTable.tableName,
+      STATE_TABLE: stateTable.tableName,
+      EVENT_BUS_NAME: eventBus.eventBusName,
+      LEASE_SECONDS: String(props.leaseSeconds),
+    };
+    const make = (name: string, description: string, size: 'control' | 'data') =>
+      this.makeFunction(name, description, size, { ...environment, POWERTOOLS_SERVICE_NAME: props.service }, props.logRetention);
+
+    this.findDueProjects = make('find-due-projects', 'Lists the projects with due steps at a tick', 'control');
+    configsTable.grantReadData(this.findDueProjects);
+    stateBucket.grantRead(this.findDueProjects, 'state/*');
+
+    this.acquireLock = make('acquire-lock', 'Takes a project lock with a lease', 'control');
+    this.releaseLock = make('release-lock', 'Releases a project lock held by the caller', 'control');
+    for (const fn of [this.acquireLock, this.releaseLock]) stateTable.grantReadWriteData(fn);
+
+    this.pickNextStep = make('pick-next-step', "Picks a project's next step, round-robin", 'control');
+    configsTable.grantReadData(this.pickNextStep);
+    stateTable.grantReadWriteData(this.pickNextStep);
+    stateBucket.grantRead(this.pickNextStep, 'state/*');
+
+    this.prepareIngest = make('prepare-ingest', 'Lists the arrival hours a step still needs ingested', 'control');
+    this.planStep = make('plan-step', 'Plans the export tasks of a step', 'control');
+    for (const fn of [this.prepareIngest, this.planStep]) {
+      stateTable.grantReadWriteData(fn);
+      stateBucket.grantReadWrite(fn, 'state/*');
+      stateBucket.grantRead(fn, 'staging/*');
+    }
+
+    this.ingestHour = make('ingest-hour', 'Validates, quarantines and stages one arrival hour', 'data');
+    rawBucket.grantRead(this.ingestHour);
+    stateBucket.grantReadWrite(this.ingestHour);
+    destinationBucket.grantPut(this.ingestHour, '*/_quarantine/*');
+
+    this.exportTask = make('export-task', 'Exports one task of a step: dedup, parts', 'data');
+    stateBucket.grantReadWrite(this.exportTask);
+    destinationBucket.grantPut(this.exportTask, '*/mp_master_event/*');
+
+    this.commitStep = make('commit-step', 'Writes manifests and the run record of a step', 'control');
+    stateBucket.grantReadWrite(this.commitStep, 'state/*');
+    stateBucket.grantDelete(this.commitStep, 'state/*');
+    destinationBucket.grantReadWrite(this.commitStep, '*/mp_master_event/*');
+    destinationBucket.grantDelete(this.commitStep, '*/mp_master_event/*');
+    stateTable.grantReadWriteData(this.commitStep);
+    eventBus.grantPutEventsTo(this.commitStep);
+
+    this.recordFailure = make('record-failure', 'Records a failed step and announces it', 'control');
+    stateTable.grantReadWriteData(this.recordFailure);
+    eventBus.grantPutEventsTo(this.recordFailure);
+  }
+
+  private makeFunction(
+    name: string,
+    description: string,
+    size: 'control' | 'data',
+    environment: Record<string, string>,
+    retention: logs.RetentionDays,
+  ): nodejs.NodejsFunction {
+    const id = name
+      .split('-')
+      .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+      .join('');
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention });
+    const fn = new nodejs.NodejsFunction(this, id, {
+      description,
+      entry: `${PROJECT_ROOT}functions/${name}.ts`,
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      // Data functions stream and gzip: 2 GB gives them more than one vCPU; control functions do little.
+      memorySize: size === 'data' ? 2048 : 512,
+      timeout: FUNCTION_TIMEOUTS[size],
+      environment,
+      logGroup,
+      loggingFormat: lambda.LoggingFormat.JSON,
+      tracing: lambda.Tracing.ACTIVE,
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        target: 'node22',
+        minify: true,
+        sourceMap: true,
+        // Bundle the SDK too: the versions tested are the versions deployed.
+        externalModules: [],
+        mainFields: ['module', 'main'],
+        banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+      },
+    });
+    Validations.of(fn).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        'Node.js 22 is the runtime the project supports and tests (the v3 SDK requires Node 22 from 2027); newer runtimes are adopted after testing.',
+    });
+    return fn;
+  }
+}

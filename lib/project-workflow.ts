@@ -1,0 +1,97 @@
+import type { Duration } from 'aws-cdk-lib';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { TASK_STATES } from '../src/core/workflow.js';
+import { FUNCTION_TIMEOUTS, type PipelineFunctions } from './pipeline-functions.js';
+import { lambdaTask, workflowObservability } from './workflow-tasks.js';
+
+/** Props of the project workflow. */
+export interface ProjectWorkflowProps {
+  readonly functions: PipelineFunctions;
+  /** The step workflow it runs each step with. */
+  readonly stepWorkflow: sfn.IStateMachine;
+  /** Longest one step may run before it counts as failed (and the lock is released). */
+  readonly stepTimeout: Duration;
+  /** Longest the whole workflow may run. */
+  readonly timeout: Duration;
+  readonly logRetention: logs.RetentionDays;
+}
+
+/**
+ * One project at one tick (input `{ project_id, tick }`, execution named by the dispatcher): take the
+ * project lock (owner: the execution name) or end when another run holds it; run due steps one after
+ * another, each as a step workflow execution; release the lock on every path. A failed or timed-out
+ * step is recorded, the lock released and the execution fails; the next tick retries the step.
+ */
+export class ProjectWorkflow extends Construct {
+  public readonly stateMachine: sfn.StateMachine;
+
+  constructor(scope: Construct, id: string, props: ProjectWorkflowProps) {
+    super(scope, id);
+    const fns = props.functions;
+    const owner = '$$.Execution.Name';
+    const lock = sfn.TaskInput.fromObject({ 'project_id.$': '$.project_id', 'owner.$': owner });
+
+    const begin = new sfn.Pass(this, 'Begin', { result: sfn.Result.fromObject({ steps_run: 0 }), resultPath: '$.next' });
+    const acquire = lambdaTask(this, TASK_STATES.acquireLock, fns.acquireLock, { payload: lock, timeout: FUNCTION_TIMEOUTS.control, resultPath: '$.lock' });
+    const pick = lambdaTask(this, TASK_STATES.pickNextStep, fns.pickNextStep, {
+      payload: sfn.TaskInput.fromObject({
+        'project_id.$': '$.project_id',
+        'owner.$': owner,
+        'tick.$': '$.tick',
+        'steps_run.$': '$.next.steps_run',
+      }),
+      timeout: FUNCTION_TIMEOUTS.control,
+      resultPath: '$.next',
+    });
+    const runStep = new tasks.StepFunctionsStartExecution(this, TASK_STATES.runStep, {
+      stateMachine: props.stepWorkflow,
+      integrationPattern: sfn.IntegrationPattern.RUN_JOB,
+      input: sfn.TaskInput.fromObject({ 'step.$': '$.next.step' }),
+      taskTimeout: sfn.Timeout.duration(props.stepTimeout),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    const release = lambdaTask(this, TASK_STATES.releaseLock, fns.releaseLock, { payload: lock, timeout: FUNCTION_TIMEOUTS.control, resultPath: '$.release' });
+    const releaseAfterFailure = lambdaTask(this, TASK_STATES.releaseLockAfterFailure, fns.releaseLock, {
+      payload: lock,
+      timeout: FUNCTION_TIMEOUTS.control, resultPath: '$.release',
+    });
+    const recordFailure = lambdaTask(this, TASK_STATES.recordFailure, fns.recordFailure, {
+      payload: sfn.TaskInput.fromObject({ 'step.$': '$.next.step', 'error.$': '$.failure' }),
+      timeout: FUNCTION_TIMEOUTS.control,
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    const failed = new sfn.Fail(this, 'Failed', {
+      errorPath: '$.failure.Error',
+      causePath: '$.failure.Cause',
+    });
+
+    // Every state after the lock is taken ends in a release, whatever happens.
+    const onFailure = { errors: [sfn.Errors.ALL], resultPath: '$.failure' };
+    pick.addCatch(releaseAfterFailure, onFailure);
+    runStep.addCatch(recordFailure, onFailure);
+    recordFailure.addCatch(releaseAfterFailure, { errors: [sfn.Errors.ALL], resultPath: '$.recording_failure' });
+    recordFailure.next(releaseAfterFailure);
+    releaseAfterFailure.next(failed);
+
+    const definition = begin.next(acquire).next(
+      new sfn.Choice(this, 'Lock acquired?')
+        .when(
+          sfn.Condition.booleanEquals('$.lock.acquired', true),
+          pick.next(
+            new sfn.Choice(this, 'Step due?')
+              .when(sfn.Condition.booleanEquals('$.next.found', true), runStep.next(pick))
+              .otherwise(release.next(new sfn.Succeed(this, 'Done'))),
+          ),
+        )
+        .otherwise(new sfn.Succeed(this, 'Project busy')),
+    );
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      definitionBody: sfn.DefinitionBody.fromChainable(definition),
+      timeout: props.timeout,
+      ...workflowObservability(this, 'Logs', props.logRetention),
+    });
+  }
+}

@@ -1,0 +1,68 @@
+import { Duration } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import type { Construct } from 'constructs';
+import { RETRYABLE_ERRORS } from '../src/core/workflow.js';
+
+/** Options of one Lambda Task of a workflow. */
+export interface LambdaTaskOptions {
+  /** The function's event, built from the state; default: the state itself (after `inputPath`). */
+  readonly payload?: sfn.TaskInput;
+  /** The part of the state the Task sees. */
+  readonly inputPath?: string;
+  /**
+   * Where the result goes in the state; `sfn.JsonPath.DISCARD` drops it.
+   * @default the result replaces the state (no `ResultPath`: the local interpreter mishandles `"$"`)
+   */
+  readonly resultPath?: string;
+  /** The function's own timeout: the Task fails (and retries) if the invocation outlives it. */
+  readonly timeout: Duration;
+}
+
+/**
+ * A Task invoking a pipeline function with its result as the state's result (`payloadResponseOnly`),
+ * retried with exponential backoff and jitter on throttling and transient errors only.
+ */
+export function lambdaTask(
+  scope: Construct,
+  name: string,
+  fn: lambda.IFunction,
+  options: LambdaTaskOptions,
+): tasks.LambdaInvoke {
+  const task = new tasks.LambdaInvoke(scope, name, {
+    lambdaFunction: fn,
+    ...(options.payload === undefined ? {} : { payload: options.payload }),
+    ...(options.inputPath === undefined ? {} : { inputPath: options.inputPath }),
+    payloadResponseOnly: true,
+    retryOnServiceExceptions: false,
+    ...(options.resultPath === undefined ? {} : { resultPath: options.resultPath }),
+    taskTimeout: sfn.Timeout.duration(options.timeout.plus(Duration.seconds(30))),
+  });
+  task.addRetry({
+    errors: [...RETRYABLE_ERRORS, sfn.Errors.TIMEOUT],
+    interval: Duration.seconds(2),
+    backoffRate: 2,
+    maxAttempts: 6,
+    maxDelay: Duration.minutes(1),
+    jitterStrategy: sfn.JitterType.FULL,
+  });
+  return task;
+}
+
+/** State machine settings every workflow shares: full logs and X-Ray tracing. */
+export function workflowObservability(
+  scope: Construct,
+  id: string,
+  retention: logs.RetentionDays,
+): Pick<sfn.StateMachineProps, 'logs' | 'tracingEnabled'> {
+  return {
+    logs: {
+      destination: new logs.LogGroup(scope, id, { retention }),
+      level: sfn.LogLevel.ALL,
+      includeExecutionData: true,
+    },
+    tracingEnabled: true,
+  };
+}

@@ -1,0 +1,188 @@
+/**
+ * The contract between the state machines (built in `lib/`, run by Step Functions or locally) and the
+ * activities behind their Task states: state names, payload shapes, execution names. Pure, so the CDK
+ * code, the Lambda handlers and the local runtime share one definition.
+ */
+import { ConfigError } from './errors.js';
+import type { StepRef } from './layout.js';
+import type { EventsPipelineConfig } from './pipeline-config.js';
+import type { ZoneCalendar } from './windows.js';
+
+/** Names of the Task states; the local runtime maps each to its activity by this name. */
+export const TASK_STATES = {
+  findDueProjects: 'Find projects with due steps',
+  startProjectWorkflow: 'Start project workflow',
+  acquireLock: 'Acquire project lock',
+  pickNextStep: 'Pick next step',
+  runStep: 'Run step',
+  recordFailure: 'Record step failure',
+  releaseLock: 'Release project lock',
+  releaseLockAfterFailure: 'Release project lock after failure',
+  prepareIngest: 'Find arrival hours to ingest',
+  ingestHour: 'Ingest arrival hour',
+  planStep: 'Plan step',
+  exportTask: 'Export task',
+  commitStep: 'Commit step',
+} as const;
+
+/** The error Step Functions raises when an execution name was already used. */
+export const EXECUTION_EXISTS_ERROR = 'StepFunctions.ExecutionAlreadyExistsException';
+
+/** Minutes between schedule ticks unless the deployment says otherwise. */
+export const DEFAULT_SCHEDULE_MINUTES = 15;
+
+/** Arrival hours one ingest round of a step fans out (the step loops until none is missing). */
+export const INGEST_BATCH_HOURS = 96;
+
+/** Steps one project workflow runs before it ends and leaves the rest to the next tick. */
+export const MAX_STEPS_PER_EXECUTION = 48;
+
+/** The dispatcher's input: EventBridge's scheduled event (only `time` is read). */
+export interface TickInput {
+  readonly time: string;
+}
+
+/** A project with due work, and the name its workflow is started under for this tick. */
+export interface DueProject {
+  readonly project_id: string;
+  readonly execution_name: string;
+}
+
+/** The dispatcher's result for one tick. */
+export interface DispatchOutput {
+  readonly tick: string;
+  readonly projects: readonly DueProject[];
+}
+
+/** Input of a project workflow. */
+export interface ProjectInput {
+  readonly project_id: string;
+  readonly tick: string;
+}
+
+/** Lock request of a project workflow: the owner is its execution name. */
+export interface LockInput {
+  readonly project_id: string;
+  readonly owner: string;
+}
+
+/** Whether the lock was taken. */
+export interface AcquireOutput {
+  readonly acquired: boolean;
+  /** The live holder when not acquired. */
+  readonly holder?: string;
+}
+
+/** What `Pick next step` needs: the project, the tick, the lock owner and the steps run so far. */
+export interface PickInput extends LockInput {
+  readonly tick: string;
+  readonly steps_run: number;
+}
+
+/** One step to run, as every activity of the step workflow receives it. */
+export interface StepInput {
+  readonly project_id: string;
+  readonly pipeline: string;
+  readonly step_id: string;
+  /** The schedule tick that started the run (ISO). */
+  readonly tick: string;
+  /** The lock owner: step activities renew its lease. */
+  readonly owner: string;
+  /** When the step was picked (ISO), for its run record. */
+  readonly started_at: string;
+  /** The pipeline config, validated when the step was picked; the whole step uses this one. */
+  readonly config: EventsPipelineConfig;
+}
+
+/** The next step, or why there is none. */
+export type PickOutput =
+  | { readonly found: true; readonly steps_run: number; readonly step: StepInput }
+  | { readonly found: false; readonly steps_run: number; readonly reason: 'idle' | 'budget' };
+
+/** The arrival hours a step still needs ingested (ISO), at most {@link INGEST_BATCH_HOURS}. */
+export interface PrepareIngestOutput {
+  readonly hours: readonly string[];
+  /** More hours are missing after these: loop. */
+  readonly more: boolean;
+}
+
+/** One Map item of the ingest fan-out. */
+export interface IngestHourInput {
+  readonly step: StepInput;
+  readonly arrival_hour: string;
+}
+
+/** A step's fan-out: task indexes 0..n-1. */
+export interface PlanOutput {
+  readonly tasks: readonly number[];
+}
+
+/** One Map item of the export fan-out. */
+export interface ExportTaskInput {
+  readonly step: StepInput;
+  readonly task: number;
+}
+
+/** A failed step, as the project workflow's Catch hands it over. */
+export interface FailureInput {
+  readonly step: StepInput;
+  readonly error: { readonly Error?: string; readonly Cause?: string };
+}
+
+/** EventBridge `source` and `detail-type`s of step outcomes. */
+export const EVENT_SOURCE = 'mp-pipelines';
+export const STEP_SUCCEEDED = 'Pipeline Step Succeeded';
+export const STEP_FAILED = 'Pipeline Step Failed';
+
+/** CloudWatch namespace and metric names. */
+export const METRICS_NAMESPACE = 'MpPipelines';
+export const METRICS = {
+  eventsExported: 'EventsExported',
+  lateEvents: 'LateEventsExported',
+  duplicatesDropped: 'DuplicatesDropped',
+  quarantined: 'LinesQuarantined',
+  /** Regular steps: seconds from the window's end to the commit (SLA 24 h). */
+  exportLag: 'ExportLagSeconds',
+  /** Sync steps: seconds from the arrival day's end to the commit (SLA 24 h + 24 h). */
+  syncExportLag: 'SyncExportLagSeconds',
+  duration: 'StepDurationSeconds',
+  failures: 'StepFailures',
+} as const;
+
+/**
+ * The project workflow's execution name for a tick: deterministic, so two triggers of the same tick
+ * start one workflow. Names allow 80 characters of `[A-Za-z0-9_-]`; project ids are at most 64 of those.
+ */
+export function projectExecutionName(projectId: string, tick: number): string {
+  const d = new Date(tick);
+  if (Number.isNaN(d.getTime())) throw new ConfigError(`invalid tick time ${tick}`);
+  const stamp = d.toISOString().replace(/[-:]/g, '').slice(0, 13); // YYYYMMDDTHHMM
+  return `${projectId}-${stamp}`;
+}
+
+/** Parses an ISO instant from a state machine payload; `ConfigError` naming the field otherwise. */
+export function parseInstant(text: string, field: string): number {
+  const t = Date.parse(text);
+  if (Number.isNaN(t)) throw new ConfigError(`${field}: ${JSON.stringify(text)} is not an ISO instant`);
+  return t;
+}
+
+/** The step an id names (inverse of `stepId`); `ConfigError` for an id no step of `config` has. */
+export function stepFromId(config: EventsPipelineConfig, calendar: ZoneCalendar, id: string): StepRef {
+  if (id.startsWith('sync-') && config.sync) return { kind: 'sync', arrivalDay: id.slice('sync-'.length) };
+  const prefix = `${config.frequency}-`;
+  if (id.startsWith(prefix)) {
+    return { kind: 'regular', window: calendar.windowById(config.frequency, id.slice(prefix.length)) };
+  }
+  throw new ConfigError(`pipeline ${config.project_id}/${config.name} has no step ${JSON.stringify(id)}`);
+}
+
+/** Errors a Task retries with backoff: Lambda's own transient failures and ours. */
+export const RETRYABLE_ERRORS = [
+  'Lambda.ServiceException',
+  'Lambda.AWSLambdaException',
+  'Lambda.SdkClientException',
+  'Lambda.TooManyRequestsException',
+  'TransientError',
+  'UnreadableSourceError',
+] as const;

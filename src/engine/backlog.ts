@@ -1,0 +1,50 @@
+import { ConfigError } from '../core/errors.js';
+import { PIPELINE_STATE_KEY, RUN_RECORDS_PREFIX } from '../core/layout.js';
+import { getJson, listAll, putJson } from '../core/object-store.js';
+import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import { type DueStep, dueSteps } from '../core/routing.js';
+import { ZoneCalendar } from '../core/windows.js';
+import type { EngineStores } from './stores.js';
+
+/** Ids of the steps a pipeline has committed (each has a run record). */
+export async function committedStepIds(stores: EngineStores): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for (const { key } of await listAll(stores.state, RUN_RECORDS_PREFIX)) {
+    if (key.endsWith('.json')) ids.add(key.slice(RUN_RECORDS_PREFIX.length, -'.json'.length));
+  }
+  return ids;
+}
+
+/** The steps of a pipeline due at `now` and not committed yet, oldest first. */
+export async function pipelineBacklog(
+  stores: EngineStores,
+  config: EventsPipelineConfig,
+  now: number,
+): Promise<DueStep[]> {
+  const due = dueSteps(config, new ZoneCalendar(config.time_zone), now);
+  if (due.length === 0) return due;
+  const committed = await committedStepIds(stores);
+  return due.filter((d) => !committed.has(d.id));
+}
+
+/**
+ * The state remembers the config it was built with: a run with other settings would mix results, so
+ * it stops with the differences named.
+ */
+export async function checkStateConfig(stores: EngineStores, config: EventsPipelineConfig): Promise<void> {
+  const stored = await getJson<EventsPipelineConfig>(stores.state, PIPELINE_STATE_KEY);
+  if (stored === undefined) {
+    await putJson(stores.state, PIPELINE_STATE_KEY, config);
+    return;
+  }
+  const differences = (Object.keys({ ...stored, ...config }) as (keyof EventsPipelineConfig)[]).filter(
+    (field) => JSON.stringify(stored[field]) !== JSON.stringify(config[field]),
+  );
+  if (differences.length > 0) {
+    throw new ConfigError(
+      `the state in ${stores.state.description} belongs to pipeline "${stored.name}" created with other settings ` +
+        `(${differences.map((f) => `${f}: ${JSON.stringify(stored[f])} then, ${JSON.stringify(config[f])} now`).join('; ')}). ` +
+        'Use the same settings, or another --out or --state folder.',
+    );
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * The three state machines of the stack, as `cdk synth` produces them: the build synthesizes the stack
+ * (no bundling, no AWS account) and keeps the state machine resources in `dist/workflows.json`; local
+ * runs read them from there.
+ */
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { App, type CfnResource } from 'aws-cdk-lib';
+import type { StateMachineDefinition } from 'aws-local-stepfunctions';
+import { DataPipelinesStack } from '../../lib/data-pipelines-stack.js';
+import { ConfigError } from '../core/errors.js';
+import { stateMachineDefinitions, type SynthesizedTemplate } from './state-machines.js';
+
+/** The workflows by role. */
+export interface WorkflowDefinitions {
+  readonly dispatcher: StateMachineDefinition;
+  readonly project: StateMachineDefinition;
+  readonly step: StateMachineDefinition;
+}
+
+/** What the build keeps: the state machine resources and which is which. */
+interface SynthesizedWorkflows {
+  readonly template: SynthesizedTemplate;
+  readonly logicalIds: Record<keyof WorkflowDefinitions, string>;
+}
+
+const DEFINITIONS_FILE = new URL('../../workflows.json', import.meta.url);
+const CDK_JSON = new URL('../../../cdk.json', import.meta.url);
+
+/** Synthesizes the stack with the `cdk.json` context and returns its state machines. */
+export function synthesizeWorkflows(): SynthesizedWorkflows {
+  const context = (JSON.parse(readFileSync(CDK_JSON, 'utf8')) as { context?: Record<string, unknown> }).context;
+  // No asset bundling: only the definitions are needed.
+  const app = new App({ context: { ...context, 'aws:cdk:bundling-stacks': [] } });
+  const stack = new DataPipelinesStack(app, 'DataPipelines');
+  const template = app.synth().getStackByName(stack.stackName).template as SynthesizedTemplate;
+  const logicalId = (machine: { node: { defaultChild?: unknown } }) =>
+    stack.getLogicalId(machine.node.defaultChild as CfnResource);
+  const resources = Object.fromEntries(
+    Object.entries(template.Resources ?? {}).filter(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine'),
+  );
+  return {
+    template: { Resources: resources },
+    logicalIds: {
+      dispatcher: logicalId(stack.dispatcher.stateMachine),
+      project: logicalId(stack.projectWorkflow.stateMachine),
+      step: logicalId(stack.stepWorkflow.stateMachine),
+    },
+  };
+}
+
+/** The definitions from a synthesis, tokens resolved. */
+export function workflowDefinitions(synthesized: SynthesizedWorkflows): WorkflowDefinitions {
+  const definitions = stateMachineDefinitions(synthesized.template);
+  const get = (role: keyof WorkflowDefinitions) => {
+    const definition = definitions.get(synthesized.logicalIds[role]);
+    if (definition === undefined) throw new ConfigError(`the synthesized stack has no ${role} state machine`);
+    return definition;
+  };
+  return { dispatcher: get('dispatcher'), project: get('project'), step: get('step') };
+}
+
+/** Writes the synthesized workflows for local runs (a build step). */
+export async function writeWorkflows(): Promise<void> {
+  await writeFile(DEFINITIONS_FILE, `${JSON.stringify(synthesizeWorkflows())}\n`);
+}
+
+/** The definitions the build synthesized. */
+export function loadWorkflowDefinitions(): WorkflowDefinitions {
+  let text: string;
+  try {
+    text = readFileSync(DEFINITIONS_FILE, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`no synthesized workflows at ${DEFINITIONS_FILE.pathname}: run "npm run build"`, {
+      cause: error,
+    });
+  }
+  return workflowDefinitions(JSON.parse(text) as SynthesizedWorkflows);
+}

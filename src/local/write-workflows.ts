@@ -1,0 +1,4 @@
+/** Build step: synthesizes the stack and keeps its state machine definitions for local runs. */
+import { writeWorkflows } from './workflow-definitions.js';
+
+await writeWorkflows();

@@ -1,0 +1,299 @@
+/**
+ * The work behind each Task state of the three workflows (dispatcher, project, step). Each activity
+ * takes its state's JSON input and returns JSON; Lambda handlers and the local runtime both call these,
+ * so the cloud and the local run share every line. Activities are idempotent: Step Functions may run
+ * one again after a timeout or a retry.
+ */
+import { NotReadyError } from '../core/errors.js';
+import { hourIso, ingestRecordKey, planKey, runRecordKey } from '../core/layout.js';
+import { getJson, type ObjectStore } from '../core/object-store.js';
+import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { RunRecord, StepPlan, StepRunEntry } from '../core/records.js';
+import { ingestNeededUntil, ingestStart } from '../core/routing.js';
+import { nextStep } from '../core/fairness.js';
+import { HOUR_MS, ZoneCalendar } from '../core/windows.js';
+import {
+  type AcquireOutput,
+  type DispatchOutput,
+  type ExportTaskInput,
+  type FailureInput,
+  INGEST_BATCH_HOURS,
+  type IngestHourInput,
+  type LockInput,
+  MAX_STEPS_PER_EXECUTION,
+  METRICS,
+  type PickInput,
+  type PickOutput,
+  type PlanOutput,
+  type PrepareIngestOutput,
+  parseInstant,
+  projectExecutionName,
+  STEP_FAILED,
+  STEP_SUCCEEDED,
+  type StepInput,
+  stepFromId,
+  type TickInput,
+} from '../core/workflow.js';
+import { checkStateConfig, pipelineBacklog } from '../engine/backlog.js';
+import { commitStep as commitEngineStep } from '../engine/commit.js';
+import { runExportTask } from '../engine/export-task.js';
+import { ingestArrivalHour } from '../engine/ingest.js';
+import { advanceIngestWatermark, planStep as planEngineStep } from '../engine/plan.js';
+import type { DataRuntime, Runtime } from './runtime.js';
+
+/** Dispatcher: the projects with at least one due, uncommitted step at the tick. */
+export async function findDueProjects(rt: Runtime, input: TickInput): Promise<DispatchOutput> {
+  const tick = parseInstant(input.time, 'time');
+  const { configs, invalid } = await rt.configs.listActive();
+  for (const problem of invalid) rt.log.warn('pipeline config is invalid and does not run', { ...problem });
+  const due = new Set<string>();
+  for (const config of configs) {
+    if (due.has(config.project_id)) continue;
+    if ((await pipelineBacklog(rt.stores(config), config, tick)).length > 0) due.add(config.project_id);
+  }
+  const projects = [...due]
+    .sort()
+    .map((project_id) => ({ project_id, execution_name: projectExecutionName(project_id, tick) }));
+  rt.log.info('dispatch', { tick: input.time, projects: projects.map((p) => p.project_id) });
+  return { tick: new Date(tick).toISOString(), projects };
+}
+
+/** Takes the project lock for the workflow, or reports who holds it. */
+export async function acquireLock(rt: Runtime, input: LockInput): Promise<AcquireOutput> {
+  const lease = await rt.locks.acquire(input.project_id, input.owner, rt.clock(), rt.leaseMs);
+  if (lease !== undefined) return { acquired: true };
+  const holder = await rt.locks.current(input.project_id);
+  rt.log.info('project busy', { project_id: input.project_id, holder: holder?.owner });
+  return holder === undefined ? { acquired: false } : { acquired: false, holder: holder.owner };
+}
+
+/** Releases the project lock if the workflow still holds it. */
+export async function releaseLock(rt: Runtime, input: LockInput): Promise<{ released: boolean }> {
+  return { released: await rt.locks.release(input.project_id, input.owner) };
+}
+
+/**
+ * The project's next step (DESIGN 6 fairness: its pipelines take turns, oldest due step first inside
+ * one), after renewing the lease. Configs are validated again here, so an edit applies from the next
+ * step on and a whole step uses one config.
+ */
+export async function pickNextStep(rt: Runtime, input: PickInput): Promise<PickOutput> {
+  const now = rt.clock();
+  await rt.locks.renew(input.project_id, input.owner, now, rt.leaseMs);
+  if (input.steps_run >= MAX_STEPS_PER_EXECUTION)
+    return { found: false, steps_run: input.steps_run, reason: 'budget' };
+  const tick = parseInstant(input.tick, 'tick');
+  const { configs, invalid } = await rt.configs.listActive(input.project_id);
+  for (const problem of invalid) rt.log.warn('pipeline config is invalid and does not run', { ...problem });
+  const backlogs = await Promise.all(
+    configs.map(async (config) => ({
+      pipeline: config.name,
+      due: await pipelineBacklog(rt.stores(config), config, tick),
+    })),
+  );
+  const next = nextStep(backlogs, await rt.ledger.lastPipeline(input.project_id));
+  const config = configs.find((c) => c.name === next?.pipeline);
+  if (next === undefined || config === undefined)
+    return { found: false, steps_run: input.steps_run, reason: 'idle' };
+  await rt.ledger.setLastPipeline(input.project_id, next.pipeline);
+  return {
+    found: true,
+    steps_run: input.steps_run + 1,
+    step: {
+      project_id: input.project_id,
+      pipeline: next.pipeline,
+      step_id: next.step.id,
+      tick: input.tick,
+      owner: input.owner,
+      started_at: new Date(now).toISOString(),
+      config,
+    },
+  };
+}
+
+/**
+ * The arrival hours the step needs that have no ingest record yet, a batch at a time. Advances the
+ * ingest watermark over hours ingested since, and checks the state belongs to this config.
+ */
+export async function prepareIngest(rt: Runtime, step: StepInput): Promise<PrepareIngestOutput> {
+  await renewLease(rt, step);
+  const { config } = step;
+  const stores = rt.stores(config);
+  await checkStateConfig(stores, config);
+  const calendar = new ZoneCalendar(config.time_zone);
+  const watermark = await advanceIngestWatermark(stores.state, ingestStart(config, calendar));
+  const needed = ingestNeededUntil(stepFromId(config, calendar, step.step_id), calendar);
+  const hours: number[] = [];
+  for (let hour = watermark; hour < needed && hours.length <= INGEST_BATCH_HOURS; hour += HOUR_MS) {
+    if ((await stores.state.getBytes(ingestRecordKey(hour))) === undefined) hours.push(hour);
+  }
+  return {
+    hours: hours.slice(0, INGEST_BATCH_HOURS).map((h) => new Date(h).toISOString()),
+    more: hours.length > INGEST_BATCH_HOURS,
+  };
+}
+
+/** Ingests one arrival hour (idempotent: an hour with an ingest record is not read again). */
+export async function ingestHour(
+  rt: DataRuntime,
+  input: IngestHourInput,
+): Promise<{ arrival_hour: string; source_lines: number; quarantined: number }> {
+  const { config } = input.step;
+  const arrivalHour = parseInstant(input.arrival_hour, 'arrival_hour');
+  const stores = rt.stores(config);
+  const existing = await getJson<{ source_lines: number; quarantined: number }>(
+    stores.state,
+    ingestRecordKey(arrivalHour),
+  );
+  const record = existing ?? (await ingestArrivalHour(stores, config, arrivalHour));
+  if (existing === undefined)
+    rt.metrics.record(dimensionsOf(config), { [METRICS.quarantined]: record.quarantined });
+  return { arrival_hour: hourIso(arrivalHour), source_lines: record.source_lines, quarantined: record.quarantined };
+}
+
+/**
+ * Plans the step (persisted, so a retry repeats the same tasks) and returns its fan-out, after moving
+ * the ingest watermark over the hours just ingested.
+ */
+export async function planStep(rt: Runtime, step: StepInput): Promise<PlanOutput> {
+  await renewLease(rt, step);
+  const { config } = step;
+  const calendar = new ZoneCalendar(config.time_zone);
+  const stores = rt.stores(config);
+  await advanceIngestWatermark(stores.state, ingestStart(config, calendar));
+  const plan = await planEngineStep(
+    stores,
+    config,
+    stepFromId(config, calendar, step.step_id),
+    rt.planLimits,
+  );
+  return { tasks: plan.tasks.map((_, task) => task) };
+}
+
+/** Runs one export task of the step's persisted plan. */
+export async function exportTask(
+  rt: DataRuntime,
+  input: ExportTaskInput,
+): Promise<{ task: number; parts: number }> {
+  const { config, step_id } = input.step;
+  const stores = rt.stores(config);
+  const plan = await readPlan(stores.state, step_id);
+  const result = await runExportTask(stores, config, plan, input.task);
+  return { task: input.task, parts: result.parts.length };
+}
+
+/**
+ * Commits the step (manifests, run record), then logs, announces and measures it. A retry after the
+ * commit finds the run record and only repeats the announcements.
+ */
+export async function commitStep(
+  rt: Runtime,
+  step: StepInput,
+): Promise<{ step_id: string; exported: number; duplicates: number; parts: number }> {
+  await renewLease(rt, step);
+  const { config } = step;
+  const stores = rt.stores(config);
+  const record =
+    (await getJson<RunRecord>(stores.state, runRecordKey(step.step_id))) ??
+    (await commitEngineStep(stores, config, await readPlan(stores.state, step.step_id), {
+      startedAt: parseInstant(step.started_at, 'started_at'),
+      finishedAt: rt.clock(),
+    }));
+  const entry = succeededEntry(step, record);
+  await rt.ledger.recordRun(entry);
+  await rt.events.publish(STEP_SUCCEEDED, entry);
+  rt.metrics.record(dimensionsOf(config), {
+    [METRICS.eventsExported]: record.exported,
+    [METRICS.lateEvents]: record.kind === 'sync' ? record.exported : 0,
+    [METRICS.duplicatesDropped]: record.duplicates,
+    [record.kind === 'sync' ? METRICS.syncExportLag : METRICS.exportLag]: entry.export_lag_s ?? 0,
+    [METRICS.duration]: record.duration_ms / 1000,
+  });
+  rt.log.info('step committed', { ...entry });
+  return { step_id: record.step_id, exported: record.exported, duplicates: record.duplicates, parts: record.parts };
+}
+
+/** Records a failed step with its error; the next tick runs it again. */
+export async function recordFailure(rt: Runtime, input: FailureInput): Promise<{ recorded: true }> {
+  const { step } = input;
+  const finishedAt = rt.clock();
+  const startedAt = parseInstant(step.started_at, 'started_at');
+  const entry: StepRunEntry = {
+    project_id: step.project_id,
+    pipeline: step.pipeline,
+    step_id: step.step_id,
+    kind: step.step_id.startsWith('sync-') ? 'sync' : 'regular',
+    status: 'failed',
+    tick: step.tick,
+    started_at: step.started_at,
+    finished_at: new Date(finishedAt).toISOString(),
+    duration_ms: finishedAt - startedAt,
+    ...stepError(input.error),
+  };
+  await rt.ledger.recordRun(entry);
+  await rt.events.publish(STEP_FAILED, entry);
+  rt.metrics.record(dimensionsOf(step.config), { [METRICS.failures]: 1 });
+  rt.log.warn('step failed', { ...entry });
+  return { recorded: true };
+}
+
+async function renewLease(rt: Runtime, step: StepInput): Promise<void> {
+  await rt.locks.renew(step.project_id, step.owner, rt.clock(), rt.leaseMs);
+}
+
+async function readPlan(state: ObjectStore, id: string): Promise<StepPlan> {
+  const plan = await getJson<StepPlan>(state, planKey(id));
+  if (plan === undefined) throw new NotReadyError(`step ${id} has no plan: plan it before its tasks`);
+  return plan;
+}
+
+function succeededEntry(step: StepInput, record: RunRecord): StepRunEntry {
+  const dataEnd =
+    record.window !== undefined
+      ? Date.parse(record.window.end)
+      : new ZoneCalendar(step.config.time_zone).dayEnd(record.arrival_day ?? step.step_id.slice('sync-'.length));
+  return {
+    project_id: step.project_id,
+    pipeline: step.pipeline,
+    step_id: record.step_id,
+    kind: record.kind,
+    status: 'succeeded',
+    tick: step.tick,
+    started_at: record.started_at,
+    finished_at: record.finished_at,
+    duration_ms: record.duration_ms,
+    exported: record.exported,
+    duplicates: record.duplicates,
+    parts: record.parts,
+    bytes: record.bytes,
+    tasks: record.tasks,
+    export_lag_s: Math.max(0, Math.round((Date.parse(record.finished_at) - dataEnd) / 1000)),
+  };
+}
+
+function dimensionsOf(config: EventsPipelineConfig): { project_id: string; pipeline: string } {
+  return { project_id: config.project_id, pipeline: config.name };
+}
+
+/**
+ * The step's own error from what the project workflow caught: a failed step workflow execution arrives
+ * as `States.TaskFailed` whose cause is the execution's description (with its `Error` and `Cause`), and
+ * a Lambda error's cause is JSON with `errorMessage`.
+ */
+export function stepError(caught: FailureInput['error'], depth = 0): { error: string; cause: string } {
+  const error = caught.Error ?? 'Error';
+  const cause = caught.Cause ?? '';
+  let parsed: { Error?: unknown; Cause?: unknown; errorMessage?: unknown; errorType?: unknown } | undefined;
+  try {
+    parsed = JSON.parse(cause) as typeof parsed;
+  } catch {
+    // not JSON: the cause is the message
+  }
+  if (typeof parsed?.Error === 'string' && depth < 3) {
+    return stepError({ Error: parsed.Error, ...(typeof parsed.Cause === 'string' ? { Cause: parsed.Cause } : {}) }, depth + 1);
+  }
+  if (typeof parsed?.errorMessage === 'string') {
+    return { error: typeof parsed.errorType === 'string' ? parsed.errorType : error, cause: parsed.errorMessage };
+  }
+  return { error, cause };
+}

@@ -1,0 +1,82 @@
+/**
+ * What every Lambda handler in `functions/` shares: the runtime built once per container from the
+ * validated environment, structured logs (Powertools Logger) and CloudWatch metrics (Powertools
+ * Metrics, embedded metric format: no PutMetricData calls).
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { S3Client } from '@aws-sdk/client-s3';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
+import { DynamoLedger } from '../adapters/dynamo-ledger.js';
+import { DynamoLockStore } from '../adapters/dynamo-lock-store.js';
+import { EventBridgeSink } from '../adapters/eventbridge-sink.js';
+import { S3ObjectStore } from '../adapters/s3-object-store.js';
+import type { MetricsSink } from '../core/ports.js';
+import { METRICS, METRICS_NAMESPACE } from '../core/workflow.js';
+import { readLambdaEnvironment } from './lambda-environment.js';
+import type { Runtime } from './runtime.js';
+
+const logger = new Logger();
+const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
+let runtime: Runtime | undefined;
+
+/** Wraps an activity as a Lambda handler: the event is the state's input, the result its output. */
+export function lambdaHandler<I, O>(activity: (rt: Runtime, input: I) => Promise<O>) {
+  return async (event: I, context: { awsRequestId?: string; functionName?: string }): Promise<O> => {
+    logger.addContext(context as Parameters<Logger['addContext']>[0]);
+    runtime ??= lambdaRuntime();
+    try {
+      return await activity(runtime, event);
+    } catch (error) {
+      logger.error('activity failed', error as Error);
+      throw error;
+    } finally {
+      metrics.publishStoredMetrics();
+    }
+  };
+}
+
+function lambdaRuntime(): Runtime {
+  const env = readLambdaEnvironment(process.env);
+  const s3 = new S3Client({});
+  const dynamo = new DynamoDBClient({});
+  return {
+    configs: new DynamoConfigStore(dynamo, env.CONFIGS_TABLE),
+    locks: new DynamoLockStore({ client: dynamo, tableName: env.STATE_TABLE }),
+    ledger: new DynamoLedger(dynamo, env.STATE_TABLE),
+    events: new EventBridgeSink(new EventBridgeClient({}), env.EVENT_BUS_NAME),
+    metrics: powertoolsMetrics,
+    log: {
+      info: (message, fields) => logger.info(message, fields ?? {}),
+      warn: (message, fields) => logger.warn(message, fields ?? {}),
+    },
+    clock: Date.now,
+    leaseMs: env.LEASE_SECONDS * 1000,
+    stores: (config) => {
+      const pipeline = `${config.project_id}/${config.name}`;
+      return {
+        raw: new S3ObjectStore({ client: s3, bucket: env.RAW_BUCKET }),
+        destination: new S3ObjectStore({ client: s3, bucket: env.DESTINATION_BUCKET }),
+        state: new S3ObjectStore({ client: s3, bucket: env.STATE_BUCKET, prefix: `state/${pipeline}/` }),
+        staging: new S3ObjectStore({ client: s3, bucket: env.STATE_BUCKET, prefix: `staging/${pipeline}/` }),
+      };
+    },
+  };
+}
+
+const SECONDS = new Set<string>([METRICS.exportLag, METRICS.syncExportLag, METRICS.duration]);
+
+/** Each value twice: per pipeline, and across pipelines (the alarms' view). */
+const powertoolsMetrics: MetricsSink = {
+  record(dimensions, values) {
+    for (const [name, value] of Object.entries(values)) {
+      const unit = SECONDS.has(name) ? MetricUnit.Seconds : MetricUnit.Count;
+      metrics.addMetric(name, unit, value);
+      const single = metrics.singleMetric();
+      single.addDimensions({ ...dimensions });
+      single.addMetric(name, unit, value);
+    }
+  },
+};

@@ -1,0 +1,38 @@
+import type { LockStore } from '../core/lock.js';
+import type { PipelineConfigStore, EventSink, MetricsSink, ProjectLedger } from '../core/ports.js';
+import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PlanLimits } from '../engine/plan.js';
+import type { EngineStores } from '../engine/stores.js';
+
+/** Structured log lines: a message and fields (Powertools Logger in Lambda). */
+export interface Log {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * Everything the workflow activities work with. Lambda builds one per container from its environment;
+ * the local runtime builds one over the emulators and a simulated clock.
+ */
+export interface Runtime {
+  readonly configs: PipelineConfigStore;
+  readonly locks: LockStore;
+  readonly ledger: ProjectLedger;
+  readonly events: EventSink;
+  readonly metrics: MetricsSink;
+  readonly log: Log;
+  /** Epoch ms now (simulated locally). */
+  readonly clock: () => number;
+  /** How long a project lock holds without renewal; every control activity renews it. */
+  readonly leaseMs: number;
+  /** How steps are cut into tasks; default `DEFAULT_PLAN_LIMITS`. */
+  readonly planLimits?: PlanLimits;
+  /** The stores of one pipeline. */
+  stores(config: EventsPipelineConfig): EngineStores;
+}
+
+/** Default lease: longer than any one activity (Lambda's 15 minutes), renewed before each. */
+export const DEFAULT_LEASE_MS = 30 * 60_000;
+
+/** What the data activities (ingest, export) use: they run on worker threads locally. */
+export type DataRuntime = Pick<Runtime, 'stores' | 'metrics'>;
