@@ -22,7 +22,11 @@ export class DataBucket extends Construct {
     this.bucket = new s3.Bucket(this, 'Bucket', {
       ...(props.encryptionKey === undefined
         ? { encryption: s3.BucketEncryption.S3_MANAGED }
-        : { encryption: s3.BucketEncryption.KMS, encryptionKey: props.encryptionKey, bucketKeyEnabled: true }),
+        : {
+            encryption: s3.BucketEncryption.KMS,
+            encryptionKey: props.encryptionKey,
+            bucketKeyEnabled: true,
+          }),
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       enforceSSL: true,

@@ -4,6 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { DEFAULT_SCHEDULE_MINUTES } from '../src/core/workflow.js';
 import { DataBucket } from './data-bucket.js';
 import { Dispatcher } from './dispatcher.js';
 import { PipelineAlarms } from './pipeline-alarms.js';
@@ -13,7 +14,6 @@ import { PipelineTables } from './pipeline-tables.js';
 import { ProjectWorkflow } from './project-workflow.js';
 import { StepWorkflow } from './step-workflow.js';
 import { acknowledgeAcceptedWildcards } from './wildcard-acknowledgements.js';
-import { DEFAULT_SCHEDULE_MINUTES } from '../src/core/workflow.js';
 
 /** Logical ids of the stack outputs, shared with the CLI that reads them (`describe-stacks`). */
 export const STACK_OUTPUTS = {
@@ -158,10 +158,19 @@ export class DataPipelinesStack extends Stack {
       ['rawBucketName', 'Bucket of the raw landing zone', this.rawBucket.bucketName],
       ['destinationBucketName', 'Bucket the exports are written to', this.destinationBucket.bucketName],
       ['dispatcherArn', 'State machine the schedule starts', this.dispatcher.stateMachine.stateMachineArn],
-      ['projectWorkflowArn', 'State machine running one project at a tick', this.projectWorkflow.stateMachine.stateMachineArn],
-      ['stepWorkflowArn', 'State machine running one pipeline step', this.stepWorkflow.stateMachine.stateMachineArn],
+      [
+        'projectWorkflowArn',
+        'State machine running one project at a tick',
+        this.projectWorkflow.stateMachine.stateMachineArn,
+      ],
+      [
+        'stepWorkflowArn',
+        'State machine running one pipeline step',
+        this.stepWorkflow.stateMachine.stateMachineArn,
+      ],
     ];
-    for (const [key, description, value] of outputs) new CfnOutput(this, STACK_OUTPUTS[key], { description, value });
+    for (const [key, description, value] of outputs)
+      new CfnOutput(this, STACK_OUTPUTS[key], { description, value });
     acknowledgeAcceptedWildcards(this);
   }
 }

@@ -32,7 +32,9 @@ export class Dispatcher extends Construct {
   constructor(scope: Construct, id: string, props: DispatcherProps) {
     super(scope, id);
     if (!Number.isInteger(props.everyMinutes) || props.everyMinutes < 1 || 60 % props.everyMinutes !== 0) {
-      throw new Error(`the schedule must fire every N minutes with N dividing 60 (got ${props.everyMinutes})`);
+      throw new Error(
+        `the schedule must fire every N minutes with N dividing 60 (got ${props.everyMinutes})`,
+      );
     }
     const find = lambdaTask(this, TASK_STATES.findDueProjects, props.functions.findDueProjects, {
       payload: sfn.TaskInput.fromObject({ 'time.$': '$.time' }),

@@ -7,7 +7,7 @@ import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { LAMBDA_ENVIRONMENT } from '../src/workflow/lambda-environment.js';
+import type { LAMBDA_ENVIRONMENT } from '../src/workflow/lambda-environment.js';
 
 /** The repository root (this file runs from `dist/lib/`): entries and the lock file live there. */
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -61,9 +61,19 @@ export class PipelineFunctions extends Construct {
       LEASE_SECONDS: String(props.leaseSeconds),
     };
     const make = (name: string, description: string, size: 'control' | 'data') =>
-      this.makeFunction(name, description, size, { ...environment, POWERTOOLS_SERVICE_NAME: props.service }, props.logRetention);
+      this.makeFunction(
+        name,
+        description,
+        size,
+        { ...environment, POWERTOOLS_SERVICE_NAME: props.service },
+        props.logRetention,
+      );
 
-    this.findDueProjects = make('find-due-projects', 'Lists the projects with due steps at a tick', 'control');
+    this.findDueProjects = make(
+      'find-due-projects',
+      'Lists the projects with due steps at a tick',
+      'control',
+    );
     configsTable.grantReadData(this.findDueProjects);
     stateBucket.grantRead(this.findDueProjects, 'state/*');
 
@@ -76,7 +86,11 @@ export class PipelineFunctions extends Construct {
     stateTable.grantReadWriteData(this.pickNextStep);
     stateBucket.grantRead(this.pickNextStep, 'state/*');
 
-    this.prepareIngest = make('prepare-ingest', 'Lists the arrival hours a step still needs ingested', 'control');
+    this.prepareIngest = make(
+      'prepare-ingest',
+      'Lists the arrival hours a step still needs ingested',
+      'control',
+    );
     this.planStep = make('plan-step', 'Plans the export tasks of a step', 'control');
     for (const fn of [this.prepareIngest, this.planStep]) {
       stateTable.grantReadWriteData(fn);

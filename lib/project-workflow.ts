@@ -34,8 +34,15 @@ export class ProjectWorkflow extends Construct {
     const owner = '$$.Execution.Name';
     const lock = sfn.TaskInput.fromObject({ 'project_id.$': '$.project_id', 'owner.$': owner });
 
-    const begin = new sfn.Pass(this, 'Begin', { result: sfn.Result.fromObject({ steps_run: 0 }), resultPath: '$.next' });
-    const acquire = lambdaTask(this, TASK_STATES.acquireLock, fns.acquireLock, { payload: lock, timeout: FUNCTION_TIMEOUTS.control, resultPath: '$.lock' });
+    const begin = new sfn.Pass(this, 'Begin', {
+      result: sfn.Result.fromObject({ steps_run: 0 }),
+      resultPath: '$.next',
+    });
+    const acquire = lambdaTask(this, TASK_STATES.acquireLock, fns.acquireLock, {
+      payload: lock,
+      timeout: FUNCTION_TIMEOUTS.control,
+      resultPath: '$.lock',
+    });
     const pick = lambdaTask(this, TASK_STATES.pickNextStep, fns.pickNextStep, {
       payload: sfn.TaskInput.fromObject({
         'project_id.$': '$.project_id',
@@ -53,10 +60,15 @@ export class ProjectWorkflow extends Construct {
       taskTimeout: sfn.Timeout.duration(props.stepTimeout),
       resultPath: sfn.JsonPath.DISCARD,
     });
-    const release = lambdaTask(this, TASK_STATES.releaseLock, fns.releaseLock, { payload: lock, timeout: FUNCTION_TIMEOUTS.control, resultPath: '$.release' });
+    const release = lambdaTask(this, TASK_STATES.releaseLock, fns.releaseLock, {
+      payload: lock,
+      timeout: FUNCTION_TIMEOUTS.control,
+      resultPath: '$.release',
+    });
     const releaseAfterFailure = lambdaTask(this, TASK_STATES.releaseLockAfterFailure, fns.releaseLock, {
       payload: lock,
-      timeout: FUNCTION_TIMEOUTS.control, resultPath: '$.release',
+      timeout: FUNCTION_TIMEOUTS.control,
+      resultPath: '$.release',
     });
     const recordFailure = lambdaTask(this, TASK_STATES.recordFailure, fns.recordFailure, {
       payload: sfn.TaskInput.fromObject({ 'step.$': '$.next.step', 'error.$': '$.failure' }),
@@ -72,22 +84,27 @@ export class ProjectWorkflow extends Construct {
     const onFailure = { errors: [sfn.Errors.ALL], resultPath: '$.failure' };
     pick.addCatch(releaseAfterFailure, onFailure);
     runStep.addCatch(recordFailure, onFailure);
-    recordFailure.addCatch(releaseAfterFailure, { errors: [sfn.Errors.ALL], resultPath: '$.recording_failure' });
+    recordFailure.addCatch(releaseAfterFailure, {
+      errors: [sfn.Errors.ALL],
+      resultPath: '$.recording_failure',
+    });
     recordFailure.next(releaseAfterFailure);
     releaseAfterFailure.next(failed);
 
-    const definition = begin.next(acquire).next(
-      new sfn.Choice(this, 'Lock acquired?')
-        .when(
-          sfn.Condition.booleanEquals('$.lock.acquired', true),
-          pick.next(
-            new sfn.Choice(this, 'Step due?')
-              .when(sfn.Condition.booleanEquals('$.next.found', true), runStep.next(pick))
-              .otherwise(release.next(new sfn.Succeed(this, 'Done'))),
-          ),
-        )
-        .otherwise(new sfn.Succeed(this, 'Project busy')),
-    );
+    const definition = begin
+      .next(acquire)
+      .next(
+        new sfn.Choice(this, 'Lock acquired?')
+          .when(
+            sfn.Condition.booleanEquals('$.lock.acquired', true),
+            pick.next(
+              new sfn.Choice(this, 'Step due?')
+                .when(sfn.Condition.booleanEquals('$.next.found', true), runStep.next(pick))
+                .otherwise(release.next(new sfn.Succeed(this, 'Done'))),
+            ),
+          )
+          .otherwise(new sfn.Succeed(this, 'Project busy')),
+      );
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
       timeout: props.timeout,

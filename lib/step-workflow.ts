@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import type { Duration } from 'aws-cdk-lib';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
@@ -31,7 +31,8 @@ export class StepWorkflow extends Construct {
 
     const prepare = lambdaTask(this, TASK_STATES.prepareIngest, fns.prepareIngest, {
       inputPath: step,
-      timeout: FUNCTION_TIMEOUTS.control, resultPath: '$.ingest',
+      timeout: FUNCTION_TIMEOUTS.control,
+      resultPath: '$.ingest',
     });
     const ingest = new sfn.Map(this, 'Ingest arrival hours', {
       itemsPath: '$.ingest.hours',
@@ -43,7 +44,8 @@ export class StepWorkflow extends Construct {
     );
     const plan = lambdaTask(this, TASK_STATES.planStep, fns.planStep, {
       inputPath: step,
-      timeout: FUNCTION_TIMEOUTS.control, resultPath: '$.plan',
+      timeout: FUNCTION_TIMEOUTS.control,
+      resultPath: '$.plan',
     });
     const exports = new sfn.Map(this, 'Export tasks', {
       itemsPath: '$.plan.tasks',
@@ -55,7 +57,8 @@ export class StepWorkflow extends Construct {
     );
     const commit = lambdaTask(this, TASK_STATES.commitStep, fns.commitStep, {
       inputPath: step,
-      timeout: FUNCTION_TIMEOUTS.control, resultPath: '$.run',
+      timeout: FUNCTION_TIMEOUTS.control,
+      resultPath: '$.run',
     });
 
     const definition = prepare

@@ -9,36 +9,44 @@ import type { IConstruct } from 'constructs';
  */
 export const ACCEPTED_WILDCARDS: readonly { readonly pattern: RegExp; readonly reason: string }[] = [
   {
-    pattern: /^AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy\/service-role\/AWSLambdaBasicExecutionRole\]$/,
+    pattern:
+      /^AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy\/service-role\/AWSLambdaBasicExecutionRole\]$/,
     reason: 'The standard Lambda logging policy: it only lets a function write its own CloudWatch logs.',
   },
   {
     pattern: /^AwsSolutions-IAM5\[Action::s3:(GetObject|GetBucket|List|DeleteObject|Abort)\*\]$/,
-    reason: 'Action groups of CDK bucket grants (read, write, delete), limited to the buckets and key prefixes in the same statement.',
+    reason:
+      'Action groups of CDK bucket grants (read, write, delete), limited to the buckets and key prefixes in the same statement.',
   },
   {
     pattern: /^AwsSolutions-IAM5\[Action::kms:(GenerateDataKey|ReEncrypt)\*\]$/,
-    reason: 'Key usage actions of CDK grants on the customer-managed key that encrypts the tables and buckets; limited to that key.',
+    reason:
+      'Key usage actions of CDK grants on the customer-managed key that encrypts the tables and buckets; limited to that key.',
   },
   {
-    pattern: /^AwsSolutions-IAM5\[Resource::<(State|Raw|Destination)Bucket[0-9A-F]{8}\.Arn>\/[a-z_*\/]*\*\]$/,
-    reason: 'Object keys under the prefixes the function works in (state/, staging/, <project>/mp_master_event/, <project>/_quarantine/, the landing zone): keys are data-dependent.',
+    pattern: /^AwsSolutions-IAM5\[Resource::<(State|Raw|Destination)Bucket[0-9A-F]{8}\.Arn>\/[a-z_*/]*\*\]$/,
+    reason:
+      'Object keys under the prefixes the function works in (state/, staging/, <project>/mp_master_event/, <project>/_quarantine/, the landing zone): keys are data-dependent.',
   },
   {
-    pattern: /^AwsSolutions-IAM5\[Resource::arn:aws:s3:::[a-z0-9.-]+\/[a-z_*\/]*\*\]$/,
+    pattern: /^AwsSolutions-IAM5\[Resource::arn:aws:s3:::[a-z0-9.-]+\/[a-z_*/]*\*\]$/,
     reason: 'Object keys under the prefixes the function works in, in a bucket given by name at deploy time.',
   },
   {
     pattern: /^AwsSolutions-IAM5\[Resource::<Functions[A-Za-z]+[0-9A-F]{8}\.Arn>:\*\]$/,
-    reason: 'Step Functions may invoke any version of the pipeline function it calls (the grant CDK makes for Lambda tasks).',
+    reason:
+      'Step Functions may invoke any version of the pipeline function it calls (the grant CDK makes for Lambda tasks).',
   },
   {
-    pattern: /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:.*StepWorkflowStateMachine.*\*\]$/,
-    reason: 'The project workflow describes and stops the step workflow executions it starts; their ARNs are not known in advance.',
+    pattern:
+      /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:.*StepWorkflowStateMachine.*\*\]$/,
+    reason:
+      'The project workflow describes and stops the step workflow executions it starts; their ARNs are not known in advance.',
   },
   {
     pattern: /^AwsSolutions-IAM5\[Resource::\*\]$/,
-    reason: 'X-Ray trace segments and CloudWatch Logs delivery for Step Functions support no resource-level permissions.',
+    reason:
+      'X-Ray trace segments and CloudWatch Logs delivery for Step Functions support no resource-level permissions.',
   },
 ];
 
@@ -51,7 +59,8 @@ export function acknowledgeAcceptedWildcards(scope: IConstruct): void {
     if (accepted === undefined) continue;
     for (const resource of violation.violatingResources) {
       const construct = resource.constructPath === undefined ? undefined : byPath.get(resource.constructPath);
-      if (construct !== undefined) Validations.of(construct).acknowledge({ id: violation.ruleName, reason: accepted.reason });
+      if (construct !== undefined)
+        Validations.of(construct).acknowledge({ id: violation.ruleName, reason: accepted.reason });
     }
   }
 }

@@ -56,7 +56,10 @@ export class DynamoConfigStore implements PipelineConfigStore {
         }),
       );
     } catch (error) {
-      throw asTransient(error, `DynamoDB PutItem of pipeline ${config.project_id}/${config.name} in ${this.tableName}`);
+      throw asTransient(
+        error,
+        `DynamoDB PutItem of pipeline ${config.project_id}/${config.name} in ${this.tableName}`,
+      );
     }
   }
 
@@ -67,7 +70,11 @@ export class DynamoConfigStore implements PipelineConfigStore {
       do {
         const page = await this.client.send(
           projectId === undefined
-            ? new ScanCommand({ TableName: this.tableName, ConsistentRead: true, ExclusiveStartKey: startKey })
+            ? new ScanCommand({
+                TableName: this.tableName,
+                ConsistentRead: true,
+                ExclusiveStartKey: startKey,
+              })
             : new QueryCommand({
                 TableName: this.tableName,
                 ConsistentRead: true,

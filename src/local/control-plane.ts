@@ -50,7 +50,9 @@ export async function startControlPlane(moto?: Moto): Promise<ControlPlane> {
 /** Step outcome events of a local run, kept in order (EventBridge's place). */
 export class RecordingEventSink implements EventSink {
   readonly events: { detailType: string; detail: StepRunEntry }[] = [];
-  constructor(private readonly onEvent: (detailType: string, detail: StepRunEntry) => void = () => undefined) {}
+  constructor(
+    private readonly onEvent: (detailType: string, detail: StepRunEntry) => void = () => undefined,
+  ) {}
 
   async publish(detailType: string, detail: StepRunEntry): Promise<void> {
     this.events.push({ detailType, detail });
@@ -63,7 +65,8 @@ export class SummingMetrics implements MetricsSink {
   readonly totals = new Map<string, number>();
 
   record(_dimensions: unknown, values: Readonly<Record<string, number>>): void {
-    for (const [name, value] of Object.entries(values)) this.totals.set(name, (this.totals.get(name) ?? 0) + value);
+    for (const [name, value] of Object.entries(values))
+      this.totals.set(name, (this.totals.get(name) ?? 0) + value);
   }
 }
 
@@ -93,7 +96,8 @@ export function localRuntime(options: LocalRuntimeOptions): Runtime {
     metrics: options.metrics ?? new SummingMetrics(),
     log: {
       info: () => undefined,
-      warn: (message, fields) => progress(`${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`),
+      warn: (message, fields) =>
+        progress(`${message}${fields === undefined ? '' : ` ${JSON.stringify(fields)}`}`),
     },
     clock: options.clock,
     leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,

@@ -65,7 +65,9 @@ async function main(): Promise<number> {
 
   // Operate both projects as the schedule would, from the first day until every late event is synced.
   const until = Math.max(
-    ...pipelines.map((c) => new ZoneCalendar(c.time_zone).dayEnd(addDays(FIRST_DAY, OPERATED_DAYS - 1)) + 3 * HOUR),
+    ...pipelines.map(
+      (c) => new ZoneCalendar(c.time_zone).dayEnd(addDays(FIRST_DAY, OPERATED_DAYS - 1)) + 3 * HOUR,
+    ),
   );
   process.stdout.write(
     `\nOperating the pipelines through the synthesized workflows until ${new Date(until).toISOString()} (simulated clock)\n`,
@@ -73,7 +75,11 @@ async function main(): Promise<number> {
   const startedAt = Date.now();
   const { results, ticks } = await runLocalPipelines({
     configs: pipelines,
-    folders: (config) => ({ raw, out: bucket, state: defaultStateFolder(bucket, config.project_id, config.name) }),
+    folders: (config) => ({
+      raw,
+      out: bucket,
+      state: defaultStateFolder(bucket, config.project_id, config.name),
+    }),
     now: until,
     progress: (message) => process.stdout.write(`  ${message}\n`),
   });
@@ -81,7 +87,8 @@ async function main(): Promise<number> {
     `${ticks} schedule ticks fired, ${[...results.values()].reduce((n, r) => n + r.steps.length, 0)} steps in ` +
       `${((Date.now() - startedAt) / 1000).toFixed(1)} s\n`,
   );
-  for (const result of results.values()) for (const failure of result.failures) process.stdout.write(`    ${failure}\n`);
+  for (const result of results.values())
+    for (const failure of result.failures) process.stdout.write(`    ${failure}\n`);
 
   let ok = true;
   for (const [config, result] of results) {

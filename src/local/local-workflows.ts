@@ -4,9 +4,10 @@
  * activity its Lambda function runs. Like Step Functions, it refuses a second execution under a name
  * already used, so a double trigger of a tick starts one project workflow.
  */
+
+import { EXECUTION_EXISTS_ERROR, TASK_STATES } from '../core/workflow.js';
 import * as activities from '../workflow/activities.js';
 import type { Runtime } from '../workflow/runtime.js';
-import { EXECUTION_EXISTS_ERROR, TASK_STATES } from '../core/workflow.js';
 import { type JSONValue, type LocalTaskHandler, runStateMachine } from './state-machines.js';
 import type { WorkflowDefinitions } from './workflow-definitions.js';
 
@@ -127,10 +128,15 @@ export class LocalWorkflows {
       throw new NamedError(EXECUTION_EXISTS_ERROR, `Execution Already Exists: '${name}'`);
     }
     const abort = new AbortController();
-    const done = runStateMachine(this.options.definitions.project, projectInput, this.handlersFor(abort.signal), {
-      executionName: name,
-      signal: abort.signal,
-    }).then(
+    const done = runStateMachine(
+      this.options.definitions.project,
+      projectInput,
+      this.handlersFor(abort.signal),
+      {
+        executionName: name,
+        signal: abort.signal,
+      },
+    ).then(
       (output): ExecutionOutcome => ({ name, status: 'succeeded', output }),
       (error: unknown): ExecutionOutcome =>
         abort.signal.aborted
@@ -138,7 +144,10 @@ export class LocalWorkflows {
           : { name, status: 'failed', error: describeFailure(error) },
     );
     this.executions.set(name, { done, abort });
-    return { ExecutionArn: `arn:aws:states:local:000000000000:execution:project:${name}`, StartDate: Date.now() };
+    return {
+      ExecutionArn: `arn:aws:states:local:000000000000:execution:project:${name}`,
+      StartDate: Date.now(),
+    };
   }
 
   /**
@@ -148,15 +157,24 @@ export class LocalWorkflows {
   private async runStep(input: JSONValue, signal: AbortSignal | undefined): Promise<JSONValue> {
     const { Input: stepInput } = input as { Input: JSONValue };
     try {
-      const output = await runStateMachine(this.options.definitions.step, stepInput, this.handlersFor(signal), {
-        ...(signal === undefined ? {} : { signal }),
-      });
+      const output = await runStateMachine(
+        this.options.definitions.step,
+        stepInput,
+        this.handlersFor(signal),
+        {
+          ...(signal === undefined ? {} : { signal }),
+        },
+      );
       return { Status: 'SUCCEEDED', Output: output };
     } catch (error) {
       const cause = (error as { cause?: { name?: string; message?: string } }).cause;
       throw new NamedError(
         'States.TaskFailed',
-        JSON.stringify({ Status: 'FAILED', Error: cause?.name ?? 'Error', Cause: cause?.message ?? String(error) }),
+        JSON.stringify({
+          Status: 'FAILED',
+          Error: cause?.name ?? 'Error',
+          Cause: cause?.message ?? String(error),
+        }),
       );
     }
   }

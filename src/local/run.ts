@@ -5,11 +5,16 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { INGEST_RECORDS_PREFIX, isIngestRecordKey, RUN_RECORDS_PREFIX, runRecordKey } from '../core/layout.js';
+import {
+  INGEST_RECORDS_PREFIX,
+  isIngestRecordKey,
+  RUN_RECORDS_PREFIX,
+  runRecordKey,
+} from '../core/layout.js';
 import { getJson, listAll } from '../core/object-store.js';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
-import { type Reconciliation, reconcile } from '../core/reconcile.js';
 import type { MetricsSink } from '../core/ports.js';
+import { type Reconciliation, reconcile } from '../core/reconcile.js';
 import type { IngestRecord, RunRecord, StepRunEntry } from '../core/records.js';
 import { DEFAULT_SCHEDULE_MINUTES, STEP_FAILED, TASK_STATES } from '../core/workflow.js';
 import { committedStepIds, pipelineBacklog } from '../engine/backlog.js';
@@ -155,8 +160,7 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
 }
 
 /** Options of a local run over folders, with ingest and export tasks on worker threads. */
-export interface LocalRunOptions
-  extends Omit<PipelinesRunOptions, 'stores' | 'configs' | 'overrides'> {
+export interface LocalRunOptions extends Omit<PipelinesRunOptions, 'stores' | 'configs' | 'overrides'> {
   readonly config: EventsPipelineConfig;
   readonly folders: LocalFolders;
   /** Worker threads of the pool this run creates; default: one per core. */
@@ -173,8 +177,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<RunRes
 }
 
 /** Options of a local run of several pipelines over folders. */
-export interface LocalPipelinesRunOptions
-  extends Omit<PipelinesRunOptions, 'stores' | 'overrides'> {
+export interface LocalPipelinesRunOptions extends Omit<PipelinesRunOptions, 'stores' | 'overrides'> {
   readonly folders: (config: EventsPipelineConfig) => LocalFolders;
   readonly workers?: number;
   readonly pool?: LocalTaskPool;

@@ -136,7 +136,9 @@ export async function runStateMachine(
   options.signal?.throwIfAborted();
   const execution = machine.run(input, {
     overrides: { taskResourceLocalHandlers: { ...handlers }, retryIntervalOverrides },
-    ...(options.executionName === undefined ? {} : { context: { Execution: { Name: options.executionName } } }),
+    ...(options.executionName === undefined
+      ? {}
+      : { context: { Execution: { Name: options.executionName } } }),
   });
   const abort = () => execution.abort();
   options.signal?.addEventListener('abort', abort, { once: true });

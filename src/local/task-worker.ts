@@ -26,7 +26,10 @@ export default async function runWorkerTask(task: WorkerTask): Promise<WorkerRes
   const metrics: RecordedMetrics = [];
   const rt = {
     stores: (_config: EventsPipelineConfig) => localStores(task.folders),
-    metrics: { record: (dimensions: RecordedMetrics[number][0], values: Record<string, number>) => void metrics.push([dimensions, { ...values }]) },
+    metrics: {
+      record: (dimensions: RecordedMetrics[number][0], values: Record<string, number>) =>
+        void metrics.push([dimensions, { ...values }]),
+    },
   };
   const output = task.type === 'ingest' ? await ingestHour(rt, task.input) : await exportTask(rt, task.input);
   return { output, metrics };

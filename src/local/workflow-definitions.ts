@@ -9,7 +9,7 @@ import { App, type CfnResource } from 'aws-cdk-lib';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { DataPipelinesStack } from '../../lib/data-pipelines-stack.js';
 import { ConfigError } from '../core/errors.js';
-import { stateMachineDefinitions, type SynthesizedTemplate } from './state-machines.js';
+import { type SynthesizedTemplate, stateMachineDefinitions } from './state-machines.js';
 
 /** The workflows by role. */
 export interface WorkflowDefinitions {
@@ -29,7 +29,8 @@ const CDK_JSON = new URL('../../../cdk.json', import.meta.url);
 
 /** Synthesizes the stack with the `cdk.json` context and returns its state machines. */
 export function synthesizeWorkflows(): SynthesizedWorkflows {
-  const context = (JSON.parse(readFileSync(CDK_JSON, 'utf8')) as { context?: Record<string, unknown> }).context;
+  const context = (JSON.parse(readFileSync(CDK_JSON, 'utf8')) as { context?: Record<string, unknown> })
+    .context;
   // No asset bundling: only the definitions are needed.
   const app = new App({ context: { ...context, 'aws:cdk:bundling-stacks': [] } });
   const stack = new DataPipelinesStack(app, 'DataPipelines');

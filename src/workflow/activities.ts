@@ -5,12 +5,12 @@
  * one again after a timeout or a retry.
  */
 import { NotReadyError } from '../core/errors.js';
+import { nextStep } from '../core/fairness.js';
 import { hourIso, ingestRecordKey, planKey, runRecordKey } from '../core/layout.js';
 import { getJson, type ObjectStore } from '../core/object-store.js';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
 import type { RunRecord, StepPlan, StepRunEntry } from '../core/records.js';
 import { ingestNeededUntil, ingestStart } from '../core/routing.js';
-import { nextStep } from '../core/fairness.js';
 import { HOUR_MS, ZoneCalendar } from '../core/windows.js';
 import {
   type AcquireOutput,
@@ -148,7 +148,11 @@ export async function ingestHour(
   const record = existing ?? (await ingestArrivalHour(stores, config, arrivalHour));
   if (existing === undefined)
     rt.metrics.record(dimensionsOf(config), { [METRICS.quarantined]: record.quarantined });
-  return { arrival_hour: hourIso(arrivalHour), source_lines: record.source_lines, quarantined: record.quarantined };
+  return {
+    arrival_hour: hourIso(arrivalHour),
+    source_lines: record.source_lines,
+    quarantined: record.quarantined,
+  };
 }
 
 /**
@@ -210,7 +214,12 @@ export async function commitStep(
     [METRICS.duration]: record.duration_ms / 1000,
   });
   rt.log.info('step committed', { ...entry });
-  return { step_id: record.step_id, exported: record.exported, duplicates: record.duplicates, parts: record.parts };
+  return {
+    step_id: record.step_id,
+    exported: record.exported,
+    duplicates: record.duplicates,
+    parts: record.parts,
+  };
 }
 
 /** Records a failed step with its error; the next tick runs it again. */
@@ -251,7 +260,9 @@ function succeededEntry(step: StepInput, record: RunRecord): StepRunEntry {
   const dataEnd =
     record.window !== undefined
       ? Date.parse(record.window.end)
-      : new ZoneCalendar(step.config.time_zone).dayEnd(record.arrival_day ?? step.step_id.slice('sync-'.length));
+      : new ZoneCalendar(step.config.time_zone).dayEnd(
+          record.arrival_day ?? step.step_id.slice('sync-'.length),
+        );
   return {
     project_id: step.project_id,
     pipeline: step.pipeline,
@@ -290,10 +301,16 @@ export function stepError(caught: FailureInput['error'], depth = 0): { error: st
     // not JSON: the cause is the message
   }
   if (typeof parsed?.Error === 'string' && depth < 3) {
-    return stepError({ Error: parsed.Error, ...(typeof parsed.Cause === 'string' ? { Cause: parsed.Cause } : {}) }, depth + 1);
+    return stepError(
+      { Error: parsed.Error, ...(typeof parsed.Cause === 'string' ? { Cause: parsed.Cause } : {}) },
+      depth + 1,
+    );
   }
   if (typeof parsed?.errorMessage === 'string') {
-    return { error: typeof parsed.errorType === 'string' ? parsed.errorType : error, cause: parsed.errorMessage };
+    return {
+      error: typeof parsed.errorType === 'string' ? parsed.errorType : error,
+      cause: parsed.errorMessage,
+    };
   }
   return { error, cause };
 }

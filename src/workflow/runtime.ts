@@ -1,6 +1,6 @@
 import type { LockStore } from '../core/lock.js';
-import type { PipelineConfigStore, EventSink, MetricsSink, ProjectLedger } from '../core/ports.js';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { EventSink, MetricsSink, PipelineConfigStore, ProjectLedger } from '../core/ports.js';
 import type { PlanLimits } from '../engine/plan.js';
 import type { EngineStores } from '../engine/stores.js';
 

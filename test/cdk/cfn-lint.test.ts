@@ -24,7 +24,10 @@ describe('cfn-lint on the synthesized template', () => {
     );
     assert.equal(templateFiles.length, variants.length);
     // Act
-    const lint = spawnSync('cfn-lint', ['--', ...templateFiles], { encoding: 'utf8' });
+    // W3005 only flags the DependsOn CDK adds on a role its GetAtt already implies: redundant, harmless.
+    const lint = spawnSync('cfn-lint', ['--ignore-checks', 'W3005', '--', ...templateFiles], {
+      encoding: 'utf8',
+    });
     // Assert
     if ((lint.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
       assert.fail(CFN_LINT_MISSING_MESSAGE);

@@ -14,9 +14,11 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { STACK_OUTPUTS } from '../../lib/data-pipelines-stack.js';
 import { PipelineStateBucket } from '../../lib/pipeline-state-bucket.js';
 import { PipelineTables } from '../../lib/pipeline-tables.js';
+import { ACCEPTED_WILDCARDS } from '../../lib/wildcard-acknowledgements.js';
 import { CONFIG_TABLE_KEYS, STATE_TABLE_KEYS, STATE_TABLE_TTL_ATTRIBUTE } from '../../src/core/tables.js';
 import {
   CDK_JSON_CONTEXT,
+  pipelineFunctions,
   STACK_VARIANTS,
   type SynthesizedStack,
   synthesizeStack,
@@ -48,6 +50,28 @@ function logicalIds(synth: SynthesizedStack) {
   };
 }
 
+/** One acknowledged rule: where, which rule (without CDK's `Annotation::` key prefix) and why. */
+interface Acknowledged {
+  readonly path: string;
+  readonly id: string;
+  readonly reason: string;
+}
+
+/** Every acknowledgment recorded on the constructs of a stack. */
+function acknowledgmentsOf(stack: Stack): Acknowledged[] {
+  return stack.node.findAll().flatMap((c) =>
+    c.node.metadata
+      .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+      .flatMap((m) =>
+        Object.entries(m.data as Record<string, string>).map(([key, reason]) => ({
+          path: c.node.path,
+          id: key.replace(/^Annotation::/, ''),
+          reason,
+        })),
+      ),
+  );
+}
+
 /** Every violation of a cdk-nag report, one line each, for assertion messages. */
 function describeViolations(report: PolicyValidationPluginReport): string[] {
   return report.violations.flatMap((v) =>
@@ -62,11 +86,11 @@ describe('DataPipelinesStack without a KMS key', () => {
   });
   after(() => synth.cleanup());
 
-  it('creates exactly two tables and two buckets (state and access logs)', () => {
+  it('creates exactly two tables and four buckets (state, access logs, raw and destination)', () => {
     // Arrange / Act: synthesized in before()
-    // Assert
+    // Assert: no bucket name is given, so the stack makes the raw and destination buckets too
     synth.template.resourceCountIs('AWS::DynamoDB::Table', 2);
-    synth.template.resourceCountIs('AWS::S3::Bucket', 2);
+    synth.template.resourceCountIs('AWS::S3::Bucket', 4);
   });
 
   it('keys the configs table with CONFIG_TABLE_KEYS and streams new and old images', () => {
@@ -304,27 +328,41 @@ describe('cdk-nag AwsSolutions', () => {
     });
   }
 
-  it('acknowledges only AwsSolutions-S1, only on the access log bucket, with a reason', () => {
-    // Arrange
-    const synth = synths.get('without a KMS key');
-    assert.ok(synth);
-    // Act
-    const acknowledged = synth.stack.node
-      .findAll()
-      .flatMap((c) =>
-        c.node.metadata
-          .filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-          .map((m) => ({ path: c.node.path, rules: m.data as Record<string, string> })),
-      );
-    // Assert
-    assert.equal(acknowledged.length, 1);
-    const [only] = acknowledged;
-    assert.equal(only?.path, 'DataPipelines/State/AccessLogs');
-    const entries = Object.entries(only?.rules ?? {});
-    assert.equal(entries.length, 1);
-    assert.match(entries[0]?.[0] ?? '', /AwsSolutions-S1$/);
-    assert.match(entries[0]?.[1] ?? '', /server access logs/);
-  });
+  for (const variant of variants) {
+    it(`acknowledges only accepted wildcards, S1 on the access log bucket, L1 on the functions ${variant.name}`, () => {
+      // Arrange
+      const synth = synths.get(variant.name);
+      assert.ok(synth);
+      const { stack } = synth;
+      const accessLogsPath = stack.state.accessLogsBucket.node.path;
+      const functionPaths = pipelineFunctions(stack).map(([, fn]) => fn.node.path);
+      // Act
+      const acknowledged = acknowledgmentsOf(stack);
+      // Assert: every acknowledgment is justified and one of the three kinds the stack means to make
+      assert.ok(acknowledged.length > 0, 'no acknowledgment found: the metadata format may have changed');
+      const unexpected: string[] = [];
+      for (const { path, id, reason } of acknowledged) {
+        const where = `${id} at ${path}`;
+        assert.ok(reason.trim().length > 0, `${where} has no reason`);
+        if (/^AwsSolutions-IAM[45]\[/.test(id)) {
+          const accepted = ACCEPTED_WILDCARDS.find((a) => a.pattern.test(id));
+          if (accepted === undefined) unexpected.push(`${where}: matches no ACCEPTED_WILDCARDS pattern`);
+          else assert.equal(reason, accepted.reason, where);
+        } else if (id === 'AwsSolutions-S1') {
+          if (path !== accessLogsPath) unexpected.push(`${where}: S1 belongs on ${accessLogsPath} only`);
+        } else if (id === 'AwsSolutions-L1') {
+          if (!functionPaths.includes(path)) unexpected.push(`${where}: L1 belongs on the functions only`);
+        } else {
+          unexpected.push(`${where}: not a rule the stack acknowledges`);
+        }
+      }
+      assert.deepEqual(unexpected, []);
+      // The access logs bucket cannot log to itself (S1); every function keeps Node 22 (L1).
+      const pathsOf = (id: string) => acknowledged.filter((a) => a.id === id).map((a) => a.path);
+      assert.deepEqual(pathsOf('AwsSolutions-S1'), [accessLogsPath]);
+      assert.deepEqual(pathsOf('AwsSolutions-L1').sort(), [...functionPaths].sort());
+    });
+  }
 
   it('catches a non-compliant bucket (the check is live)', () => {
     // Arrange

@@ -9,9 +9,9 @@ import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import type { EngineStores } from '../../src/engine/stores.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { defaultStateFolder } from '../../src/local/local-stores.js';
+import { createBucket, type Moto, s3ClientFor, startMoto } from '../../src/local/moto.js';
 import { runLocalPipeline, runPipelines } from '../../src/local/run.js';
 import { assertSameTree, outputTree, readTree, tempFolder } from '../support/fixtures.js';
-import { createBucket, type Moto, s3ClientFor, startMoto } from '../../src/local/moto.js';
 
 const config = parseEventsPipelineConfig({
   project_id: 'acme',
@@ -63,7 +63,9 @@ describe('the engine on S3 (moto)', () => {
 
     try {
       // Act
-      const onS3 = (await runPipelines({ configs: [config], stores: () => stores, now })).results.get(config)!;
+      const onS3 = (await runPipelines({ configs: [config], stores: () => stores, now })).results.get(
+        config,
+      )!;
       const onDisk = await runLocalPipeline({
         folders: {
           raw: raw.path,

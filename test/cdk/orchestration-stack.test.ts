@@ -1,0 +1,561 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
+import { CfnResource } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
+import { DataPipelinesStack, STACK_OUTPUTS } from '../../lib/data-pipelines-stack.js';
+import { TASK_STATES } from '../../src/core/workflow.js';
+import {
+  allStates,
+  type SynthesizedTemplate,
+  stateMachineDefinitions,
+} from '../../src/local/state-machines.js';
+import { LAMBDA_ENVIRONMENT } from '../../src/workflow/lambda-environment.js';
+import {
+  PIPELINE_FUNCTION_NAMES,
+  type PipelineFunctionName,
+  pipelineFunctions,
+  type SynthesizedStack,
+  synthesizeStack,
+  testApp,
+} from '../support/synth.js';
+
+/** The error Step Functions raises when an execution name was used before (AWS's name, not ours). */
+const EXECUTION_ALREADY_EXISTS = 'StepFunctions.ExecutionAlreadyExistsException';
+
+/** Logical id of the CloudFormation resource behind a construct. */
+function logicalIdOf(synth: SynthesizedStack, construct: IConstruct): string {
+  const resource = construct.node.defaultChild;
+  assert.ok(CfnResource.isCfnResource(resource), `${construct.node.path} has no CloudFormation resource`);
+  return synth.stack.getLogicalId(resource);
+}
+
+/** One value or a list of them, as CloudFormation and IAM allow. */
+type OneOrMany<T> = T | readonly T[];
+
+const asList = <T>(value: OneOrMany<T> | undefined): readonly T[] =>
+  value === undefined ? [] : Array.isArray(value) ? value : [value as T];
+
+/** The parts of an IAM policy statement the checks below read. */
+interface Statement {
+  readonly Effect: string;
+  readonly Action?: OneOrMany<string>;
+  readonly NotAction?: unknown;
+  readonly Resource?: unknown;
+  readonly NotResource?: unknown;
+}
+
+interface PolicyDocument {
+  readonly Statement: OneOrMany<Statement>;
+}
+
+/** The role behind a pipeline function: its logical id and its resource. */
+function functionRole(synth: SynthesizedStack, name: PipelineFunctionName) {
+  const fnId = logicalIdOf(synth, synth.stack.functions[name]);
+  const fn = synth.template.findResources('AWS::Lambda::Function')[fnId];
+  assert.ok(fn, `function ${name} (${fnId}) missing`);
+  const roleId = (fn.Properties as { Role?: { 'Fn::GetAtt'?: [string, string] } }).Role?.['Fn::GetAtt']?.[0];
+  assert.ok(roleId, `function ${name} has no role of this stack`);
+  const role = synth.template.findResources('AWS::IAM::Role')[roleId];
+  assert.ok(role, `role ${roleId} of ${name} missing`);
+  return {
+    roleId,
+    properties: role.Properties as {
+      ManagedPolicyArns?: unknown[];
+      Policies?: { PolicyDocument: PolicyDocument }[];
+    },
+  };
+}
+
+/**
+ * Every statement of the policies a function's role has: its inline policies and every
+ * AWS::IAM::Policy whose Roles reference it. Deny-free and Action/Resource-only, so that reading only
+ * `Action` and `Resource` cannot miss a grant.
+ */
+function roleStatements(synth: SynthesizedStack, name: PipelineFunctionName): Statement[] {
+  const { roleId, properties } = functionRole(synth, name);
+  const attached = Object.values(synth.template.findResources('AWS::IAM::Policy'))
+    .map((policy) => policy.Properties as { PolicyDocument: PolicyDocument; Roles?: unknown[] })
+    .filter((policy) => (policy.Roles ?? []).some((role) => isDeepStrictEqual(role, { Ref: roleId })));
+  assert.ok(attached.length > 0, `no policy is attached to the role of ${name}`);
+  const documents = [...attached, ...(properties.Policies ?? [])].map((policy) => policy.PolicyDocument);
+  const statements = documents.flatMap((document) => [...asList(document.Statement)]);
+  for (const statement of statements) {
+    assert.equal(statement.Effect, 'Allow', `${name}: unexpected ${JSON.stringify(statement)}`);
+    assert.equal(statement.NotAction, undefined, `${name}: NotAction would grant what no check reads`);
+    assert.equal(statement.NotResource, undefined, `${name}: NotResource would grant what no check reads`);
+  }
+  return statements;
+}
+
+/** Whether an IAM action pattern (`*` and `?` wildcards, case-insensitive) covers an action. */
+function covers(pattern: string, action: string): boolean {
+  const source = [...pattern]
+    .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+    .join('');
+  return new RegExp(`^${source}$`, 'i').test(action);
+}
+
+/** Whether a statement allows `action` (its patterns included: `s3:*` allows `s3:PutObject`). */
+const allows = (statement: Statement, action: string): boolean =>
+  asList(statement.Action).some((pattern) => covers(pattern, action));
+
+/** Whether a statement allows any action of a service (`s3`, `dynamodb`, `events`). */
+const allowsService = (statement: Statement, service: string): boolean =>
+  asList(statement.Action).some((pattern) => {
+    const [prefix, rest] = pattern.split(':');
+    return rest === undefined ? pattern === '*' : covers(prefix ?? '', service);
+  });
+
+/** Whether a statement's resources mention `needle` (a logical id in quotes, or an ARN fragment). */
+const mentions = (statement: Statement, needle: string): boolean =>
+  JSON.stringify(statement.Resource ?? null).includes(needle);
+
+/** Whether a statement applies to every resource. */
+const onEveryResource = (statement: Statement): boolean => asList(statement.Resource).includes('*');
+
+/** Actions that change data: the find-due-projects function, which only reads, must have none. */
+const WRITE_ACTIONS = [
+  's3:PutObject',
+  's3:DeleteObject',
+  's3:DeleteObjectVersion',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+] as const;
+
+/** A state of a definition, as far as the checks below follow transitions. */
+interface FlowState {
+  readonly Type?: string;
+  readonly Next?: string;
+  readonly End?: boolean;
+  readonly Default?: string;
+  readonly Choices?: readonly { readonly Next: string }[];
+  readonly Catch?: readonly { readonly ErrorEquals: readonly string[]; readonly Next: string }[];
+  readonly Resource?: string;
+  readonly Parameters?: Record<string, unknown>;
+  readonly ItemSelector?: Record<string, unknown>;
+  readonly TimeoutSeconds?: number;
+  readonly MaxConcurrency?: number;
+}
+
+/** The states of one state machine of the stack (nested Map processors included), by name. */
+function statesOf(synth: SynthesizedStack, stateMachine: IConstruct): Map<string, FlowState> {
+  const definitions = stateMachineDefinitions(synth.template.toJSON() as SynthesizedTemplate);
+  const definition = definitions.get(logicalIdOf(synth, stateMachine));
+  assert.ok(definition, `no definition for ${stateMachine.node.path}`);
+  return new Map(
+    allStates(definition).map(([name, state]): [string, FlowState] => [name, state as FlowState]),
+  );
+}
+
+function stateNamed(states: ReadonlyMap<string, FlowState>, name: string): FlowState {
+  const state = states.get(name);
+  assert.ok(state, `state ${JSON.stringify(name)} missing (have: ${[...states.keys()].join(', ')})`);
+  return state;
+}
+
+/** Every state a state can go to next: Next, Choice branches and Default, Catch targets. */
+const successors = (state: FlowState): string[] => [
+  ...(state.Next === undefined ? [] : [state.Next]),
+  ...(state.Default === undefined ? [] : [state.Default]),
+  ...(state.Choices ?? []).map((choice) => choice.Next),
+  ...(state.Catch ?? []).map((c) => c.Next),
+];
+
+/** The Catch targets of a state for an error list (`States.ALL`, or one error name). */
+const catchTargets = (state: FlowState, error: string): string[] =>
+  (state.Catch ?? []).filter((c) => c.ErrorEquals.includes(error)).map((c) => c.Next);
+
+describe('DataPipelinesStack functions, state machines, schedule and alarms', () => {
+  let synth: SynthesizedStack;
+  before(() => {
+    synth = synthesizeStack();
+  });
+  after(() => synth.cleanup());
+
+  it('creates one Node.js 22 arm64 function per Task, each with the whole pipeline environment', () => {
+    // Arrange: what each variable must name (a 120-minute step timeout leases locks for 135 minutes)
+    const { stack } = synth;
+    const expected = {
+      RAW_BUCKET: { Ref: logicalIdOf(synth, stack.rawBucket) },
+      DESTINATION_BUCKET: { Ref: logicalIdOf(synth, stack.destinationBucket) },
+      STATE_BUCKET: { Ref: logicalIdOf(synth, stack.state.bucket) },
+      CONFIGS_TABLE: { Ref: logicalIdOf(synth, stack.tables.configs) },
+      STATE_TABLE: { Ref: logicalIdOf(synth, stack.tables.state) },
+      EVENT_BUS_NAME: 'default',
+      LEASE_SECONDS: String((120 + 15) * 60),
+    };
+    // Act: synthesized in before()
+    // Assert: the handlers validate exactly these variables at cold start
+    assert.deepEqual(Object.keys(expected).sort(), Object.keys(LAMBDA_ENVIRONMENT).sort());
+    synth.template.resourceCountIs('AWS::Lambda::Function', PIPELINE_FUNCTION_NAMES.length);
+    assert.equal(PIPELINE_FUNCTION_NAMES.length, 10);
+    synth.template.allResourcesProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      Environment: { Variables: Match.objectLike(expected) },
+    });
+    const functionIds = Object.keys(synth.template.findResources('AWS::Lambda::Function')).sort();
+    const expectedIds = pipelineFunctions(stack).map(([, fn]) => logicalIdOf(synth, fn));
+    assert.deepEqual(functionIds, expectedIds.sort());
+  });
+
+  it('logs every state machine execution in full and traces it with X-Ray', () => {
+    synth.template.resourceCountIs('AWS::StepFunctions::StateMachine', 3);
+    synth.template.allResourcesProperties('AWS::StepFunctions::StateMachine', {
+      LoggingConfiguration: Match.objectLike({
+        Level: 'ALL',
+        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: Match.anyValue() } }],
+      }),
+      TracingConfiguration: { Enabled: true },
+    });
+  });
+
+  it('starts the dispatcher every 15 minutes by default', () => {
+    // Arrange
+    const dispatcherId = logicalIdOf(synth, synth.stack.dispatcher.stateMachine);
+    // Assert
+    synth.template.resourceCountIs('AWS::Events::Rule', 1);
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'cron(0/15 * * * ? *)',
+      State: 'ENABLED',
+      Targets: [Match.objectLike({ Arn: { Ref: dispatcherId }, RoleArn: Match.anyValue() })],
+    });
+  });
+
+  it('fans out at most 40 Lambdas per Map of the step workflow by default', () => {
+    const states = statesOf(synth, synth.stack.stepWorkflow.stateMachine);
+    const maps = [...states.values()].filter((state) => state.Type === 'Map');
+    assert.equal(maps.length, 2);
+    for (const map of maps) assert.equal(map.MaxConcurrency, 40);
+  });
+
+  it('alarms on the export SLA (24 h), the late-data SLA (48 h) and on failures', () => {
+    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'MpPipelines',
+      MetricName: 'ExportLagSeconds',
+      Threshold: 86400,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'MpPipelines',
+      MetricName: 'SyncExportLagSeconds',
+      Threshold: 172800,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+  });
+
+  it('outputs the bucket names and the state machine ARNs for the CLI', () => {
+    const { stack } = synth;
+    synth.template.hasOutput(STACK_OUTPUTS.rawBucketName, {
+      Value: { Ref: logicalIdOf(synth, stack.rawBucket) },
+    });
+    synth.template.hasOutput(STACK_OUTPUTS.destinationBucketName, {
+      Value: { Ref: logicalIdOf(synth, stack.destinationBucket) },
+    });
+    for (const [output, machine] of [
+      [STACK_OUTPUTS.dispatcherArn, stack.dispatcher.stateMachine],
+      [STACK_OUTPUTS.projectWorkflowArn, stack.projectWorkflow.stateMachine],
+      [STACK_OUTPUTS.stepWorkflowArn, stack.stepWorkflow.stateMachine],
+    ] as const) {
+      synth.template.hasOutput(output, { Value: { Ref: logicalIdOf(synth, machine) } });
+    }
+  });
+});
+
+describe('DataPipelinesStack workflow definitions', () => {
+  let synth: SynthesizedStack;
+  let dispatcher: Map<string, FlowState>;
+  let project: Map<string, FlowState>;
+  before(() => {
+    synth = synthesizeStack();
+    dispatcher = statesOf(synth, synth.stack.dispatcher.stateMachine);
+    project = statesOf(synth, synth.stack.projectWorkflow.stateMachine);
+  });
+  after(() => synth.cleanup());
+
+  it('starts each project workflow under the name find-due-projects made, without waiting for it', () => {
+    // Arrange / Act
+    const start = stateNamed(dispatcher, TASK_STATES.startProjectWorkflow);
+    // Assert: the name is deterministic per project and tick, so a repeated tick starts nothing new
+    assert.equal(start.Type, 'Task');
+    assert.match(start.Resource ?? '', /:states:::states:startExecution$/);
+    assert.equal(start.Parameters?.['Name.$'], '$.execution_name');
+    const startAll = [...dispatcher.values()].find((state) => state.Type === 'Map');
+    assert.equal(startAll?.ItemSelector?.['execution_name.$'], '$$.Map.Item.Value.execution_name');
+  });
+
+  it('ignores ExecutionAlreadyExists when starting a project workflow, and only that error', () => {
+    // Arrange / Act
+    const start = stateNamed(dispatcher, TASK_STATES.startProjectWorkflow);
+    // Assert: a second trigger of the same tick is expected; any other failure must fail the dispatcher
+    assert.deepEqual(
+      (start.Catch ?? []).map((c) => c.ErrorEquals),
+      [[EXECUTION_ALREADY_EXISTS]],
+    );
+    const [target] = catchTargets(start, EXECUTION_ALREADY_EXISTS);
+    const ignored = stateNamed(dispatcher, target ?? '');
+    assert.ok(ignored.Type === 'Succeed' || (ignored.Type === 'Pass' && ignored.End === true), target);
+  });
+
+  it('owns the project lock by the execution name in every lock call', () => {
+    for (const name of [
+      TASK_STATES.acquireLock,
+      TASK_STATES.pickNextStep,
+      TASK_STATES.releaseLock,
+      TASK_STATES.releaseLockAfterFailure,
+    ]) {
+      assert.equal(stateNamed(project, name).Parameters?.['owner.$'], '$$.Execution.Name', name);
+    }
+  });
+
+  it('runs each step to completion and records any failure of it', () => {
+    // Arrange / Act
+    const runStep = stateNamed(project, TASK_STATES.runStep);
+    // Assert: `.sync` keeps the lock for the whole step; States.ALL covers its timeout too
+    assert.match(runStep.Resource ?? '', /:states:::states:startExecution\.sync/);
+    assert.deepEqual(catchTargets(runStep, 'States.ALL'), [TASK_STATES.recordFailure]);
+  });
+
+  it('releases the lock after a failure to pick a step or a recorded step failure, then fails', () => {
+    // Arrange
+    const pick = stateNamed(project, TASK_STATES.pickNextStep);
+    const record = stateNamed(project, TASK_STATES.recordFailure);
+    const release = stateNamed(project, TASK_STATES.releaseLockAfterFailure);
+    // Act / Assert: recording may itself fail; the lock is released either way
+    assert.deepEqual(catchTargets(pick, 'States.ALL'), [TASK_STATES.releaseLockAfterFailure]);
+    assert.equal(record.Next, TASK_STATES.releaseLockAfterFailure);
+    assert.deepEqual(catchTargets(record, 'States.ALL'), [TASK_STATES.releaseLockAfterFailure]);
+    assert.equal(release.Type, 'Task');
+    assert.equal(stateNamed(project, release.Next ?? '').Type, 'Fail');
+  });
+
+  it('ends no path after the lock is taken without releasing it', () => {
+    // Arrange: walk every transition from the first state that holds the lock, stopping at releases
+    const releases = new Set<string>([TASK_STATES.releaseLock, TASK_STATES.releaseLockAfterFailure]);
+    const seen = new Set<string>();
+    const unreleasedEnds: string[] = [];
+    const pending: string[] = [TASK_STATES.pickNextStep];
+    // Act
+    for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
+      if (seen.has(name) || releases.has(name)) continue;
+      seen.add(name);
+      const state = stateNamed(project, name);
+      const next = successors(state);
+      if (state.End === true || state.Type === 'Succeed' || state.Type === 'Fail' || next.length === 0) {
+        unreleasedEnds.push(name);
+      }
+      pending.push(...next);
+    }
+    // Assert: the walk covered the step loop and the failure path
+    assert.deepEqual(unreleasedEnds, []);
+    for (const name of [TASK_STATES.runStep, TASK_STATES.recordFailure]) assert.ok(seen.has(name), name);
+  });
+});
+
+describe('DataPipelinesStack function permissions (least privilege)', () => {
+  let synth: SynthesizedStack;
+  let ids: { raw: string; destination: string; configs: string; state: string };
+  before(() => {
+    synth = synthesizeStack();
+    const { stack } = synth;
+    // Quoted, so that one logical id never matches as the prefix of another.
+    const quoted = (construct: IConstruct) => `"${logicalIdOf(synth, construct)}"`;
+    ids = {
+      raw: quoted(stack.rawBucket),
+      destination: quoted(stack.destinationBucket),
+      configs: quoted(stack.tables.configs),
+      state: quoted(stack.tables.state),
+    };
+  });
+  after(() => synth.cleanup());
+
+  it('gives every function role no managed policy but the basic Lambda execution role', () => {
+    for (const name of PIPELINE_FUNCTION_NAMES) {
+      const arns = functionRole(synth, name).properties.ManagedPolicyArns ?? [];
+      assert.equal(arns.length, 1, name);
+      assert.match(
+        JSON.stringify(arns[0]),
+        /:iam::aws:policy\/service-role\/AWSLambdaBasicExecutionRole"/,
+        name,
+      );
+    }
+  });
+
+  it('grants nothing on every resource (*) but X-Ray tracing', () => {
+    for (const name of PIPELINE_FUNCTION_NAMES) {
+      const actions = roleStatements(synth, name)
+        .filter(onEveryResource)
+        .flatMap((s) => [...asList(s.Action)]);
+      assert.deepEqual(
+        actions.filter((action) => !/^xray:/.test(action)),
+        [],
+        name,
+      );
+    }
+  });
+
+  it('lets ingest-hour read the raw bucket, never write or delete in it', () => {
+    // Arrange / Act
+    const onRaw = roleStatements(synth, 'ingestHour').filter((s) => mentions(s, ids.raw));
+    // Assert
+    assert.ok(onRaw.some((s) => allows(s, 's3:GetObject') && allows(s, 's3:ListBucket')));
+    for (const action of ['s3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion']) {
+      assert.equal(
+        onRaw.some((s) => allows(s, action)),
+        false,
+        `ingest-hour may ${action} in the raw bucket`,
+      );
+    }
+  });
+
+  it('gives export-task no access to the raw bucket at all', () => {
+    // Arrange / Act
+    const statements = roleStatements(synth, 'exportTask');
+    // Assert: it works from staged data only; the positive check proves the statements were found
+    assert.deepEqual(
+      statements.filter((s) => mentions(s, ids.raw)),
+      [],
+    );
+    assert.ok(statements.some((s) => mentions(s, ids.destination) && allows(s, 's3:PutObject')));
+  });
+
+  it('gives find-due-projects no write action', () => {
+    // Arrange / Act
+    const statements = roleStatements(synth, 'findDueProjects');
+    // Assert
+    const writes = statements.flatMap((s) => [
+      ...asList(s.Action).filter((pattern) => /^s3:(Put|Delete)/i.test(pattern)),
+      ...WRITE_ACTIONS.filter((action) => allows(s, action)),
+    ]);
+    assert.deepEqual(writes, []);
+    assert.ok(statements.some((s) => mentions(s, ids.configs) && allows(s, 'dynamodb:Query')));
+  });
+
+  for (const name of ['acquireLock', 'releaseLock'] as const) {
+    it(`gives ${name} no S3 action, only the state table`, () => {
+      // Arrange / Act
+      const statements = roleStatements(synth, name);
+      // Assert
+      assert.deepEqual(
+        statements.filter((s) => allowsService(s, 's3')),
+        [],
+      );
+      assert.ok(statements.some((s) => mentions(s, ids.state) && allows(s, 'dynamodb:UpdateItem')));
+      assert.equal(
+        statements.some((s) => mentions(s, ids.configs)),
+        false,
+      );
+    });
+  }
+
+  it('lets only commit-step and record-failure put events', () => {
+    // Arrange / Act
+    const putters = PIPELINE_FUNCTION_NAMES.filter((name) =>
+      roleStatements(synth, name).some((s) => allows(s, 'events:PutEvents')),
+    );
+    // Assert
+    assert.deepEqual(putters, ['commitStep', 'recordFailure']);
+  });
+});
+
+describe('DataPipelinesStack with existing raw and destination buckets', () => {
+  const rawBucketName = 'my-raw-landing';
+  const destinationBucketName = 'my-exports';
+  let synth: SynthesizedStack;
+  before(() => {
+    synth = synthesizeStack({ rawBucketName, destinationBucketName });
+  });
+  after(() => synth.cleanup());
+
+  it('creates only the state and access log buckets', () => {
+    synth.template.resourceCountIs('AWS::S3::Bucket', 2);
+    synth.template.hasOutput(STACK_OUTPUTS.rawBucketName, { Value: rawBucketName });
+    synth.template.hasOutput(STACK_OUTPUTS.destinationBucketName, { Value: destinationBucketName });
+  });
+
+  it('points every function at the given buckets', () => {
+    synth.template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({ RAW_BUCKET: rawBucketName, DESTINATION_BUCKET: destinationBucketName }),
+      },
+    });
+  });
+
+  it('lets ingest-hour read the given raw bucket by its ARN, never write in it', () => {
+    // Arrange: the bucket ARN, and its objects' ARNs (a closing quote or a slash after the name)
+    const bucketArn = `:s3:::${rawBucketName}"`;
+    const objectArns = `:s3:::${rawBucketName}/`;
+    // Act
+    const onRaw = roleStatements(synth, 'ingestHour').filter(
+      (s) => mentions(s, bucketArn) || mentions(s, objectArns),
+    );
+    // Assert
+    assert.ok(onRaw.some((s) => mentions(s, bucketArn) && allows(s, 's3:ListBucket')));
+    assert.ok(onRaw.some((s) => mentions(s, objectArns) && allows(s, 's3:GetObject')));
+    assert.equal(
+      onRaw.some((s) => allows(s, 's3:PutObject') || allows(s, 's3:DeleteObject')),
+      false,
+    );
+    assert.deepEqual(
+      roleStatements(synth, 'exportTask').filter((s) => mentions(s, objectArns) || mentions(s, bucketArn)),
+      [],
+    );
+  });
+});
+
+describe('DataPipelinesStack with scheduleMinutes 30, fanOutWidth 12 and stepTimeoutMinutes 60', () => {
+  let synth: SynthesizedStack;
+  before(() => {
+    synth = synthesizeStack({ scheduleMinutes: 30, fanOutWidth: 12, stepTimeoutMinutes: 60 });
+  });
+  after(() => synth.cleanup());
+
+  it('starts the dispatcher every 30 minutes', () => {
+    synth.template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'cron(0/30 * * * ? *)' });
+  });
+
+  it('fans out at most 12 Lambdas per Map of the step workflow', () => {
+    const states = statesOf(synth, synth.stack.stepWorkflow.stateMachine);
+    const maps = [...states.values()].filter((state) => state.Type === 'Map');
+    assert.equal(maps.length, 2);
+    for (const map of maps) assert.equal(map.MaxConcurrency, 12);
+  });
+
+  it('times a step out after 60 minutes, 15 minutes before its lock lease would run out', () => {
+    // Arrange / Act
+    const runStep = stateNamed(
+      statesOf(synth, synth.stack.projectWorkflow.stateMachine),
+      TASK_STATES.runStep,
+    );
+    // Assert: a live step never loses its lock; a dead one blocks its project for the lease at most
+    assert.equal(runStep.TimeoutSeconds, 60 * 60);
+    synth.template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ LEASE_SECONDS: String(75 * 60) }) },
+    });
+  });
+});
+
+describe('DataPipelinesStack props', () => {
+  for (const scheduleMinutes of [7, 45, 0]) {
+    it(`refuses a schedule every ${scheduleMinutes} minutes (the minutes must divide 60)`, () => {
+      assert.throws(
+        () => new DataPipelinesStack(testApp(), 'Pipelines', { scheduleMinutes }),
+        /every N minutes with N dividing 60/,
+      );
+    });
+  }
+
+  for (const fanOutWidth of [41, 0, 2.5]) {
+    it(`refuses a fan-out width of ${fanOutWidth} (inline Maps run at most 40 at once)`, () => {
+      assert.throws(
+        () => new DataPipelinesStack(testApp(), 'Pipelines', { fanOutWidth }),
+        /fanOutWidth must be a whole number from 1 to 40/,
+      );
+    });
+  }
+});
