@@ -13,6 +13,20 @@ export interface DataBucketProps {
   readonly encryptionKey?: kms.IKey;
 }
 
+/** What every bucket of the stack is: encrypted (SSE-S3 or SSE-KMS with a bucket key), SSL-only, private, versioned, retained. */
+export function secureBucketProps(encryptionKey: kms.IKey | undefined): s3.BucketProps {
+  return {
+    ...(encryptionKey === undefined
+      ? { encryption: s3.BucketEncryption.S3_MANAGED }
+      : { encryption: s3.BucketEncryption.KMS, encryptionKey, bucketKeyEnabled: true }),
+    blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+    objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    enforceSSL: true,
+    versioned: true,
+    removalPolicy: RemovalPolicy.RETAIN,
+  };
+}
+
 /** An encrypted, SSL-only, private, versioned bucket for the landing zone or the exports. */
 export class DataBucket extends Construct {
   public readonly bucket: s3.Bucket;
@@ -20,20 +34,9 @@ export class DataBucket extends Construct {
   constructor(scope: Construct, id: string, props: DataBucketProps) {
     super(scope, id);
     this.bucket = new s3.Bucket(this, 'Bucket', {
-      ...(props.encryptionKey === undefined
-        ? { encryption: s3.BucketEncryption.S3_MANAGED }
-        : {
-            encryption: s3.BucketEncryption.KMS,
-            encryptionKey: props.encryptionKey,
-            bucketKeyEnabled: true,
-          }),
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      enforceSSL: true,
-      versioned: true,
+      ...secureBucketProps(props.encryptionKey),
       serverAccessLogsBucket: props.accessLogsBucket,
       serverAccessLogsPrefix: props.accessLogsPrefix,
-      removalPolicy: RemovalPolicy.RETAIN,
     });
   }
 }

@@ -30,47 +30,60 @@ export class PipelineAlarms extends Construct {
         statistic,
         period: Duration.hours(1),
       });
+    // Missing data is no breach: quiet hours have no steps.
+    const alarm = (
+      id: string,
+      alarmDescription: string,
+      metricToWatch: cloudwatch.IMetric,
+      threshold: number,
+      evaluationPeriods = 1,
+      comparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    ) =>
+      new cloudwatch.Alarm(this, id, {
+        alarmDescription,
+        metric: metricToWatch,
+        threshold,
+        comparisonOperator,
+        evaluationPeriods,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    const ABOVE = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD;
     this.alarms = [
-      new cloudwatch.Alarm(this, 'ExportLag', {
-        alarmDescription: 'A window was exported more than 24 h after it ended (SLA)',
-        metric: metric(METRICS.exportLag, 'Maximum'),
-        threshold: SLA_SECONDS,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'SyncExportLag', {
-        alarmDescription: 'Late data was exported more than 48 h after its arrival day ended (SLA + 24 h)',
-        metric: metric(METRICS.syncExportLag, 'Maximum'),
-        threshold: 2 * SLA_SECONDS,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'StepFailures', {
-        alarmDescription: 'Pipeline steps failed in each of the last 3 hours (each is retried every tick)',
-        metric: metric(METRICS.failures, 'Sum'),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 3,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'DispatcherFailures', {
-        alarmDescription: 'The dispatcher failed: no project workflow starts',
-        metric: props.dispatcher.metricFailed({ period: Duration.minutes(30), statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'ProjectWorkflowTimeouts', {
-        alarmDescription: 'A project workflow timed out: its lock is released only when the lease expires',
-        metric: props.projectWorkflow.metricTimedOut({ period: Duration.hours(1), statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
+      alarm(
+        'ExportLag',
+        'A window was exported more than 24 h after it ended (SLA)',
+        metric(METRICS.exportLag, 'Maximum'),
+        SLA_SECONDS,
+        1,
+        ABOVE,
+      ),
+      alarm(
+        'SyncExportLag',
+        'Late data was exported more than 48 h after its arrival day ended (SLA + 24 h)',
+        metric(METRICS.syncExportLag, 'Maximum'),
+        2 * SLA_SECONDS,
+        1,
+        ABOVE,
+      ),
+      alarm(
+        'StepFailures',
+        'Pipeline steps failed in each of the last 3 hours (each is retried every tick)',
+        metric(METRICS.failures, 'Sum'),
+        1,
+        3,
+      ),
+      alarm(
+        'DispatcherFailures',
+        'The dispatcher failed: no project workflow starts',
+        props.dispatcher.metricFailed({ period: Duration.minutes(30), statistic: 'Sum' }),
+        1,
+      ),
+      alarm(
+        'ProjectWorkflowTimeouts',
+        'A project workflow timed out: its lock is released only when the lease expires',
+        props.projectWorkflow.metricTimedOut({ period: Duration.hours(1), statistic: 'Sum' }),
+        1,
+      ),
     ];
   }
 }

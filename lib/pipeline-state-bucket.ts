@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { secureBucketProps } from './data-bucket.js';
 
 /** Fewest days staging may be kept: DESIGN 4b keeps staging and dedup keys at least 30 days. */
 export const MIN_STAGING_RETENTION_DAYS = 30;
@@ -57,17 +58,7 @@ export class PipelineStateBucket extends Construct {
     this.accessLogsBucket =
       props.accessLogsBucket ?? this.makeAccessLogsBucket(props.accessLogsRetentionDays ?? 90);
     this.bucket = new s3.Bucket(this, 'Bucket', {
-      ...(props.encryptionKey === undefined
-        ? { encryption: s3.BucketEncryption.S3_MANAGED }
-        : {
-            encryption: s3.BucketEncryption.KMS,
-            encryptionKey: props.encryptionKey,
-            bucketKeyEnabled: true,
-          }),
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-      enforceSSL: true,
-      versioned: true,
+      ...secureBucketProps(props.encryptionKey),
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: 'state/',
       lifecycleRules: [
@@ -75,7 +66,6 @@ export class PipelineStateBucket extends Construct {
         { id: 'noncurrent', noncurrentVersionExpiration: Duration.days(7) },
         { id: 'incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
       ],
-      removalPolicy: RemovalPolicy.RETAIN,
     });
   }
 

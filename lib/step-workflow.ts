@@ -1,4 +1,5 @@
 import type { Duration } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
@@ -34,27 +35,27 @@ export class StepWorkflow extends Construct {
       timeout: FUNCTION_TIMEOUTS.control,
       resultPath: '$.ingest',
     });
-    const ingest = new sfn.Map(this, 'Ingest arrival hours', {
-      itemsPath: '$.ingest.hours',
-      maxConcurrency: props.fanOutWidth,
-      itemSelector: { 'step.$': step, 'arrival_hour.$': '$$.Map.Item.Value' },
-      resultPath: sfn.JsonPath.DISCARD,
-    }).itemProcessor(
-      lambdaTask(this, TASK_STATES.ingestHour, fns.ingestHour, { timeout: FUNCTION_TIMEOUTS.data }),
+    // A fan-out: each item becomes `{ step, <field>: item }` for one data function invocation.
+    const fanOut = (name: string, itemsPath: string, field: string, task: string, fn: lambda.IFunction) =>
+      new sfn.Map(this, name, {
+        itemsPath,
+        maxConcurrency: props.fanOutWidth,
+        itemSelector: { 'step.$': step, [`${field}.$`]: '$$.Map.Item.Value' },
+        resultPath: sfn.JsonPath.DISCARD,
+      }).itemProcessor(lambdaTask(this, task, fn, { timeout: FUNCTION_TIMEOUTS.data }));
+    const ingest = fanOut(
+      'Ingest arrival hours',
+      '$.ingest.hours',
+      'arrival_hour',
+      TASK_STATES.ingestHour,
+      fns.ingestHour,
     );
     const plan = lambdaTask(this, TASK_STATES.planStep, fns.planStep, {
       inputPath: step,
       timeout: FUNCTION_TIMEOUTS.control,
       resultPath: '$.plan',
     });
-    const exports = new sfn.Map(this, 'Export tasks', {
-      itemsPath: '$.plan.tasks',
-      maxConcurrency: props.fanOutWidth,
-      itemSelector: { 'step.$': step, 'task.$': '$$.Map.Item.Value' },
-      resultPath: sfn.JsonPath.DISCARD,
-    }).itemProcessor(
-      lambdaTask(this, TASK_STATES.exportTask, fns.exportTask, { timeout: FUNCTION_TIMEOUTS.data }),
-    );
+    const exports = fanOut('Export tasks', '$.plan.tasks', 'task', TASK_STATES.exportTask, fns.exportTask);
     const commit = lambdaTask(this, TASK_STATES.commitStep, fns.commitStep, {
       inputPath: step,
       timeout: FUNCTION_TIMEOUTS.control,

@@ -91,11 +91,13 @@ export async function pickNextStep(rt: Runtime, input: PickInput): Promise<PickO
       due: await pipelineBacklog(rt.stores(config), config, tick),
     })),
   );
-  const next = nextStep(backlogs, await rt.ledger.lastPipeline(input.project_id));
+  // Turns matter only between pipelines: a project with one skips the cursor.
+  const taking = backlogs.filter((b) => b.due.length > 0).length > 1;
+  const next = nextStep(backlogs, taking ? await rt.ledger.lastPipeline(input.project_id) : undefined);
   const config = configs.find((c) => c.name === next?.pipeline);
   if (next === undefined || config === undefined)
     return { found: false, steps_run: input.steps_run, reason: 'idle' };
-  await rt.ledger.setLastPipeline(input.project_id, next.pipeline);
+  if (taking) await rt.ledger.setLastPipeline(input.project_id, next.pipeline);
   return {
     found: true,
     steps_run: input.steps_run + 1,
@@ -116,7 +118,6 @@ export async function pickNextStep(rt: Runtime, input: PickInput): Promise<PickO
  * ingest watermark over hours ingested since, and checks the state belongs to this config.
  */
 export async function prepareIngest(rt: Runtime, step: StepInput): Promise<PrepareIngestOutput> {
-  await renewLease(rt, step);
   const { config } = step;
   const stores = rt.stores(config);
   await checkStateConfig(stores, config);
@@ -160,7 +161,6 @@ export async function ingestHour(
  * the ingest watermark over the hours just ingested.
  */
 export async function planStep(rt: Runtime, step: StepInput): Promise<PlanOutput> {
-  await renewLease(rt, step);
   const { config } = step;
   const calendar = new ZoneCalendar(config.time_zone);
   const stores = rt.stores(config);
@@ -187,8 +187,9 @@ export async function exportTask(
 }
 
 /**
- * Commits the step (manifests, run record), then logs, announces and measures it. A retry after the
- * commit finds the run record and only repeats the announcements.
+ * Commits the step (manifests, run record), then logs, announces and measures it. The lease is renewed
+ * first: a holder that lost the lock (it outlived its lease) commits nothing. A retry after the commit
+ * finds the run record and only repeats the announcements.
  */
 export async function commitStep(
   rt: Runtime,

@@ -23,7 +23,7 @@ export interface Runtime {
   readonly log: Log;
   /** Epoch ms now (simulated locally). */
   readonly clock: () => number;
-  /** How long a project lock holds without renewal; every control activity renews it. */
+  /** How long a project lock holds without renewal; picking a step and committing it renew it. */
   readonly leaseMs: number;
   /** How steps are cut into tasks; default `DEFAULT_PLAN_LIMITS`. */
   readonly planLimits?: PlanLimits;
@@ -31,7 +31,7 @@ export interface Runtime {
   stores(config: EventsPipelineConfig): EngineStores;
 }
 
-/** Default lease: longer than any one activity (Lambda's 15 minutes), renewed before each. */
+/** Default lease for local runs (the stack derives its own from the step timeout). */
 export const DEFAULT_LEASE_MS = 30 * 60_000;
 
 /** What the data activities (ingest, export) use: they run on worker threads locally. */

@@ -100,10 +100,13 @@ describe('bundled Lambda handlers', () => {
     const lease = process.env.LEASE_SECONDS;
     delete process.env.LEASE_SECONDS;
     try {
-      await assert.rejects(pick({ project_id: 'acme', owner: 'x', tick: '2024-01-01T00:15:00Z', steps_run: 0 }, {}), {
-        name: 'ConfigError',
-        message: /LEASE_SECONDS/,
-      });
+      await assert.rejects(
+        pick({ project_id: 'acme', owner: 'x', tick: '2024-01-01T00:15:00Z', steps_run: 0 }, {}),
+        {
+          name: 'ConfigError',
+          message: /LEASE_SECONDS/,
+        },
+      );
     } finally {
       process.env.LEASE_SECONDS = lease;
     }

@@ -571,7 +571,7 @@ describe('S3ObjectStore', () => {
 
 describe('startMoto', () => {
   const installMessage =
-    'moto_server not found: the integration tests need the moto S3/DynamoDB emulator. Install it with: pip install "moto[server]"';
+    'moto_server not found: local runs and the integration tests need the moto S3/DynamoDB emulator. Install it with: pip install "moto[server]"';
 
   /** Runs `startMoto` with `MOTO_SERVER` set to `command`, restoring the variable afterwards. */
   async function startMotoWith(command: string): Promise<Moto> {

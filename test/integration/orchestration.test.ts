@@ -252,6 +252,8 @@ describe('orchestration through the synthesized workflows', () => {
     const control = await startControlPlane(moto);
     const out = await tempFolder('dead-holder');
     const clean = await tempFolder('dead-holder-clean');
+    // Settled at the end only, so the interpreter's timer for the hung Task ends and the process can exit.
+    let endHang = (): void => undefined;
     try {
       // Arrange: the first workflow hangs in an export task of its first step, then its process dies
       const leaseMs = 10 * MINUTE;
@@ -259,7 +261,9 @@ describe('orchestration through the synthesized workflows', () => {
       const intercept: TaskInterceptor = async (state, input, run) => {
         if (state === TASK_STATES.exportTask && hung === undefined) {
           hung = (input as { step: { owner: string } }).step.owner;
-          return new Promise<JSONValue>(() => undefined);
+          return new Promise<JSONValue>((_, reject) => {
+            endHang = () => reject(new Error('the process died'));
+          });
         }
         return run();
       };
@@ -302,6 +306,7 @@ describe('orchestration through the synthesized workflows', () => {
       assert.ok(reference.ok, reference.failures.join('\n'));
       assertSameTree(await outputTree(out.path), await outputTree(clean.path));
     } finally {
+      endHang();
       await out.cleanup();
       await clean.cleanup();
       await control.stop();
