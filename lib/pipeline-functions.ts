@@ -93,7 +93,6 @@ export class PipelineFunctions extends Construct {
     );
     this.planStep = make('plan-step', 'Plans the export tasks of a step', 'control');
     for (const fn of [this.prepareIngest, this.planStep]) {
-      stateTable.grantReadWriteData(fn);
       stateBucket.grantReadWrite(fn, 'state/*');
       stateBucket.grantRead(fn, 'staging/*');
     }

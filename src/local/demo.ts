@@ -81,6 +81,7 @@ async function main(): Promise<number> {
       state: defaultStateFolder(bucket, config.project_id, config.name),
     }),
     now: until,
+    ticks: 'schedule',
     progress: (message) => process.stdout.write(`  ${message}\n`),
   });
   process.stdout.write(

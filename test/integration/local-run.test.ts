@@ -2,11 +2,39 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type EventsPipelineConfig, parseEventsPipelineConfig } from '../../src/core/pipeline-config.js';
 import { addDays, ZoneCalendar } from '../../src/core/windows.js';
+import { startControlPlane } from '../../src/local/control-plane.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { defaultStateFolder } from '../../src/local/local-stores.js';
-import { runLocalPipeline } from '../../src/local/run.js';
+import { type Moto, startMoto } from '../../src/local/moto.js';
+import {
+  type LocalRunOptions,
+  LocalTaskPool,
+  type RunResult,
+  runLocalPipeline,
+} from '../../src/local/run.js';
 import { assertSameTree, outputRecords, outputTree, tempFolder } from '../support/fixtures.js';
 import { expectedOutput } from '../support/oracle.js';
+
+/** One emulator and one worker pool for the whole file; fresh tables for every run, as `local run` has. */
+let moto: Moto | undefined;
+let pool: LocalTaskPool | undefined;
+before(async () => {
+  moto = await startMoto();
+  pool = new LocalTaskPool(2);
+});
+after(async () => {
+  await pool?.destroy();
+  await moto?.stop();
+});
+
+async function run(options: Omit<LocalRunOptions, 'control' | 'pool'>): Promise<RunResult> {
+  const control = await startControlPlane(moto);
+  try {
+    return await runLocalPipeline({ ...options, control, ...(pool === undefined ? {} : { pool }) });
+  } finally {
+    await control.stop();
+  }
+}
 
 const HOUR = 3_600_000;
 
@@ -92,7 +120,7 @@ describe('local run against an independent model of DESIGN section 4', () => {
       const out = await tempFolder('out');
       try {
         for (const now of checkpoints) {
-          const result = await runLocalPipeline({
+          const result = await run({
             folders: foldersFor(raw.path, out.path, config),
             config,
             now,
@@ -126,20 +154,20 @@ describe('local run against an independent model of DESIGN section 4', () => {
       try {
         const last = checkpoints[1]!;
         for (let now = calendar.dayEnd(scenario.firstDay); now < last; now += 7 * HOUR) {
-          await runLocalPipeline({
+          await run({
             folders: foldersFor(raw.path, incremental.path, config),
             config,
             now,
             workers: 2,
           });
         }
-        const final = await runLocalPipeline({
+        const final = await run({
           folders: foldersFor(raw.path, incremental.path, config),
           config,
           now: last,
           workers: 2,
         });
-        const single = await runLocalPipeline({
+        const single = await run({
           folders: foldersFor(raw.path, once.path, config),
           config,
           now: last,
@@ -181,14 +209,14 @@ describe('dedup slices and task fan-out', () => {
       const now = calendar.dayEnd('2024-11-08') + 3 * HOUR;
 
       // Act
-      const a = await runLocalPipeline({
+      const a = await run({
         folders: foldersFor(raw.path, sliced.path, config),
         config,
         now,
         workers: 2,
         planLimits: { taskTargetBytes: 1, maxKeysPerUnit: 20, maxTasks: 1000 },
       });
-      const b = await runLocalPipeline({
+      const b = await run({
         folders: foldersFor(raw.path, whole.path, config),
         config,
         now,
