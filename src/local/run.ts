@@ -265,7 +265,7 @@ export class LocalTaskPool {
 }
 
 /** Reconciles everything a pipeline's state holds. */
-export async function reconcileState(stores: EngineStores): Promise<Reconciliation> {
+async function reconcileState(stores: EngineStores): Promise<Reconciliation> {
   const ingests = await readAll<IngestRecord>(stores, INGEST_RECORDS_PREFIX, isIngestRecordKey);
   const runs = await readAll<RunRecord>(stores, RUN_RECORDS_PREFIX, (key) => key.endsWith('.json'));
   return reconcile(ingests, runs);
