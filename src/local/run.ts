@@ -167,7 +167,7 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
         // A project workflow can fail before any step runs (e.g. the state belongs to other settings).
         failures.push(
           ...outcomes
-            .filter((o) => o.status === 'failed' && o.name.startsWith(`${config.project_id}-`))
+            .filter((o) => o.status === 'failed' && o.name.slice(0, -'-YYYYMMDDTHHMM'.length) === config.project_id)
             .map((o) => `project workflow ${o.name} failed: ${o.error}`),
         );
       }
