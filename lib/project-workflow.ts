@@ -60,16 +60,15 @@ export class ProjectWorkflow extends Construct {
       taskTimeout: sfn.Timeout.duration(props.stepTimeout),
       resultPath: sfn.JsonPath.DISCARD,
     });
-    const release = lambdaTask(this, TASK_STATES.releaseLock, fns.releaseLock, {
-      payload: lock,
-      timeout: FUNCTION_TIMEOUTS.control,
-      resultPath: '$.release',
-    });
-    const releaseAfterFailure = lambdaTask(this, TASK_STATES.releaseLockAfterFailure, fns.releaseLock, {
-      payload: lock,
-      timeout: FUNCTION_TIMEOUTS.control,
-      resultPath: '$.release',
-    });
+    // Two states (state names are unique) running the same release: one per path out of the loop.
+    const releaseState = (name: string) =>
+      lambdaTask(this, name, fns.releaseLock, {
+        payload: lock,
+        timeout: FUNCTION_TIMEOUTS.control,
+        resultPath: '$.release',
+      });
+    const release = releaseState(TASK_STATES.releaseLock);
+    const releaseAfterFailure = releaseState(TASK_STATES.releaseLockAfterFailure);
     const recordFailure = lambdaTask(this, TASK_STATES.recordFailure, fns.recordFailure, {
       payload: sfn.TaskInput.fromObject({ 'step.$': '$.next.step', 'error.$': '$.failure' }),
       timeout: FUNCTION_TIMEOUTS.control,
