@@ -4,6 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { STACK_OUTPUTS } from '../src/core/tables.js';
 import { DEFAULT_SCHEDULE_MINUTES } from '../src/core/workflow.js';
 import { DataBucket } from './data-bucket.js';
 import { Dispatcher } from './dispatcher.js';
@@ -14,18 +15,6 @@ import { PipelineTables } from './pipeline-tables.js';
 import { ProjectWorkflow } from './project-workflow.js';
 import { StepWorkflow } from './step-workflow.js';
 import { acknowledgeAcceptedWildcards } from './wildcard-acknowledgements.js';
-
-/** Logical ids of the stack outputs, shared with the CLI that reads them (`describe-stacks`). */
-export const STACK_OUTPUTS = {
-  stateBucketName: 'StateBucketName',
-  configsTableName: 'ConfigsTableName',
-  stateTableName: 'StateTableName',
-  rawBucketName: 'RawBucketName',
-  destinationBucketName: 'DestinationBucketName',
-  dispatcherArn: 'DispatcherArn',
-  projectWorkflowArn: 'ProjectWorkflowArn',
-  stepWorkflowArn: 'StepWorkflowArn',
-} as const;
 
 /** The `service` dimension of the functions' metrics and logs. */
 const SERVICE = 'mp-pipelines';

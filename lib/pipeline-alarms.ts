@@ -2,7 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { METRICS, METRICS_NAMESPACE } from '../src/core/workflow.js';
+import { EXPORT_SLA_SECONDS, METRICS, METRICS_NAMESPACE } from '../src/core/workflow.js';
 
 /** Props of the pipelines' alarms. */
 export interface PipelineAlarmsProps {
@@ -12,9 +12,6 @@ export interface PipelineAlarmsProps {
   /** The `service` dimension the functions' metrics carry (Powertools). */
   readonly service: string;
 }
-
-/** The SLA (DESIGN 6): data exported within 24 h of its window's end, late data within another 24 h. */
-const SLA_SECONDS = 24 * 3600;
 
 /** Alarms on the SLA and on failures, across all pipelines (each metric also exists per pipeline). */
 export class PipelineAlarms extends Construct {
@@ -53,7 +50,7 @@ export class PipelineAlarms extends Construct {
         'ExportLag',
         'A window was exported more than 24 h after it ended (SLA)',
         metric(METRICS.exportLag, 'Maximum'),
-        SLA_SECONDS,
+        EXPORT_SLA_SECONDS,
         1,
         ABOVE,
       ),
@@ -61,7 +58,7 @@ export class PipelineAlarms extends Construct {
         'SyncExportLag',
         'Late data was exported more than 48 h after its arrival day ended (SLA + 24 h)',
         metric(METRICS.syncExportLag, 'Maximum'),
-        2 * SLA_SECONDS,
+        2 * EXPORT_SLA_SECONDS,
         1,
         ABOVE,
       ),

@@ -24,6 +24,8 @@ export interface S3ObjectStoreOptions {
   readonly bucket: string;
   /** Prepended to every key (a `/` is added when missing) and stripped from listed keys. */
   readonly prefix?: string;
+  /** Server-side encryption requested on every write (default: the bucket's own setting). */
+  readonly encryption?: { readonly kind: 'aes' } | { readonly kind: 'kms'; readonly kmsKeyId: string };
 }
 
 /**
@@ -35,10 +37,17 @@ export class S3ObjectStore implements ObjectStore {
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly prefix: string;
+  private readonly encryption: { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string };
 
   constructor(options: S3ObjectStoreOptions) {
     this.client = options.client;
     this.bucket = options.bucket;
+    this.encryption =
+      options.encryption === undefined
+        ? {}
+        : options.encryption.kind === 'aes'
+          ? { ServerSideEncryption: 'AES256' }
+          : { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: options.encryption.kmsKeyId };
     const prefix = options.prefix ?? '';
     this.prefix = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
     this.description = `s3://${this.bucket}/${this.prefix}`;
@@ -75,7 +84,9 @@ export class S3ObjectStore implements ObjectStore {
     const fullKey = this.fullKey(key);
     if (Buffer.isBuffer(body)) {
       try {
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: body }));
+        await this.client.send(
+          new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: body, ...this.encryption }),
+        );
       } catch (error) {
         throw this.mapError(error, 'PutObject', fullKey);
       }
@@ -94,7 +105,7 @@ export class S3ObjectStore implements ObjectStore {
     try {
       await new Upload({
         client: this.client,
-        params: { Bucket: this.bucket, Key: fullKey, Body: counting },
+        params: { Bucket: this.bucket, Key: fullKey, Body: counting, ...this.encryption },
         partSize: PART_BYTES,
         queueSize: QUEUE_SIZE,
         leavePartsOnError: false,

@@ -1,25 +1,18 @@
 import type { Reconciliation } from '../core/reconcile.js';
 
-/** Renders rows as an aligned text table (numbers right-aligned). */
+/** Renders rows as an aligned text table (number cells right-aligned). */
 export function table(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
   const cells = [headers, ...rows.map((row) => row.map(String))];
   const widths = headers.map((_, column) => Math.max(...cells.map((row) => (row[column] ?? '').length)));
-  const render = (row: readonly string[], numeric: boolean) =>
+  const render = (row: readonly (string | number)[]) =>
     row
       .map((cell, column) => {
         const width = widths[column] ?? 0;
-        return numeric && column > 0 ? cell.padStart(width) : cell.padEnd(width);
+        return typeof cell === 'number' ? String(cell).padStart(width) : cell.padEnd(width);
       })
       .join('  ')
       .trimEnd();
-  return [
-    render(headers, false),
-    render(
-      widths.map((w) => '-'.repeat(w)),
-      false,
-    ),
-    ...cells.slice(1).map((r) => render(r, true)),
-  ].join('\n');
+  return [render(headers), render(widths.map((w) => '-'.repeat(w))), ...rows.map(render)].join('\n');
 }
 
 /** The reconciliation as two tables and a verdict, for people (days with no events at all omitted). */

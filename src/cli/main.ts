@@ -1,24 +1,12 @@
 #!/usr/bin/env node
 import { resolve } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../core/errors.js';
 import { parseEventsPipelineConfig } from '../core/pipeline-config.js';
 import { defaultStateFolder } from '../local/local-stores.js';
 import { runLocalPipeline } from '../local/run.js';
+import { addLocalHomeCommands, addManagementCommands, EXIT, exitCodeOf, FLAG_OF_FIELD } from './commands.js';
 import { formatReconciliation } from './format.js';
-
-/** Config fields as the flags that set them, so errors name the flag a user typed. */
-const FLAG_OF_FIELD: Record<string, string> = {
-  project_id: '--project',
-  name: '--name',
-  frequency: '--frequency',
-  time_zone: '--timezone',
-  from_date: '--from',
-  to_date: '--to',
-  event_names: '--events',
-  part_max_bytes: '--part-max-mb',
-  compression_level: '--compression-level',
-};
 
 function instant(value: string): number {
   // An instant needs a zone: a bare local time would mean different things on different machines.
@@ -44,11 +32,13 @@ export function buildProgram(): Command {
       'Self-hosted data pipelines: export product-analytics events to <project_id>/mp_master_event/YYYY/MM/DD/',
     )
     .showHelpAfterError()
-    .configureHelp({ showGlobalOptions: true });
+    .configureHelp({ showGlobalOptions: true })
+    // Usage errors exit with EXIT.invalid, not commander's 1 (which means a run failed).
+    .exitOverride();
 
-  const local = program
-    .command('local')
-    .description('run pipelines on this machine, on folders, with no AWS account');
+  addManagementCommands(program);
+  const local = program.command('local').description('run pipelines on this machine, with no AWS account');
+  addLocalHomeCommands(local);
   local
     .command('run')
     .description(
@@ -165,7 +155,7 @@ async function localRun(flags: LocalRunFlags): Promise<number> {
 function explain(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   if (!(error instanceof ConfigError)) return error.message;
-  return error.message.replace(/^(\s*)([a-z_]+)(\.\d+)?:/gm, (whole, indent: string, field: string) => {
+  return error.message.replace(/^(\s*)([a-z0-9_]+)(\.\d+)?:/gm, (whole, indent: string, field: string) => {
     const flag = FLAG_OF_FIELD[field];
     return flag === undefined ? whole : `${indent}${flag}:`;
   });
@@ -174,6 +164,11 @@ function explain(error: unknown): string {
 try {
   await buildProgram().parseAsync(process.argv);
 } catch (error) {
-  process.stderr.write(`error: ${explain(error)}\n`);
-  process.exitCode = error instanceof ConfigError ? 2 : 1;
+  if (error instanceof CommanderError) {
+    // commander printed the message (and the help) already; help and --version exit 0.
+    process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.invalid;
+  } else {
+    process.stderr.write(`error: ${explain(error)}\n`);
+    process.exitCode = exitCodeOf(error);
+  }
 }

@@ -27,3 +27,8 @@ export class NotReadyError extends Error {
 export class ReconciliationError extends Error {
   override readonly name = 'ReconciliationError';
 }
+
+/** A command used wrongly (a missing flag, a target that is not there): the message says what to do. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}

@@ -36,34 +36,100 @@ export const eventsPipelineSchema = z
       .default(DEFAULT_PART_MAX_BYTES),
     /** gzip level of output parts: 1 is about twice as fast as 6 and about 40% larger. */
     compression_level: z.number().int().min(1).max(9).default(1),
+    /** Trial pipelines (DESIGN 5): daily, no sync, a short backfill, paused when the project's trial ends. */
+    trial: z.boolean().default(false),
+    /** Destination bucket; absent means the deployment's destination bucket (locally: `--out`). */
+    s3_bucket: z
+      .string()
+      .regex(
+        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/,
+        'must be an S3 bucket name: 3-63 lowercase letters, digits, "." or "-"',
+      )
+      .optional(),
+    /** Key prefix in the bucket; output goes to `<s3_prefix>/<project_id>/...`. */
+    s3_prefix: z
+      .string()
+      .regex(
+        /^[A-Za-z0-9!_.*'()-]+(\/[A-Za-z0-9!_.*'()-]+)*\/?$/,
+        'must be a relative key prefix such as "exports/analytics" (no leading "/", no empty segments)',
+      )
+      .refine((prefix) => !prefix.split('/').some((segment) => segment === '.' || segment === '..'), {
+        message: 'must not contain "." or ".." segments',
+      })
+      .optional(),
+    /** The bucket's region; absent means the deployment's region. */
+    s3_region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as "us-east-1"')
+      .optional(),
+    /** A role in the destination's account, assumed with `s3_external_id`. */
+    s3_role: z
+      .string()
+      .regex(
+        /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/,
+        'must be an IAM role ARN: arn:aws:iam::<account>:role/<name>',
+      )
+      .optional(),
+    s3_external_id: z.string().min(2).max(1224).optional(),
+    /** Server-side encryption of output objects: `aes` is SSE-S3, `kms` needs `s3_kms_key_id`. */
+    s3_encryption: z.enum(['none', 'aes', 'kms']).default('aes'),
+    s3_kms_key_id: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((config, context) => {
+    const problem = (path: string, message: string): void => {
+      context.addIssue({ code: 'custom', path: [path], message });
+    };
+    if (config.s3_encryption === 'kms' && config.s3_kms_key_id === undefined)
+      problem('s3_kms_key_id', 'is required when s3_encryption is "kms" (a key id, ARN or alias)');
+    if (config.s3_encryption !== 'kms' && config.s3_kms_key_id !== undefined)
+      problem(
+        's3_kms_key_id',
+        'is only used with s3_encryption "kms": set s3_encryption to "kms" or remove it',
+      );
+    if (config.s3_role !== undefined && config.s3_external_id === undefined)
+      problem(
+        's3_external_id',
+        'is required with s3_role: the role trusts this deployment with that external id',
+      );
+    if (config.s3_role === undefined && config.s3_external_id !== undefined)
+      problem('s3_external_id', 'is only used with s3_role');
+    if (config.trial) {
+      if (config.frequency !== 'daily') problem('frequency', 'must be "daily" for a trial pipeline');
+      if (config.sync) problem('sync', 'must be false for a trial pipeline (trials have no daily sync)');
+    }
+    try {
+      new ZoneCalendar(config.time_zone);
+    } catch (error) {
+      problem('time_zone', (error as Error).message);
+    }
+    if (config.to_date !== undefined && config.to_date < config.from_date)
+      problem('to_date', `${config.to_date} is before from_date ${config.from_date}`);
+  });
 
 /** A validated events pipeline configuration. */
 export type EventsPipelineConfig = z.infer<typeof eventsPipelineSchema>;
+
+/** A config, or every problem found as `field: what is wrong`. */
+export type ConfigCheck =
+  | { readonly config: EventsPipelineConfig; readonly problems?: undefined }
+  | { readonly config?: undefined; readonly problems: readonly string[] };
+
+/** Validates a pipeline config without throwing. */
+export function checkEventsPipelineConfig(input: unknown): ConfigCheck {
+  const result = eventsPipelineSchema.safeParse(input);
+  if (result.success) return { config: result.data };
+  return {
+    problems: result.error.issues.map((issue) => `${issue.path.join('.') || '(config)'}: ${issue.message}`),
+  };
+}
 
 /**
  * Validates a pipeline config, returning a typed object or throwing a `ConfigError` that lists every
  * problem as `field: what is wrong`.
  */
 export function parseEventsPipelineConfig(input: unknown): EventsPipelineConfig {
-  const result = eventsPipelineSchema.safeParse(input);
-  if (!result.success) {
-    const problems = result.error.issues.map(
-      (issue) => `${issue.path.join('.') || '(config)'}: ${issue.message}`,
-    );
-    throw new ConfigError(`invalid pipeline config:\n  ${problems.join('\n  ')}`);
-  }
-  const config = result.data;
-  try {
-    new ZoneCalendar(config.time_zone);
-  } catch (error) {
-    throw new ConfigError(`invalid pipeline config:\n  time_zone: ${(error as Error).message}`);
-  }
-  if (config.to_date !== undefined && config.to_date < config.from_date) {
-    throw new ConfigError(
-      `invalid pipeline config:\n  to_date: ${config.to_date} is before from_date ${config.from_date}`,
-    );
-  }
+  const { config, problems } = checkEventsPipelineConfig(input);
+  if (config === undefined) throw new ConfigError(`invalid pipeline config:\n  ${problems.join('\n  ')}`);
   return config;
 }

@@ -4,6 +4,7 @@
  * AWS; the local runtime uses the same DynamoDB adapters on the emulator.
  */
 import type { EventsPipelineConfig } from './pipeline-config.js';
+import type { Management, StoredPipeline } from './pipeline-rules.js';
 import type { StepRunEntry } from './records.js';
 
 /** A stored config that fails validation: it never runs, and the problem is reported. */
@@ -19,12 +20,50 @@ export interface ConfigListing {
   readonly invalid: readonly InvalidConfig[];
 }
 
-/** Pipeline configs, one per (project_id, name). */
+/** Pipeline configs, one per (project_id, name), as the workflows read them. */
 export interface PipelineConfigStore {
-  /** Every active pipeline (validated), all projects or one. */
-  listActive(projectId?: string): Promise<ConfigListing>;
-  /** Stores a validated config as an active pipeline. */
-  put(config: EventsPipelineConfig): Promise<void>;
+  /** Every active pipeline (validated; trials that ended at `now` left out), all projects or one. */
+  listActive(projectId?: string, now?: number): Promise<ConfigListing>;
+  /** Stores a validated config as an active pipeline, without the management rules (local runs, tests). */
+  put(config: EventsPipelineConfig, now?: number): Promise<void>;
+}
+
+/** A project's revision as read: every write to its pipelines moves it. */
+export interface ProjectRevision {
+  readonly project_id: string;
+  readonly revision: number;
+  /** When the project's trial began; a write sets it if the project has none yet. */
+  readonly trial_started_at?: string;
+}
+
+/** A project's stored pipelines (every status) and the revision they were read at. */
+export interface ProjectPipelines extends ProjectRevision {
+  readonly pipelines: readonly StoredPipeline[];
+}
+
+/** One write to the catalog: a new item, or management attributes of an existing one. */
+export type CatalogWrite =
+  | { readonly kind: 'create'; readonly item: Readonly<Record<string, unknown>> }
+  | {
+      readonly kind: 'update';
+      readonly name: string;
+      /** The version the decision was based on; the write bumps it. */
+      readonly expectedVersion: number;
+      readonly set: Partial<Omit<Management, 'version'>>;
+      readonly remove?: readonly (keyof Management)[];
+    };
+
+/** Pipelines as managed by the CLI and the console-edit validator. */
+export interface PipelineCatalog {
+  /** A project's pipelines, read after its revision. */
+  readProject(projectId: string): Promise<ProjectPipelines>;
+  /** Every stored pipeline of every project. */
+  listAll(): Promise<StoredPipeline[]>;
+  /**
+   * Applies `change` if the project is still at `project.revision` (and an updated item still at its
+   * expected version), moving the revision; `false` when another write came first.
+   */
+  write(project: ProjectRevision, change: CatalogWrite): Promise<boolean>;
 }
 
 /** Per-project operational records: the step run log and the fairness cursor. */

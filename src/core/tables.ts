@@ -11,3 +11,15 @@ export const STATE_TABLE_KEYS = { partitionKey: 'pk', sortKey: 'sk' } as const;
 
 /** The state table's TTL attribute (epoch seconds): DynamoDB allows one, shared by every item kind. */
 export const STATE_TABLE_TTL_ATTRIBUTE = 'expires_at_s';
+
+/** The stack's outputs: the CLI finds a deployment's tables and buckets by these names. */
+export const STACK_OUTPUTS = {
+  stateBucketName: 'StateBucketName',
+  configsTableName: 'ConfigsTableName',
+  stateTableName: 'StateTableName',
+  rawBucketName: 'RawBucketName',
+  destinationBucketName: 'DestinationBucketName',
+  dispatcherArn: 'DispatcherArn',
+  projectWorkflowArn: 'ProjectWorkflowArn',
+  stepWorkflowArn: 'StepWorkflowArn',
+} as const;

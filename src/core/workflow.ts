@@ -130,12 +130,26 @@ export interface FailureInput {
 }
 
 /** EventBridge `source` and `detail-type`s of step outcomes. */
+/**
+ * A batch of config table stream records, as Lambda's event source mapping delivers them (and the
+ * local stream reader too): only the keys are used, the item is read again.
+ */
+export interface ConfigChangeEvent {
+  readonly Records: readonly {
+    readonly eventName?: string;
+    readonly dynamodb?: { readonly Keys?: Readonly<Record<string, { readonly S?: string }>> };
+  }[];
+}
+
 export const EVENT_SOURCE = 'mp-pipelines';
 export const STEP_SUCCEEDED = 'Pipeline Step Succeeded';
 export const STEP_FAILED = 'Pipeline Step Failed';
 
 /** CloudWatch namespace and metric names. */
 export const METRICS_NAMESPACE = 'MpPipelines';
+
+/** The SLA (DESIGN 6): a window is exported within 24 h of its end, late data within another 24 h. */
+export const EXPORT_SLA_SECONDS = 24 * 3600;
 export const METRICS = {
   eventsExported: 'EventsExported',
   lateEvents: 'LateEventsExported',

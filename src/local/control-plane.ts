@@ -89,7 +89,11 @@ export function localRuntime(options: LocalRuntimeOptions): Runtime {
   const { control } = options;
   const progress = options.progress ?? (() => undefined);
   return {
-    configs: new DynamoConfigStore(control.dynamo, control.configsTable),
+    configs: new DynamoConfigStore({
+      client: control.dynamo,
+      configsTable: control.configsTable,
+      stateTable: control.stateTable,
+    }),
     locks: new DynamoLockStore({ client: control.dynamo, tableName: control.stateTable }),
     ledger: new DynamoLedger(control.dynamo, control.stateTable),
     events: options.events ?? new RecordingEventSink(),

@@ -92,7 +92,7 @@ async function main(): Promise<number> {
     for (const failure of result.failures) process.stdout.write(`    ${failure}\n`);
 
   let ok = true;
-  for (const [config, result] of results) {
+  for (const { config, ...result } of results.values()) {
     process.stdout.write(
       `\n== ${config.project_id}/${config.name} (${config.frequency}, sync, ${config.time_zone}) ==\n` +
         `output:     ${join(bucket, config.project_id, 'mp_master_event')}/YYYY/MM/DD/\n` +

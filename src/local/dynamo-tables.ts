@@ -27,15 +27,19 @@ export async function createStateTable(client: DynamoDBClient, name: string): Pr
   await createTable(client, name, STATE_TABLE_KEYS);
 }
 
-/** Creates the config table (keys from CONFIG_TABLE_KEYS, on-demand) and waits until it is ACTIVE. */
+/**
+ * Creates the config table (keys from CONFIG_TABLE_KEYS, on-demand, with the change stream the
+ * console-edit validator reads, as in the stack) and waits until it is ACTIVE.
+ */
 export async function createConfigTable(client: DynamoDBClient, name: string): Promise<void> {
-  await createTable(client, name, CONFIG_TABLE_KEYS);
+  await createTable(client, name, CONFIG_TABLE_KEYS, true);
 }
 
 async function createTable(
   client: DynamoDBClient,
   name: string,
   keys: { readonly partitionKey: string; readonly sortKey: string },
+  stream = false,
 ): Promise<void> {
   await client.send(
     new CreateTableCommand({
@@ -49,6 +53,9 @@ async function createTable(
         { AttributeName: keys.partitionKey, KeyType: 'HASH' },
         { AttributeName: keys.sortKey, KeyType: 'RANGE' },
       ],
+      ...(stream
+        ? { StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' } }
+        : {}),
     }),
   );
   // Throws unless ACTIVE in time. Short delays: the default first wait is 20 s; moto is ACTIVE at once.

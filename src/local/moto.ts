@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
@@ -17,32 +18,46 @@ const STDERR_KEEP_CHARS = 16 * 1024;
 export interface Moto {
   /** `http://127.0.0.1:PORT`, for the SDK clients' `endpoint`. */
   readonly endpoint: string;
+  /** The server's process id. */
+  readonly pid: number;
   /** Kills the server and waits for it to exit. */
   stop(): Promise<void>;
+}
+
+/** Options of {@link startMoto}. */
+export interface StartMotoOptions {
+  /**
+   * Keep the server running after this process exits (`local up`), with its output in this file.
+   * Otherwise it dies with this process.
+   */
+  readonly detachedLog?: string;
 }
 
 /**
  * Starts `moto_server` on a free localhost port and waits until it answers HTTP. `MOTO_SERVER` overrides
  * the command (split on spaces, e.g. `python3 -m moto.server`).
  */
-export async function startMoto(): Promise<Moto> {
+export async function startMoto(options: StartMotoOptions = {}): Promise<Moto> {
   const [command = 'moto_server', ...args] = (process.env.MOTO_SERVER ?? 'moto_server').trim().split(/\s+/);
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
+  const log = options.detachedLog === undefined ? undefined : openSync(options.detachedLog, 'a');
   const child = spawn(command, [...args, '-H', '127.0.0.1', '-p', String(port)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', log ?? 'ignore', log ?? 'pipe'],
+    detached: log !== undefined,
   });
+  if (log !== undefined) closeSync(log);
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (text: string) => {
     stderr = (stderr + text).slice(-STDERR_KEEP_CHARS);
   });
   const exited = exitOf(child);
-  // If the test process dies without calling stop(), do not leave the server behind.
+  // Unless detached: if this process dies without calling stop(), do not leave the server behind.
   const killOnExit = (): void => {
     child.kill('SIGKILL');
   };
-  process.once('exit', killOnExit);
+  if (log === undefined) process.once('exit', killOnExit);
   const stop = async (): Promise<void> => {
     process.removeListener('exit', killOnExit);
     if (child.exitCode === null && child.signalCode === null) {
@@ -61,13 +76,16 @@ export async function startMoto(): Promise<Moto> {
       return new Error(MOTO_MISSING_MESSAGE, { cause: new Error(`${command} said: ${stderr.trim()}`) });
     }
     return new Error(
-      `moto_server (${command}) exited early (${error?.message ?? `code ${code}`}): ${stderr.trim()}`,
+      `moto_server (${command}) exited early (${error?.message ?? `code ${code}`}): ${stderr.trim() || `see ${options.detachedLog}`}`,
     );
   });
   const polling = new AbortController();
   const ready = await Promise.race([waitForHttp(endpoint, READY_TIMEOUT_MS, polling.signal), failure]);
   polling.abort();
-  if (ready === true) return { endpoint, stop };
+  if (ready === true) {
+    if (log !== undefined) child.unref();
+    return { endpoint, pid: child.pid as number, stop };
+  }
   await stop();
   throw ready instanceof Error
     ? ready

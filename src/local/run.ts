@@ -25,6 +25,7 @@ import {
 import { committedStepIds, pipelineBacklog } from '../engine/backlog.js';
 import type { PlanLimits } from '../engine/plan.js';
 import type { EngineStores } from '../engine/stores.js';
+import type { Runtime } from '../workflow/runtime.js';
 import {
   type ControlPlane,
   localRuntime,
@@ -42,7 +43,8 @@ const MINUTE_MS = 60_000;
 
 /** Options of a simulated operation of pipelines up to `now`. */
 export interface PipelinesRunOptions {
-  readonly configs: readonly EventsPipelineConfig[];
+  /** Configs stored as active pipelines before the run; the run operates every active pipeline. */
+  readonly configs?: readonly EventsPipelineConfig[];
   readonly stores: (config: EventsPipelineConfig) => EngineStores;
   /** Operate until this instant: everything due by then runs. */
   readonly now: number;
@@ -64,10 +66,15 @@ export interface PipelinesRunOptions {
   readonly ticks?: 'schedule' | 'catch-up';
   /** Where metrics go; default: summed in memory. */
   readonly metrics?: MetricsSink;
+  /** `schedule` ticks: the first tick fires no earlier than this (where the simulated clock stopped). */
+  readonly startAt?: number;
+  /** Runs before each tick (the local place of the config stream's validator). */
+  readonly beforeTick?: (tick: number, runtime: Runtime) => Promise<void>;
 }
 
 /** What a run did for one pipeline, and the pipeline's reconciliation after it. */
 export interface RunResult {
+  readonly config: EventsPipelineConfig;
   readonly ingestedHours: number;
   /** Steps committed by this run, in commit order. */
   readonly steps: readonly RunRecord[];
@@ -78,10 +85,15 @@ export interface RunResult {
   readonly ok: boolean;
 }
 
-/** Results by pipeline, and the schedule ticks fired. */
+/** Results by pipeline (`<project>/<name>`), and the schedule ticks fired. */
 export interface PipelinesRunResult {
-  readonly results: ReadonlyMap<EventsPipelineConfig, RunResult>;
+  readonly results: ReadonlyMap<string, RunResult>;
   readonly ticks: number;
+}
+
+/** A pipeline's key in results: `<project>/<name>`. */
+export function pipelineId(config: Pick<EventsPipelineConfig, 'project_id' | 'name'>): string {
+  return `${config.project_id}/${config.name}`;
 }
 
 /**
@@ -90,7 +102,7 @@ export interface PipelinesRunResult {
  * (the next run retries it).
  */
 export async function runPipelines(options: PipelinesRunOptions): Promise<PipelinesRunResult> {
-  const { configs, now } = options;
+  const { now } = options;
   const progress = options.progress ?? (() => undefined);
   const control = options.control ?? (await startControlPlane());
   try {
@@ -106,8 +118,14 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
       ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
       ...(options.planLimits === undefined ? {} : { planLimits: options.planLimits }),
     });
-    for (const config of configs) await runtime.configs.put(config);
-    const before = await Promise.all(configs.map((c) => snapshot(options.stores(c))));
+    for (const config of options.configs ?? []) await runtime.configs.put(config, tickStart.tick);
+    // Every pipeline that can report: the active ones run, the others may have run before a pause.
+    const reported = (await runtime.configs.listAll()).flatMap((p) =>
+      p.config === undefined || p.management.status === 'deleted' ? [] : [p.config],
+    );
+    const before = await Promise.all(reported.map((c) => snapshot(options.stores(c))));
+    const active = async (tick: number): Promise<readonly EventsPipelineConfig[]> =>
+      (await runtime.configs.listActive(undefined, tick)).configs;
     const workflows = new LocalWorkflows({
       definitions: loadWorkflowDefinitions(),
       runtime,
@@ -118,27 +136,29 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
     const until = Math.floor(now / MINUTE_MS) * MINUTE_MS;
     let ticks = 0;
     const fire = async (tick: number): Promise<boolean> => {
-      const committedBefore = await countCommitted(options);
       tickStart = { tick, wall: Date.now() };
+      await options.beforeTick?.(tick, runtime);
+      const committedBefore = await countCommitted(options.stores, reported);
       await workflows.tick(tick);
       await workflows.settle();
       ticks += 1;
-      return (await countCommitted(options)) > committedBefore;
+      return (await countCommitted(options.stores, reported)) > committedBefore;
     };
     if ((options.ticks ?? 'catch-up') === 'catch-up') {
       // Each project workflow runs a bounded number of steps: enough ticks for the whole backlog.
-      const pending = await countPending(options, until);
+      const pending = await countPending(options.stores, await active(until), until);
       const first = until - Math.ceil(pending / MAX_STEPS_PER_EXECUTION) * MINUTE_MS;
       for (let tick = first; pending > 0 && tick <= until; tick += MINUTE_MS) {
         const progressed = await fire(tick);
         if (tick === until && !progressed) break;
-        if ((await countPending(options, until)) === 0) break;
+        if ((await countPending(options.stores, await active(until), until)) === 0) break;
       }
     } else {
       const interval = (options.scheduleMinutes ?? DEFAULT_SCHEDULE_MINUTES) * MINUTE_MS;
-      let last = Number.NEGATIVE_INFINITY;
+      // The clock never runs backwards: a schedule resumed at `startAt` fires nothing before it.
+      let last = options.startAt === undefined ? Number.NEGATIVE_INFINITY : options.startAt - interval;
       for (;;) {
-        const due = await earliestPendingDue(options, until);
+        const due = await earliestPendingDue(options.stores, await active(until), until);
         if (due === undefined) break;
         const tick = Math.min(until, Math.max(Math.ceil(due / interval) * interval, last + interval));
         if (tick <= last) break;
@@ -149,8 +169,8 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
     }
 
     const outcomes = await workflows.settle();
-    const results = new Map<EventsPipelineConfig, RunResult>();
-    for (const [index, config] of configs.entries()) {
+    const results = new Map<string, RunResult>();
+    for (const [index, config] of reported.entries()) {
       const stores = options.stores(config);
       const after = await snapshot(stores);
       const steps: RunRecord[] = [];
@@ -167,12 +187,15 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
         // A project workflow can fail before any step runs (e.g. the state belongs to other settings).
         failures.push(
           ...outcomes
-            .filter((o) => o.status === 'failed' && o.name.slice(0, -'-YYYYMMDDTHHMM'.length) === config.project_id)
+            .filter(
+              (o) => o.status === 'failed' && o.name.slice(0, -'-YYYYMMDDTHHMM'.length) === config.project_id,
+            )
             .map((o) => `project workflow ${o.name} failed: ${o.error}`),
         );
       }
       const reconciliation = await reconcileState(stores);
-      results.set(config, {
+      results.set(pipelineId(config), {
+        config,
         ingestedHours: after.ingested - (before[index]?.ingested ?? 0),
         steps,
         failures: [...new Set(failures)],
@@ -200,7 +223,7 @@ export interface LocalRunOptions extends Omit<PipelinesRunOptions, 'stores' | 'c
 export async function runLocalPipeline(options: LocalRunOptions): Promise<RunResult> {
   const { config, folders } = options;
   const { results } = await runLocalPipelines({ ...options, configs: [config], folders: () => folders });
-  return results.get(config) as RunResult;
+  return results.get(pipelineId(config)) as RunResult;
 }
 
 /** Options of a local run of several pipelines over folders. */
@@ -285,26 +308,35 @@ async function readAll<T>(
   return records;
 }
 
+type StoresOf = PipelinesRunOptions['stores'];
+
 /** The first instant at which a step due by `until` and not committed became due. */
-async function earliestPendingDue(options: PipelinesRunOptions, until: number): Promise<number | undefined> {
+async function earliestPendingDue(
+  stores: StoresOf,
+  configs: readonly EventsPipelineConfig[],
+  until: number,
+): Promise<number | undefined> {
   let earliest: number | undefined;
-  for (const config of options.configs) {
-    const first = (await pipelineBacklog(options.stores(config), config, until))[0];
+  for (const config of configs) {
+    const first = (await pipelineBacklog(stores(config), config, until))[0];
     if (first !== undefined && (earliest === undefined || first.dueAt < earliest)) earliest = first.dueAt;
   }
   return earliest;
 }
 
-async function countPending(options: PipelinesRunOptions, until: number): Promise<number> {
+async function countPending(
+  stores: StoresOf,
+  configs: readonly EventsPipelineConfig[],
+  until: number,
+): Promise<number> {
   let count = 0;
-  for (const config of options.configs)
-    count += (await pipelineBacklog(options.stores(config), config, until)).length;
+  for (const config of configs) count += (await pipelineBacklog(stores(config), config, until)).length;
   return count;
 }
 
-async function countCommitted(options: PipelinesRunOptions): Promise<number> {
+async function countCommitted(stores: StoresOf, configs: readonly EventsPipelineConfig[]): Promise<number> {
   let count = 0;
-  for (const config of options.configs) count += (await committedStepIds(options.stores(config))).size;
+  for (const config of configs) count += (await committedStepIds(stores(config))).size;
   return count;
 }
 

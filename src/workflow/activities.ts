@@ -11,9 +11,11 @@ import { getJson, type ObjectStore } from '../core/object-store.js';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
 import type { RunRecord, StepPlan, StepRunEntry } from '../core/records.js';
 import { ingestNeededUntil, ingestStart } from '../core/routing.js';
+import { CONFIG_TABLE_KEYS } from '../core/tables.js';
 import { HOUR_MS, ZoneCalendar } from '../core/windows.js';
 import {
   type AcquireOutput,
+  type ConfigChangeEvent,
   type DispatchOutput,
   type ExportTaskInput,
   type FailureInput,
@@ -39,12 +41,15 @@ import { commitStep as commitEngineStep } from '../engine/commit.js';
 import { runExportTask } from '../engine/export-task.js';
 import { ingestArrivalHour } from '../engine/ingest.js';
 import { advanceIngestWatermark, planStep as planEngineStep } from '../engine/plan.js';
+import { pauseEndedTrials, type ReviewOutcome, reviewPipeline } from '../management/pipelines.js';
 import type { DataRuntime, Runtime } from './runtime.js';
 
 /** Dispatcher: the projects with at least one due, uncommitted step at the tick. */
 export async function findDueProjects(rt: Runtime, input: TickInput): Promise<DispatchOutput> {
   const tick = parseInstant(input.time, 'time');
-  const { configs, invalid } = await rt.configs.listActive();
+  for (const paused of await pauseEndedTrials(rt.configs, tick))
+    rt.log.info('trial pipeline paused', { ...paused });
+  const { configs, invalid } = await rt.configs.listActive(undefined, tick);
   for (const problem of invalid) rt.log.warn('pipeline config is invalid and does not run', { ...problem });
   const due = new Set<string>();
   for (const config of configs) {
@@ -56,6 +61,32 @@ export async function findDueProjects(rt: Runtime, input: TickInput): Promise<Di
     .map((project_id) => ({ project_id, execution_name: projectExecutionName(project_id, tick) }));
   rt.log.info('dispatch', { tick: input.time, projects: projects.map((p) => p.project_id) });
   return { tick: new Date(tick).toISOString(), projects };
+}
+
+/**
+ * The console-edit validator: reviews each pipeline a batch of config table stream records touched
+ * (an invalid config goes to `error`, a fixed one back to `active`). Its own writes come back on the
+ * stream and find nothing to change.
+ */
+export async function reviewConfigChanges(
+  rt: Runtime,
+  event: ConfigChangeEvent,
+): Promise<{ reviewed: number; changed: ReviewOutcome[] }> {
+  const keys = new Map<string, { project_id: string; name: string }>();
+  for (const record of event.Records) {
+    const projectId = record.dynamodb?.Keys?.[CONFIG_TABLE_KEYS.partitionKey]?.S;
+    const name = record.dynamodb?.Keys?.[CONFIG_TABLE_KEYS.sortKey]?.S;
+    if (record.eventName === 'REMOVE' || projectId === undefined || name === undefined) continue;
+    keys.set(JSON.stringify([projectId, name]), { project_id: projectId, name });
+  }
+  const changed: ReviewOutcome[] = [];
+  for (const { project_id, name } of keys.values()) {
+    const outcome = await reviewPipeline(rt.configs, project_id, name, rt.clock());
+    if (outcome === undefined) continue;
+    changed.push(outcome);
+    (outcome.to === 'error' ? rt.log.warn : rt.log.info)('pipeline status changed by review', { ...outcome });
+  }
+  return { reviewed: keys.size, changed };
 }
 
 /** Takes the project lock for the workflow, or reports who holds it. */
@@ -83,7 +114,7 @@ export async function pickNextStep(rt: Runtime, input: PickInput): Promise<PickO
   if (input.steps_run >= MAX_STEPS_PER_EXECUTION)
     return { found: false, steps_run: input.steps_run, reason: 'budget' };
   const tick = parseInstant(input.tick, 'tick');
-  const { configs, invalid } = await rt.configs.listActive(input.project_id);
+  const { configs, invalid } = await rt.configs.listActive(input.project_id, now);
   for (const problem of invalid) rt.log.warn('pipeline config is invalid and does not run', { ...problem });
   const backlogs = await Promise.all(
     configs.map(async (config) => ({

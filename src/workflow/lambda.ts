@@ -9,11 +9,11 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { S3Client } from '@aws-sdk/client-s3';
+import { awsStores, destinationClients } from '../adapters/aws-stores.js';
 import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { DynamoLedger } from '../adapters/dynamo-ledger.js';
 import { DynamoLockStore } from '../adapters/dynamo-lock-store.js';
 import { EventBridgeSink } from '../adapters/eventbridge-sink.js';
-import { S3ObjectStore } from '../adapters/s3-object-store.js';
 import type { MetricsSink } from '../core/ports.js';
 import { METRICS, METRICS_NAMESPACE } from '../core/workflow.js';
 import { readLambdaEnvironment } from './lambda-environment.js';
@@ -43,8 +43,14 @@ function lambdaRuntime(): Runtime {
   const env = readLambdaEnvironment(process.env);
   const s3 = new S3Client({});
   const dynamo = new DynamoDBClient({});
+  const buckets = { raw: env.RAW_BUCKET, destination: env.DESTINATION_BUCKET, state: env.STATE_BUCKET };
+  const clients = destinationClients();
   return {
-    configs: new DynamoConfigStore(dynamo, env.CONFIGS_TABLE),
+    configs: new DynamoConfigStore({
+      client: dynamo,
+      configsTable: env.CONFIGS_TABLE,
+      stateTable: env.STATE_TABLE,
+    }),
     locks: new DynamoLockStore({ client: dynamo, tableName: env.STATE_TABLE }),
     ledger: new DynamoLedger(dynamo, env.STATE_TABLE),
     events: new EventBridgeSink(new EventBridgeClient({}), env.EVENT_BUS_NAME),
@@ -55,15 +61,7 @@ function lambdaRuntime(): Runtime {
     },
     clock: Date.now,
     leaseMs: env.LEASE_SECONDS * 1000,
-    stores: (config) => {
-      const pipeline = `${config.project_id}/${config.name}`;
-      return {
-        raw: new S3ObjectStore({ client: s3, bucket: env.RAW_BUCKET }),
-        destination: new S3ObjectStore({ client: s3, bucket: env.DESTINATION_BUCKET }),
-        state: new S3ObjectStore({ client: s3, bucket: env.STATE_BUCKET, prefix: `state/${pipeline}/` }),
-        staging: new S3ObjectStore({ client: s3, bucket: env.STATE_BUCKET, prefix: `staging/${pipeline}/` }),
-      };
-    },
+    stores: (config) => awsStores(s3, buckets, config, clients),
   };
 }
 

@@ -1,6 +1,12 @@
 import type { LockStore } from '../core/lock.js';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
-import type { EventSink, MetricsSink, PipelineConfigStore, ProjectLedger } from '../core/ports.js';
+import type {
+  EventSink,
+  MetricsSink,
+  PipelineCatalog,
+  PipelineConfigStore,
+  ProjectLedger,
+} from '../core/ports.js';
 import type { PlanLimits } from '../engine/plan.js';
 import type { EngineStores } from '../engine/stores.js';
 
@@ -15,7 +21,8 @@ export interface Log {
  * the local runtime builds one over the emulators and a simulated clock.
  */
 export interface Runtime {
-  readonly configs: PipelineConfigStore;
+  /** The workflows' view of configs, and the catalog that manages them. */
+  readonly configs: PipelineConfigStore & PipelineCatalog;
   readonly locks: LockStore;
   readonly ledger: ProjectLedger;
   readonly events: EventSink;

@@ -4,7 +4,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { CfnResource } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
-import { DataPipelinesStack, STACK_OUTPUTS } from '../../lib/data-pipelines-stack.js';
+import { DataPipelinesStack } from '../../lib/data-pipelines-stack.js';
+import { STACK_OUTPUTS } from '../../src/core/tables.js';
 import { TASK_STATES } from '../../src/core/workflow.js';
 import {
   allStates,

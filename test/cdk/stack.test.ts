@@ -11,11 +11,15 @@ import type { CfnTable } from 'aws-cdk-lib/aws-dynamodb';
 import type { CfnBucket } from 'aws-cdk-lib/aws-s3';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { STACK_OUTPUTS } from '../../lib/data-pipelines-stack.js';
 import { PipelineStateBucket } from '../../lib/pipeline-state-bucket.js';
 import { PipelineTables } from '../../lib/pipeline-tables.js';
 import { ACCEPTED_WILDCARDS } from '../../lib/wildcard-acknowledgements.js';
-import { CONFIG_TABLE_KEYS, STATE_TABLE_KEYS, STATE_TABLE_TTL_ATTRIBUTE } from '../../src/core/tables.js';
+import {
+  CONFIG_TABLE_KEYS,
+  STACK_OUTPUTS,
+  STATE_TABLE_KEYS,
+  STATE_TABLE_TTL_ATTRIBUTE,
+} from '../../src/core/tables.js';
 import {
   CDK_JSON_CONTEXT,
   pipelineFunctions,

@@ -10,7 +10,7 @@ import type { EngineStores } from '../../src/engine/stores.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { defaultStateFolder } from '../../src/local/local-stores.js';
 import { createBucket, type Moto, s3ClientFor, startMoto } from '../../src/local/moto.js';
-import { runLocalPipeline, runPipelines } from '../../src/local/run.js';
+import { pipelineId, runLocalPipeline, runPipelines } from '../../src/local/run.js';
 import { assertSameTree, outputTree, readTree, tempFolder } from '../support/fixtures.js';
 
 const config = parseEventsPipelineConfig({
@@ -64,7 +64,7 @@ describe('the engine on S3 (moto)', () => {
     try {
       // Act
       const onS3 = (await runPipelines({ configs: [config], stores: () => stores, now })).results.get(
-        config,
+        pipelineId(config),
       )!;
       const onDisk = await runLocalPipeline({
         folders: {

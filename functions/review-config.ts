@@ -1,0 +1,4 @@
+import { reviewConfigChanges } from '../src/workflow/activities.js';
+import { lambdaHandler } from '../src/workflow/lambda.js';
+
+export const handler = lambdaHandler(reviewConfigChanges);

@@ -1,0 +1,77 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { EngineStores } from '../engine/stores.js';
+import { S3ObjectStore } from './s3-object-store.js';
+
+/** The buckets of a deployment. */
+export interface DeploymentBuckets {
+  readonly raw: string;
+  /** Pipelines without `s3_bucket` export here. */
+  readonly destination: string;
+  readonly state: string;
+}
+
+/**
+ * The S3 stores of one pipeline in a deployment: its destination (its own `s3_bucket`, prefix, region
+ * region, role and encryption, or the deployment's destination bucket), and its state and staging
+ * folders in the state bucket. `s3` is the deployment's client; `destinationClients` makes the others.
+ */
+export function awsStores(
+  s3: S3Client,
+  buckets: DeploymentBuckets,
+  config: EventsPipelineConfig,
+  destinationClients: DestinationClients,
+): EngineStores {
+  const pipeline = `${config.project_id}/${config.name}`;
+  const destinationClient =
+    config.s3_region === undefined && config.s3_role === undefined ? s3 : destinationClients(config);
+  return {
+    raw: new S3ObjectStore({ client: s3, bucket: buckets.raw }),
+    destination: new S3ObjectStore({
+      client: destinationClient,
+      bucket: config.s3_bucket ?? buckets.destination,
+      ...(config.s3_prefix === undefined ? {} : { prefix: config.s3_prefix }),
+      ...(config.s3_encryption === 'none'
+        ? {}
+        : config.s3_encryption === 'aes'
+          ? { encryption: { kind: 'aes' as const } }
+          : { encryption: { kind: 'kms' as const, kmsKeyId: config.s3_kms_key_id ?? '' } }),
+    }),
+    state: new S3ObjectStore({ client: s3, bucket: buckets.state, prefix: `state/${pipeline}/` }),
+    staging: new S3ObjectStore({ client: s3, bucket: buckets.state, prefix: `staging/${pipeline}/` }),
+  };
+}
+
+/** The S3 client that writes a pipeline's destination. */
+export type DestinationClients = (config: EventsPipelineConfig) => S3Client;
+
+/**
+ * One S3 client per destination region and role, made on first use. A role is assumed with the
+ * pipeline's external id (STS, refreshed before the credentials expire).
+ */
+export function destinationClients(): DestinationClients {
+  const clients = new Map<string, S3Client>();
+  return (config) => {
+    const key = JSON.stringify([config.s3_region, config.s3_role, config.s3_external_id]);
+    let client = clients.get(key);
+    if (client === undefined) {
+      client = new S3Client({
+        ...(config.s3_region === undefined ? {} : { region: config.s3_region }),
+        ...(config.s3_role === undefined
+          ? {}
+          : {
+              credentials: fromTemporaryCredentials({
+                params: {
+                  RoleArn: config.s3_role,
+                  ExternalId: config.s3_external_id,
+                  RoleSessionName: `mp-pipelines-${config.project_id}`.slice(0, 64),
+                },
+              }),
+            }),
+      });
+      clients.set(key, client);
+    }
+    return client;
+  };
+}
