@@ -196,14 +196,12 @@ export function reviewStatus(
 ): StatusChange | undefined {
   const { status, status_reason: reason } = pipeline.management;
   if (status === 'deleted') return undefined;
+  // Between two pipelines that break a rule together, the one created later is in error.
   const problems =
     pipeline.problems ??
     ruleProblems(
-      {
-        config: pipeline.config as EventsPipelineConfig,
-        created_at: Date.parse(pipeline.management.created_at ?? new Date(now).toISOString()),
-      },
-      others,
+      { config: pipeline.config as EventsPipelineConfig, created_at: createdAt(pipeline, now) },
+      others.filter((other) => createdBefore(other, pipeline)),
     );
   if (problems.length > 0) {
     const text = problems.join('; ');
@@ -216,4 +214,19 @@ export function reviewStatus(
   }
   if (status === 'error') return { status: 'active' };
   return undefined;
+}
+
+/** When a pipeline was created; items written by hand without `created_at` count as the newest. */
+export function createdAt(pipeline: StoredPipeline, now: number): number {
+  const at = pipeline.management.created_at;
+  return at === undefined ? now : Date.parse(at);
+}
+
+/** True when `a` was created before `b` (names break ties; no `created_at` sorts last). */
+function createdBefore(a: StoredPipeline, b: StoredPipeline): boolean {
+  const at =
+    a.management.created_at === undefined ? Number.POSITIVE_INFINITY : Date.parse(a.management.created_at);
+  const bt =
+    b.management.created_at === undefined ? Number.POSITIVE_INFINITY : Date.parse(b.management.created_at);
+  return at < bt || (at === bt && a.name < b.name);
 }

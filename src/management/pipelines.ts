@@ -7,6 +7,7 @@
 import { ConfigError } from '../core/errors.js';
 import { checkEventsPipelineConfig, type EventsPipelineConfig } from '../core/pipeline-config.js';
 import {
+  createdAt,
   type PipelineStatus,
   readStoredPipeline,
   reviewStatus,
@@ -248,8 +249,4 @@ async function setStatus(
 
 function revisionOf(project: ProjectPipelines): { project_id: string; revision: number } {
   return { project_id: project.project_id, revision: project.revision };
-}
-
-function createdAt(pipeline: StoredPipeline, now: number): number {
-  return pipeline.management.created_at === undefined ? now : Date.parse(pipeline.management.created_at);
 }

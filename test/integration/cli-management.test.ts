@@ -1,0 +1,177 @@
+/**
+ * The management CLI on a local home, one process per command as a person would type them: `local up`,
+ * `pipelines create`, `local schedule`, `runs`, `status`, pause, and the state surviving `local down` /
+ * `local up`. Exit codes and messages are part of the interface.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { ZoneCalendar } from '../../src/core/windows.js';
+import { generateLandingZone } from '../../src/local/generate.js';
+import { tempFolder } from '../support/fixtures.js';
+
+const exec = promisify(execFile);
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+let home: { path: string; cleanup: () => Promise<void> };
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args, '--home', home.path], {
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+async function json<T>(...args: string[]): Promise<T> {
+  const result = await cli(...args, '--json');
+  assert.equal(result.code, 0, result.stderr);
+  return JSON.parse(result.stdout) as T;
+}
+
+const pipeline = ['--project', 'shop', '--name', 'daily'];
+
+describe('mp-pipelines management on a local home', () => {
+  before(async () => {
+    home = await tempFolder('cli-home');
+    await generateLandingZone({
+      rawDir: `${home.path}/raw`,
+      projectId: 'shop',
+      seed: 11,
+      start: new ZoneCalendar('UTC').dayStart('2024-03-08'),
+      hours: 72,
+      eventsPerHour: 5,
+    });
+  });
+  after(async () => {
+    await cli('local', 'down');
+    await home?.cleanup();
+  });
+
+  test('commands before `local up` say how to start it', async () => {
+    const result = await cli('pipelines', 'list');
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /is not up: start it with `mp-pipelines local up`/);
+  });
+
+  test('create, run the schedule, inspect runs and status, pause; the state survives down and up', async () => {
+    const up = await cli('local', 'up');
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stdout, /started/);
+
+    const created = await json<{ status: string; version: number; s3_encryption: string }>(
+      'pipelines',
+      'create',
+      ...pipeline,
+      '--frequency',
+      'daily',
+      '--timezone',
+      'UTC',
+      '--from',
+      '2024-03-08',
+    );
+    assert.deepEqual([created.status, created.version, created.s3_encryption], ['active', 1, 'aes']);
+
+    const invalid = await cli(
+      'pipelines',
+      'create',
+      '--project',
+      'shop',
+      '--name',
+      'bad',
+      '--frequency',
+      'daily',
+      '--timezone',
+      'Mars/Olympus',
+      '--from',
+      '2024-03-08',
+      '--s3-encryption',
+      'kms',
+    );
+    assert.equal(invalid.code, 2);
+    assert.match(invalid.stderr, /--timezone: unknown time zone "Mars\/Olympus"/);
+    assert.match(invalid.stderr, /--s3-kms-key-id: is required when s3_encryption is "kms"/);
+
+    const overlapping = await cli(
+      'pipelines',
+      'create',
+      '--project',
+      'shop',
+      '--name',
+      'copy',
+      '--frequency',
+      'hourly',
+      '--timezone',
+      'UTC',
+      '--from',
+      '2024-03-09',
+    );
+    assert.equal(overlapping.code, 4, 'a rule refuses it');
+    assert.match(overlapping.stderr, /overlap "daily"/);
+
+    const run = await cli('local', 'schedule', '--until', '2024-03-11T06:00:00Z');
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /shop\/daily: 3 steps committed/);
+    assert.match(run.stdout, /reconciliation: balanced/);
+
+    const runs = await json<{ step_id: string; status: string; exported: number }[]>(
+      'runs',
+      'list',
+      ...pipeline,
+    );
+    assert.deepEqual(
+      runs.map((r) => [r.step_id, r.status]),
+      [
+        ['daily-2024-03-10', 'succeeded'],
+        ['daily-2024-03-09', 'succeeded'],
+        ['daily-2024-03-08', 'succeeded'],
+      ],
+    );
+    assert.ok(runs.every((r) => r.exported > 0));
+    const one = await json<{ step_id: string; kind: string }>(
+      'runs',
+      'show',
+      ...pipeline,
+      '--step',
+      'daily-2024-03-09',
+    );
+    assert.equal(one.kind, 'regular');
+    const missing = await cli('runs', 'show', ...pipeline, '--step', 'daily-1999-01-01');
+    assert.equal(missing.code, 3);
+
+    const status = await json<{
+      now: string;
+      pipelines: {
+        sla: string;
+        windows: { exported: number; due: number };
+        next_step: { step_id: string };
+      }[];
+    }>('status');
+    assert.equal(status.now, '2024-03-11T06:00:00.000Z', 'status reads the simulated clock');
+    assert.equal(status.pipelines[0]?.sla, 'ok');
+    assert.deepEqual(status.pipelines[0]?.windows, { exported: 3, due: 3 });
+    assert.equal(status.pipelines[0]?.next_step.step_id, 'daily-2024-03-11');
+
+    assert.equal((await cli('pipelines', 'pause', ...pipeline)).code, 0);
+    const noSuch = await cli('pipelines', 'pause', '--project', 'shop', '--name', 'nope');
+    assert.equal(noSuch.code, 3);
+    assert.match(noSuch.stderr, /no pipeline shop\/nope/);
+
+    assert.equal((await cli('local', 'down')).code, 0);
+    assert.equal((await cli('pipelines', 'list')).code, 2, 'down means down');
+    assert.equal((await cli('local', 'up')).code, 0);
+    const listed = await json<{ name: string; status: string; version: number }[]>('pipelines', 'list');
+    assert.deepEqual(
+      listed.map((p) => [p.name, p.status, p.version]),
+      [['daily', 'paused', 2]],
+    );
+    const after = await json<{ pipelines: { windows: { exported: number } }[] }>('status');
+    assert.equal(after.pipelines[0]?.windows.exported, 3, 'the run history survived too');
+  });
+});
