@@ -34,11 +34,34 @@ export interface StartMotoOptions {
 }
 
 /**
- * Starts `moto_server` on a free localhost port and waits until it answers HTTP. `MOTO_SERVER` overrides
- * the command (split on spaces, e.g. `python3 -m moto.server`).
+ * moto's server with DynamoDB requests serialized. moto applies a TransactWriteItems item by item and
+ * rolls a failed one back by restoring whole tables, so two transactions at once can lose or resurrect
+ * each other's writes; DynamoDB's are serializable. One DynamoDB request at a time restores that (S3
+ * requests stay concurrent).
+ */
+const SERIALIZED_MOTO = `
+import sys, threading
+import moto.server as server
+lock = threading.Lock()
+class Serialized(server.DomainDispatcherApplication):
+    def __call__(self, environ, start_response):
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            with lock:
+                return list(super().__call__(environ, start_response))
+        return super().__call__(environ, start_response)
+server.DomainDispatcherApplication = Serialized
+server.main(sys.argv[1:])
+`;
+
+/**
+ * Starts moto's server (DynamoDB requests serialized, see above) on a free localhost port and waits
+ * until it answers HTTP. `MOTO_SERVER` replaces the command (split on spaces, e.g. `moto_server`).
  */
 export async function startMoto(options: StartMotoOptions = {}): Promise<Moto> {
-  const [command = 'moto_server', ...args] = (process.env.MOTO_SERVER ?? 'moto_server').trim().split(/\s+/);
+  const [command = 'python3', ...args] =
+    process.env.MOTO_SERVER === undefined
+      ? ['python3', '-c', SERIALIZED_MOTO]
+      : process.env.MOTO_SERVER.trim().split(/\s+/);
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const log = options.detachedLog === undefined ? undefined : openSync(options.detachedLog, 'a');
