@@ -103,7 +103,12 @@ export const eventsPipelineSchema = z
     } catch (error) {
       problem('time_zone', (error as Error).message);
     }
-    if (config.to_date !== undefined && config.to_date < config.from_date)
+    if (
+      config.to_date !== undefined &&
+      isValidDate(config.from_date) &&
+      isValidDate(config.to_date) &&
+      config.to_date < config.from_date
+    )
       problem('to_date', `${config.to_date} is before from_date ${config.from_date}`);
   });
 

@@ -54,6 +54,8 @@ export interface StoredPipeline {
   readonly config?: EventsPipelineConfig;
   /** What is wrong with the item, `field: problem` each; absent when it validates. */
   readonly problems?: readonly string[];
+  /** A `status` attribute that is not a status, as stored (the pipeline reads as paused). */
+  readonly invalidStatus?: unknown;
 }
 
 /** Reads a stored item (plain attributes), validating its config and management attributes. */
@@ -63,26 +65,45 @@ export function readStoredPipeline(item: Readonly<Record<string, unknown>>): Sto
   for (const [key, value] of Object.entries(item)) {
     (MANAGEMENT_FIELDS.has(key) ? managementFields : fields)[key] = value;
   }
-  const management = managementSchema.safeParse(managementFields);
+  const { management, problems: managementProblems, statusInvalid } = readManagement(managementFields);
   const check = checkEventsPipelineConfig(fields);
-  const problems = [
-    ...(management.success
-      ? []
-      : management.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`)),
-    ...(check.problems ?? []),
-  ];
+  const problems = [...managementProblems, ...(check.problems ?? [])];
   return {
     project_id: String(item.project_id),
     name: String(item.name),
-    management: management.success ? management.data : { status: 'error', version: versionOf(item) },
+    management,
     fields,
     ...(check.config === undefined ? {} : { config: check.config }),
     ...(problems.length === 0 ? {} : { problems }),
+    ...(statusInvalid ? { invalidStatus: managementFields.status } : {}),
   };
 }
 
-function versionOf(item: Readonly<Record<string, unknown>>): number {
-  return typeof item.version === 'number' && Number.isInteger(item.version) ? item.version : 0;
+/**
+ * Management attributes field by field, so one bad value (a mistyped `status`) keeps the others
+ * (`created_at`, `trial_started_at`). A bad status reads as `paused`: the pipeline stops, and only a
+ * person setting it again makes it run.
+ */
+function readManagement(attributes: Record<string, unknown>): {
+  management: Management;
+  problems: string[];
+  statusInvalid: boolean;
+} {
+  const whole = managementSchema.safeParse(attributes);
+  if (whole.success) return { management: whole.data, problems: [], statusInvalid: false };
+  const problems: string[] = [];
+  const valid: Record<string, unknown> = { status: 'paused' };
+  for (const [field, schema] of Object.entries(managementSchema.shape)) {
+    const one = (schema as z.ZodType).safeParse(attributes[field]);
+    if (one.success) valid[field] = one.data;
+    else if (field !== 'status')
+      problems.push(...one.error.issues.map((issue) => `${field}: ${issue.message}`));
+  }
+  return {
+    management: valid as Management,
+    problems,
+    statusInvalid: !managementSchema.shape.status.safeParse(attributes.status).success,
+  };
 }
 
 /** Pipelines that run or may run again: the ones the rules compare against. */
@@ -193,19 +214,30 @@ export function reviewStatus(
   pipeline: StoredPipeline,
   others: readonly StoredPipeline[],
   now: number,
+  /** Problems found outside the item (e.g. settings that differ from those its state was built with). */
+  outsideProblems: readonly string[] = [],
 ): StatusChange | undefined {
   const { status, status_reason: reason } = pipeline.management;
   if (status === 'deleted') return undefined;
   // Between two pipelines that break a rule together, the one created later is in error.
-  const problems =
-    pipeline.problems ??
-    ruleProblems(
+  const problems = pipeline.problems ?? [
+    ...ruleProblems(
       { config: pipeline.config as EventsPipelineConfig, created_at: createdAt(pipeline, now) },
       others.filter((other) => createdBefore(other, pipeline)),
-    );
+    ),
+    ...outsideProblems,
+  ];
   if (problems.length > 0) {
     const text = problems.join('; ');
     return status === 'error' && reason === text ? undefined : { status: 'error', status_reason: text };
+  }
+  if (pipeline.invalidStatus !== undefined) {
+    return {
+      status: 'paused',
+      status_reason:
+        `status ${JSON.stringify(pipeline.invalidStatus)} is not one of ${PIPELINE_STATUSES.join(', ')}: ` +
+        'the pipeline is paused; set status to "active" to resume',
+    };
   }
   if (trialEnded(pipeline, now)) {
     return status === 'paused' && reason === TRIAL_ENDED

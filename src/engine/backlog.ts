@@ -32,19 +32,30 @@ export async function pipelineBacklog(
  * it stops with the differences named.
  */
 export async function checkStateConfig(stores: EngineStores, config: EventsPipelineConfig): Promise<void> {
-  const stored = await getJson<EventsPipelineConfig>(stores.state, PIPELINE_STATE_KEY);
-  if (stored === undefined) {
+  const differences = await stateConfigDifferences(stores, config);
+  if (differences === undefined) {
     await putJson(stores.state, PIPELINE_STATE_KEY, config);
     return;
   }
-  const differences = (Object.keys({ ...stored, ...config }) as (keyof EventsPipelineConfig)[]).filter(
-    (field) => JSON.stringify(stored[field]) !== JSON.stringify(config[field]),
-  );
   if (differences.length > 0) {
     throw new ConfigError(
-      `the state in ${stores.state.description} belongs to pipeline "${stored.name}" created with other settings ` +
-        `(${differences.map((f) => `${f}: ${JSON.stringify(stored[f])} then, ${JSON.stringify(config[f])} now`).join('; ')}). ` +
-        'Use the same settings, or another --out or --state folder.',
+      `the state in ${stores.state.description} belongs to pipeline "${config.name}" created with other settings ` +
+        `(${differences.join('; ')}). Use the same settings, or another --out or --state folder.`,
     );
   }
+}
+
+/**
+ * How `config` differs from the settings the pipeline's state was built with (`field: then, now`
+ * each), or `undefined` when the pipeline has no state yet.
+ */
+export async function stateConfigDifferences(
+  stores: EngineStores,
+  config: EventsPipelineConfig,
+): Promise<string[] | undefined> {
+  const stored = await getJson<EventsPipelineConfig>(stores.state, PIPELINE_STATE_KEY);
+  if (stored === undefined) return undefined;
+  return (Object.keys({ ...stored, ...config }) as (keyof EventsPipelineConfig)[])
+    .filter((field) => JSON.stringify(stored[field]) !== JSON.stringify(config[field]))
+    .map((f) => `${f}: ${JSON.stringify(stored[f])} then, ${JSON.stringify(config[f])} now`);
 }

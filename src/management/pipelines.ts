@@ -8,6 +8,7 @@ import { ConfigError } from '../core/errors.js';
 import { checkEventsPipelineConfig, type EventsPipelineConfig } from '../core/pipeline-config.js';
 import {
   createdAt,
+  type Management,
   type PipelineStatus,
   readStoredPipeline,
   reviewStatus,
@@ -151,20 +152,30 @@ export async function reviewPipeline(
   projectId: string,
   name: string,
   now: number,
+  /** Problems of a valid config outside its item: settings its state was not built with. */
+  stateProblems: (config: EventsPipelineConfig) => Promise<readonly string[]> = async () => [],
 ): Promise<ReviewOutcome | undefined> {
   return decide(catalog, projectId, async (project) => {
     const pipeline = project.pipelines.find((p) => p.name === name);
     if (pipeline === undefined) return { outcome: undefined };
     const others = project.pipelines.filter((p) => p !== pipeline);
-    const change = reviewStatus(pipeline, others, now);
-    const missingTrialStart =
-      pipeline.config?.trial === true && pipeline.management.trial_started_at === undefined;
-    if (change === undefined && !missingTrialStart) return { outcome: undefined };
-    const trialStartedAt = missingTrialStart
-      ? (project.trial_started_at ?? new Date(now).toISOString())
-      : undefined;
-    const target = change ?? { status: pipeline.management.status };
-    const written = await setStatus(catalog, project, pipeline, target, now, trialStartedAt);
+    const outside =
+      pipeline.config === undefined || pipeline.problems !== undefined
+        ? []
+        : await stateProblems(pipeline.config);
+    const change = reviewStatus(pipeline, others, now, outside);
+    // Items written by hand get the bookkeeping a create would have given them.
+    const at = new Date(now).toISOString();
+    const missing: Bookkeeping = {
+      ...(pipeline.management.created_at === undefined ? { created_at: at } : {}),
+      ...(pipeline.config?.trial === true && pipeline.management.trial_started_at === undefined
+        ? { trial_started_at: project.trial_started_at ?? at }
+        : {}),
+    };
+    if (change === undefined && Object.keys(missing).length === 0) return { outcome: undefined };
+    const { status, status_reason } = pipeline.management;
+    const target = change ?? { status, ...(status_reason === undefined ? {} : { status_reason }) };
+    const written = await setStatus(catalog, project, pipeline, target, now, missing);
     if (written === undefined) return undefined;
     return {
       outcome: {
@@ -210,23 +221,30 @@ async function decide<T>(
   );
 }
 
+/** Attributes a review fills in on items written by hand. */
+type Bookkeeping = Partial<Pick<Management, 'created_at' | 'trial_started_at'>>;
+
 async function setStatus(
   catalog: PipelineCatalog,
   project: ProjectPipelines,
   pipeline: StoredPipeline,
   change: { readonly status: PipelineStatus; readonly status_reason?: string },
   now: number,
-  trialStartedAt?: string,
+  bookkeeping: Bookkeeping = {},
 ): Promise<StoredPipeline | undefined> {
-  const at = new Date(now).toISOString();
   const set = {
     status: change.status,
-    updated_at: at,
+    updated_at: new Date(now).toISOString(),
     ...(change.status_reason === undefined ? {} : { status_reason: change.status_reason }),
-    ...(trialStartedAt === undefined ? {} : { trial_started_at: trialStartedAt }),
+    ...bookkeeping,
   };
   const written = await catalog.write(
-    { ...revisionOf(project), ...(trialStartedAt === undefined ? {} : { trial_started_at: trialStartedAt }) },
+    {
+      ...revisionOf(project),
+      ...(bookkeeping.trial_started_at === undefined
+        ? {}
+        : { trial_started_at: bookkeeping.trial_started_at }),
+    },
     {
       kind: 'update',
       name: pipeline.name,

@@ -36,7 +36,7 @@ import {
   stepFromId,
   type TickInput,
 } from '../core/workflow.js';
-import { checkStateConfig, pipelineBacklog } from '../engine/backlog.js';
+import { checkStateConfig, pipelineBacklog, stateConfigDifferences } from '../engine/backlog.js';
 import { commitStep as commitEngineStep } from '../engine/commit.js';
 import { runExportTask } from '../engine/export-task.js';
 import { ingestArrivalHour } from '../engine/ingest.js';
@@ -81,7 +81,15 @@ export async function reviewConfigChanges(
   }
   const changed: ReviewOutcome[] = [];
   for (const { project_id, name } of keys.values()) {
-    const outcome = await reviewPipeline(rt.configs, project_id, name, rt.clock());
+    const outcome = await reviewPipeline(rt.configs, project_id, name, rt.clock(), async (config) => {
+      const differences = await stateConfigDifferences(rt.stores(config), config);
+      return differences === undefined || differences.length === 0
+        ? []
+        : [
+            `settings differ from those the pipeline's exports were built with (${differences.join('; ')}): ` +
+              'restore them, or create a new pipeline with the new settings',
+          ];
+    });
     if (outcome === undefined) continue;
     changed.push(outcome);
     (outcome.to === 'error' ? rt.log.warn : rt.log.info)('pipeline status changed by review', { ...outcome });

@@ -10,7 +10,7 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { StoredPipeline } from '../../src/core/pipeline-rules.js';
 import { DAY_MS, HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { TASK_STATES } from '../../src/core/workflow.js';
-import { committedStepIds, pipelineBacklog } from '../../src/engine/backlog.js';
+import { checkStateConfig, committedStepIds, pipelineBacklog } from '../../src/engine/backlog.js';
 import { ConfigStreamReader } from '../../src/local/config-stream.js';
 import { type ControlPlane, localRuntime, startControlPlane } from '../../src/local/control-plane.js';
 import { generateLandingZone } from '../../src/local/generate.js';
@@ -265,6 +265,76 @@ describe('hand edits in the console, reviewed from the config stream', () => {
         (await runtime.configs.listActive('acme', NOW)).configs.map((c) => c.name),
         ['one', 'two'],
       );
+    } finally {
+      stream.close();
+      await control.stop();
+    }
+  });
+});
+
+describe('hand edits of settings a pipeline already exported with', () => {
+  test('a valid edit that changes the engine settings goes to error naming them; restoring them makes it active', async () => {
+    const folder = await tempFolder('management-settings');
+    const { control, runtime } = await fresh(folder.path);
+    const stream = new ConfigStreamReader(control.dynamo, control.configsTable, moto.endpoint);
+    const edit = async (frequency: string): Promise<void> => {
+      await control.dynamo.send(
+        new UpdateItemCommand({
+          TableName: control.configsTable,
+          Key: marshall({ project_id: 'acme', name: 'daily' }),
+          UpdateExpression: 'SET frequency = :f',
+          ExpressionAttributeValues: marshall({ ':f': frequency }),
+        }),
+      );
+      await reviewConfigChanges(runtime, await stream.poll());
+    };
+    try {
+      const created = await createPipeline(runtime.configs, { ...base, name: 'daily' }, NOW);
+      assert.ok(created.config !== undefined);
+      await checkStateConfig(runtime.stores(created.config), created.config);
+
+      await edit('hourly');
+      const changed = await stored(control, 'daily');
+      assert.equal(changed.status, 'error');
+      assert.match(String(changed.status_reason), /settings differ .*frequency: "daily" then, "hourly" now/);
+
+      await edit('daily');
+      assert.equal((await stored(control, 'daily')).status, 'active');
+    } finally {
+      stream.close();
+      await control.stop();
+      await folder.cleanup();
+    }
+  });
+
+  test('an item written by hand without bookkeeping gets created_at from its first review', async () => {
+    const { control, runtime, clock } = await fresh();
+    const stream = new ConfigStreamReader(control.dynamo, control.configsTable, moto.endpoint);
+    try {
+      await control.dynamo.send(
+        new PutItemCommand({
+          TableName: control.configsTable,
+          Item: marshall({ ...base, name: 'manual', trial: true, from_date: '2024-03-10' }),
+        }),
+      );
+      await reviewConfigChanges(runtime, await stream.poll());
+      const first = await stored(control, 'manual');
+      assert.equal(first.created_at, new Date(NOW).toISOString());
+      assert.equal(first.trial_started_at, new Date(NOW).toISOString());
+      assert.equal(first.status, 'active');
+
+      // Days later, the backfill limit is still measured from the first review.
+      clock.now = NOW + 5 * DAY_MS;
+      await control.dynamo.send(
+        new UpdateItemCommand({
+          TableName: control.configsTable,
+          Key: marshall({ project_id: 'acme', name: 'manual' }),
+          UpdateExpression: 'SET event_names = :e',
+          ExpressionAttributeValues: marshall({ ':e': ['Purchase'] }),
+        }),
+      );
+      await reviewConfigChanges(runtime, await stream.poll());
+      assert.equal((await stored(control, 'manual')).status, 'active');
     } finally {
       stream.close();
       await control.stop();
