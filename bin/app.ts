@@ -22,6 +22,29 @@ function integerContext(app: App, key: string): number | undefined {
   return value;
 }
 
+/**
+ * Reads an optional list of strings: a JSON array (in `cdk.json`, or `-c key='["a","b"]'`) or a
+ * comma-separated string (`-c key=a,b`). Blank entries are dropped; an empty list counts as absent.
+ */
+function stringListContext(app: App, key: string): string[] | undefined {
+  const raw: unknown = app.node.tryGetContext(key);
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  let value: unknown = raw;
+  if (typeof raw === 'string') {
+    if (raw.trim().startsWith('[')) {
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        throw new Error(`context ${key} must be a JSON array of strings or comma-separated (got ${raw})`);
+      }
+    } else value = raw.split(',');
+  }
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string'))
+    throw new Error(`context ${key} must be a list of strings (got ${JSON.stringify(raw)})`);
+  const list = value.map((item) => item.trim()).filter((item) => item !== '');
+  return list.length === 0 ? undefined : list;
+}
+
 const app = new App();
 const kmsKeyArn = stringContext(app, 'kmsKeyArn');
 /** A KMS key ARN: the key id is a UUID, or `mrk-` and 32 hex digits for a multi-Region key. */
@@ -42,6 +65,7 @@ const optional = {
   rawBucketName: stringContext(app, 'rawBucketName'),
   destinationBucketName: stringContext(app, 'destinationBucketName'),
   kmsKeyArn,
+  destinationRoleArns: stringListContext(app, 'destinationRoleArns'),
 };
 new DataPipelinesStack(
   app,

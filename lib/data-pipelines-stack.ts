@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps, Token } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -58,7 +58,20 @@ export interface DataPipelinesStackProps extends StackProps {
    * @default 120
    */
   readonly stepTimeoutMinutes?: number;
+  /**
+   * ARNs of the IAM roles pipelines may write their destination through (a pipeline's `s3_role`, assumed
+   * with its `s3_external_id`), typically in the accounts owning those buckets. The functions that write
+   * destinations (ingest-hour for quarantine, export-task, commit-step) get `sts:AssumeRole` on exactly
+   * these ARNs, no wildcard; a pipeline naming another role fails at its first destination write. Each
+   * role's trust policy must let these functions' roles assume it (with the external id), and the role
+   * carries the S3 (and KMS) permissions on the destination.
+   * @default none: no function may assume a role, so pipelines write only with the stack's own grants
+   */
+  readonly destinationRoleArns?: readonly string[];
 }
+
+/** An IAM role ARN, without wildcards (`arn:aws:iam::<account>:role/<path/><name>`). */
+const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
 
 /** Everything a deployment of the data pipelines needs; composes constructs and holds no logic. */
 export class DataPipelinesStack extends Stack {
@@ -83,6 +96,13 @@ export class DataPipelinesStack extends Stack {
       throw new Error(`fanOutWidth must be a whole number from 1 to 40 (got ${fanOutWidth})`);
     }
     const stepTimeout = Duration.minutes(props.stepTimeoutMinutes ?? 120);
+    for (const arn of props.destinationRoleArns ?? []) {
+      if (!Token.isUnresolved(arn) && !ROLE_ARN.test(arn)) {
+        throw new Error(
+          `destinationRoleArns must be IAM role ARNs, arn:aws:iam::<account>:role/<name>, without wildcards (got ${arn})`,
+        );
+      }
+    }
     const logRetention = logs.RetentionDays.THREE_MONTHS;
 
     this.state = new PipelineStateBucket(this, 'State', {
@@ -113,6 +133,7 @@ export class DataPipelinesStack extends Stack {
       leaseSeconds: stepTimeout.toSeconds() + 15 * 60,
       logRetention,
       service: SERVICE,
+      destinationRoleArns: props.destinationRoleArns ?? [],
     });
     this.stepWorkflow = new StepWorkflow(this, 'StepWorkflow', {
       functions: this.functions,

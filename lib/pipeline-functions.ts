@@ -2,10 +2,13 @@ import { fileURLToPath } from 'node:url';
 import { Duration, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { LAMBDA_ENVIRONMENT } from '../src/workflow/lambda-environment.js';
 
@@ -14,6 +17,38 @@ const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Timeouts of the functions that coordinate (little work each) and of those that move data. */
 export const FUNCTION_TIMEOUTS = { control: Duration.minutes(2), data: Duration.minutes(15) } as const;
+
+/**
+ * How the config reviewer reads the config table stream: from the oldest record kept (so an edit made
+ * while the stack deploys is reviewed too), inserts and modifications only (a removed pipeline has
+ * nothing to review), a failing batch split to isolate the record, and retried before it is parked.
+ */
+export const CONFIG_REVIEW_STREAM = {
+  startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+  eventNames: ['INSERT', 'MODIFY'],
+  batchSize: 25,
+  retryAttempts: 5,
+} as const;
+
+/** The key actions CDK's table grants add for a customer-managed key: reads, and writes on top. */
+const TABLE_KEY_ACTIONS = {
+  read: ['kms:Decrypt', 'kms:DescribeKey'],
+  write: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'],
+} as const;
+
+/**
+ * Grants item actions on a table (not the read or write sets of CDK's grants) and, when a customer key
+ * encrypts it, the use of that key these actions need.
+ */
+function grantItemActions(
+  table: dynamodb.ITable,
+  grantee: iam.IGrantable,
+  access: keyof typeof TABLE_KEY_ACTIONS,
+  ...actions: string[]
+): void {
+  table.grant(grantee, ...actions);
+  table.encryptionKey?.grant(grantee, ...TABLE_KEY_ACTIONS[access]);
+}
 
 /** Props of the pipelines' Lambda functions. */
 export interface PipelineFunctionsProps {
@@ -33,6 +68,13 @@ export interface PipelineFunctionsProps {
   readonly logRetention: logs.RetentionDays;
   /** The `service` name in logs and metrics (Powertools). */
   readonly service: string;
+  /**
+   * IAM roles (in other accounts) that pipelines write their destination through (`s3_role`): the
+   * functions writing destinations (ingest-hour, export-task, commit-step) may `sts:AssumeRole` exactly
+   * these.
+   * @default none: no function may assume a role
+   */
+  readonly destinationRoleArns?: readonly string[];
 }
 
 /** One Lambda per Task of the workflows; the handlers in `functions/` are thin adapters over the core. */
@@ -47,6 +89,12 @@ export class PipelineFunctions extends Construct {
   public readonly exportTask: lambda.IFunction;
   public readonly commitStep: lambda.IFunction;
   public readonly recordFailure: lambda.IFunction;
+  /** The console-edit validator, on the config table stream. */
+  public readonly reviewConfig: lambda.IFunction;
+  /** Where the stream records the reviewer still failed on after its retries go (their stream positions). */
+  public readonly reviewConfigFailures: sqs.Queue;
+  /** The functions that write pipeline destinations, through an assumed role when a pipeline has one. */
+  public readonly destinationWriters: readonly lambda.IFunction[];
 
   constructor(scope: Construct, id: string, props: PipelineFunctionsProps) {
     super(scope, id);
@@ -75,6 +123,9 @@ export class PipelineFunctions extends Construct {
       'control',
     );
     configsTable.grantReadData(this.findDueProjects);
+    // Pausing ended trials: a transaction updating the config item and the project's revision item.
+    grantItemActions(configsTable, this.findDueProjects, 'write', 'dynamodb:UpdateItem');
+    grantItemActions(stateTable, this.findDueProjects, 'write', 'dynamodb:GetItem', 'dynamodb:UpdateItem');
     stateBucket.grantRead(this.findDueProjects, 'state/*');
 
     this.acquireLock = make('acquire-lock', 'Takes a project lock with a lease', 'control');
@@ -117,6 +168,49 @@ export class PipelineFunctions extends Construct {
     this.recordFailure = make('record-failure', 'Records a failed step and announces it', 'control');
     stateTable.grantReadWriteData(this.recordFailure);
     eventBus.grantPutEventsTo(this.recordFailure);
+
+    this.reviewConfig = make(
+      'review-config',
+      'Reviews edited pipeline configs from the config table stream',
+      'control',
+    );
+    // Reads the project (revision item, then its configs), compares a config with the settings its
+    // state was built with, and sets the status in a transaction with the revision item.
+    configsTable.grantReadData(this.reviewConfig);
+    grantItemActions(configsTable, this.reviewConfig, 'write', 'dynamodb:UpdateItem');
+    grantItemActions(stateTable, this.reviewConfig, 'write', 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    stateBucket.grantRead(this.reviewConfig, 'state/*');
+    this.reviewConfigFailures = new sqs.Queue(this, 'ReviewConfigFailures', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.reviewConfigFailures).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'This queue is itself a dead-letter queue: the on-failure destination of the config stream event source mapping, which cdk-nag does not recognise as one.',
+    });
+    this.reviewConfig.addEventSource(
+      new sources.DynamoEventSource(configsTable, {
+        startingPosition: CONFIG_REVIEW_STREAM.startingPosition,
+        batchSize: CONFIG_REVIEW_STREAM.batchSize,
+        filters: [
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.or(...CONFIG_REVIEW_STREAM.eventNames),
+          }),
+        ],
+        bisectBatchOnError: true,
+        retryAttempts: CONFIG_REVIEW_STREAM.retryAttempts,
+        onFailure: new sources.SqsDlq(this.reviewConfigFailures),
+      }),
+    );
+
+    this.destinationWriters = [this.ingestHour, this.exportTask, this.commitStep];
+    const roleArns = [...new Set(props.destinationRoleArns ?? [])];
+    if (roleArns.length > 0) {
+      for (const fn of this.destinationWriters)
+        fn.addToRolePolicy(new iam.PolicyStatement({ actions: ['sts:AssumeRole'], resources: roleArns }));
+    }
   }
 
   private makeFunction(

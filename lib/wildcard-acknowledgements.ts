@@ -46,7 +46,7 @@ export const ACCEPTED_WILDCARDS: readonly { readonly pattern: RegExp; readonly r
   {
     pattern: /^AwsSolutions-IAM5\[Resource::\*\]$/,
     reason:
-      'X-Ray trace segments and CloudWatch Logs delivery for Step Functions support no resource-level permissions.',
+      'X-Ray trace segments, CloudWatch Logs delivery for Step Functions and DynamoDB ListStreams (the config stream consumer) support no resource-level permissions.',
   },
 ];
 

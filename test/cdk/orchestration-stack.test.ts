@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { isDeepStrictEqual } from 'node:util';
-import { CfnResource } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { DataPipelinesStack } from '../../lib/data-pipelines-stack.js';
@@ -14,9 +12,16 @@ import {
 } from '../../src/local/state-machines.js';
 import { LAMBDA_ENVIRONMENT } from '../../src/workflow/lambda-environment.js';
 import {
+  allows,
+  allowsService,
+  asList,
+  functionRole,
+  logicalIdOf,
+  mentions,
+  onEveryResource,
   PIPELINE_FUNCTION_NAMES,
-  type PipelineFunctionName,
   pipelineFunctions,
+  roleStatements,
   type SynthesizedStack,
   synthesizeStack,
   testApp,
@@ -25,98 +30,7 @@ import {
 /** The error Step Functions raises when an execution name was used before (AWS's name, not ours). */
 const EXECUTION_ALREADY_EXISTS = 'StepFunctions.ExecutionAlreadyExistsException';
 
-/** Logical id of the CloudFormation resource behind a construct. */
-function logicalIdOf(synth: SynthesizedStack, construct: IConstruct): string {
-  const resource = construct.node.defaultChild;
-  assert.ok(CfnResource.isCfnResource(resource), `${construct.node.path} has no CloudFormation resource`);
-  return synth.stack.getLogicalId(resource);
-}
-
-/** One value or a list of them, as CloudFormation and IAM allow. */
-type OneOrMany<T> = T | readonly T[];
-
-const asList = <T>(value: OneOrMany<T> | undefined): readonly T[] =>
-  value === undefined ? [] : Array.isArray(value) ? value : [value as T];
-
-/** The parts of an IAM policy statement the checks below read. */
-interface Statement {
-  readonly Effect: string;
-  readonly Action?: OneOrMany<string>;
-  readonly NotAction?: unknown;
-  readonly Resource?: unknown;
-  readonly NotResource?: unknown;
-}
-
-interface PolicyDocument {
-  readonly Statement: OneOrMany<Statement>;
-}
-
-/** The role behind a pipeline function: its logical id and its resource. */
-function functionRole(synth: SynthesizedStack, name: PipelineFunctionName) {
-  const fnId = logicalIdOf(synth, synth.stack.functions[name]);
-  const fn = synth.template.findResources('AWS::Lambda::Function')[fnId];
-  assert.ok(fn, `function ${name} (${fnId}) missing`);
-  const roleId = (fn.Properties as { Role?: { 'Fn::GetAtt'?: [string, string] } }).Role?.['Fn::GetAtt']?.[0];
-  assert.ok(roleId, `function ${name} has no role of this stack`);
-  const role = synth.template.findResources('AWS::IAM::Role')[roleId];
-  assert.ok(role, `role ${roleId} of ${name} missing`);
-  return {
-    roleId,
-    properties: role.Properties as {
-      ManagedPolicyArns?: unknown[];
-      Policies?: { PolicyDocument: PolicyDocument }[];
-    },
-  };
-}
-
-/**
- * Every statement of the policies a function's role has: its inline policies and every
- * AWS::IAM::Policy whose Roles reference it. Deny-free and Action/Resource-only, so that reading only
- * `Action` and `Resource` cannot miss a grant.
- */
-function roleStatements(synth: SynthesizedStack, name: PipelineFunctionName): Statement[] {
-  const { roleId, properties } = functionRole(synth, name);
-  const attached = Object.values(synth.template.findResources('AWS::IAM::Policy'))
-    .map((policy) => policy.Properties as { PolicyDocument: PolicyDocument; Roles?: unknown[] })
-    .filter((policy) => (policy.Roles ?? []).some((role) => isDeepStrictEqual(role, { Ref: roleId })));
-  assert.ok(attached.length > 0, `no policy is attached to the role of ${name}`);
-  const documents = [...attached, ...(properties.Policies ?? [])].map((policy) => policy.PolicyDocument);
-  const statements = documents.flatMap((document) => [...asList(document.Statement)]);
-  for (const statement of statements) {
-    assert.equal(statement.Effect, 'Allow', `${name}: unexpected ${JSON.stringify(statement)}`);
-    assert.equal(statement.NotAction, undefined, `${name}: NotAction would grant what no check reads`);
-    assert.equal(statement.NotResource, undefined, `${name}: NotResource would grant what no check reads`);
-  }
-  return statements;
-}
-
-/** Whether an IAM action pattern (`*` and `?` wildcards, case-insensitive) covers an action. */
-function covers(pattern: string, action: string): boolean {
-  const source = [...pattern]
-    .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
-    .join('');
-  return new RegExp(`^${source}$`, 'i').test(action);
-}
-
-/** Whether a statement allows `action` (its patterns included: `s3:*` allows `s3:PutObject`). */
-const allows = (statement: Statement, action: string): boolean =>
-  asList(statement.Action).some((pattern) => covers(pattern, action));
-
-/** Whether a statement allows any action of a service (`s3`, `dynamodb`, `events`). */
-const allowsService = (statement: Statement, service: string): boolean =>
-  asList(statement.Action).some((pattern) => {
-    const [prefix, rest] = pattern.split(':');
-    return rest === undefined ? pattern === '*' : covers(prefix ?? '', service);
-  });
-
-/** Whether a statement's resources mention `needle` (a logical id in quotes, or an ARN fragment). */
-const mentions = (statement: Statement, needle: string): boolean =>
-  JSON.stringify(statement.Resource ?? null).includes(needle);
-
-/** Whether a statement applies to every resource. */
-const onEveryResource = (statement: Statement): boolean => asList(statement.Resource).includes('*');
-
-/** Actions that change data: the find-due-projects function, which only reads, must have none. */
+/** Actions that change data: find-due-projects may only update items (pausing ended trials). */
 const WRITE_ACTIONS = [
   's3:PutObject',
   's3:DeleteObject',
@@ -177,7 +91,7 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
   });
   after(() => synth.cleanup());
 
-  it('creates one Node.js 22 arm64 function per Task, each with the whole pipeline environment', () => {
+  it('creates one Node.js 22 arm64 function per Task and the config reviewer, each with the whole pipeline environment', () => {
     // Arrange: what each variable must name (a 120-minute step timeout leases locks for 135 minutes)
     const { stack } = synth;
     const expected = {
@@ -193,7 +107,7 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     // Assert: the handlers validate exactly these variables at cold start
     assert.deepEqual(Object.keys(expected).sort(), Object.keys(LAMBDA_ENVIRONMENT).sort());
     synth.template.resourceCountIs('AWS::Lambda::Function', PIPELINE_FUNCTION_NAMES.length);
-    assert.equal(PIPELINE_FUNCTION_NAMES.length, 10);
+    assert.equal(PIPELINE_FUNCTION_NAMES.length, 11);
     synth.template.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
@@ -387,13 +301,15 @@ describe('DataPipelinesStack function permissions (least privilege)', () => {
     }
   });
 
-  it('grants nothing on every resource (*) but X-Ray tracing', () => {
+  it('grants nothing on every resource (*) but X-Ray tracing, and ListStreams to the stream consumer', () => {
     for (const name of PIPELINE_FUNCTION_NAMES) {
+      // DynamoDB ListStreams has no resource-level permissions; the config reviewer's event source needs it.
+      const accepted = name === 'reviewConfig' ? /^(xray:|dynamodb:ListStreams$)/ : /^xray:/;
       const actions = roleStatements(synth, name)
         .filter(onEveryResource)
         .flatMap((s) => [...asList(s.Action)]);
       assert.deepEqual(
-        actions.filter((action) => !/^xray:/.test(action)),
+        actions.filter((action) => !accepted.test(action)),
         [],
         name,
       );
@@ -425,16 +341,23 @@ describe('DataPipelinesStack function permissions (least privilege)', () => {
     assert.ok(statements.some((s) => mentions(s, ids.destination) && allows(s, 's3:PutObject')));
   });
 
-  it('gives find-due-projects no write action', () => {
+  it('lets find-due-projects change only config and project items (pausing ended trials), nothing in S3', () => {
     // Arrange / Act
     const statements = roleStatements(synth, 'findDueProjects');
-    // Assert
+    // Assert: the pause is one transaction, an Update of the config item and one of the project item
     const writes = statements.flatMap((s) => [
       ...asList(s.Action).filter((pattern) => /^s3:(Put|Delete)/i.test(pattern)),
-      ...WRITE_ACTIONS.filter((action) => allows(s, action)),
+      ...WRITE_ACTIONS.filter((action) => action !== 'dynamodb:UpdateItem' && allows(s, action)),
     ]);
     assert.deepEqual(writes, []);
     assert.ok(statements.some((s) => mentions(s, ids.configs) && allows(s, 'dynamodb:Query')));
+    for (const table of [ids.configs, ids.state]) {
+      assert.ok(
+        statements.some((s) => mentions(s, table) && allows(s, 'dynamodb:UpdateItem')),
+        table,
+      );
+    }
+    assert.ok(statements.some((s) => mentions(s, ids.state) && allows(s, 'dynamodb:GetItem')));
   });
 
   for (const name of ['acquireLock', 'releaseLock'] as const) {

@@ -333,16 +333,17 @@ describe('cdk-nag AwsSolutions', () => {
   }
 
   for (const variant of variants) {
-    it(`acknowledges only accepted wildcards, S1 on the access log bucket, L1 on the functions ${variant.name}`, () => {
+    it(`acknowledges only accepted wildcards, S1 on the access log bucket, L1 on the functions, SQS3 on the review failure queue ${variant.name}`, () => {
       // Arrange
       const synth = synths.get(variant.name);
       assert.ok(synth);
       const { stack } = synth;
       const accessLogsPath = stack.state.accessLogsBucket.node.path;
       const functionPaths = pipelineFunctions(stack).map(([, fn]) => fn.node.path);
+      const failureQueuePath = stack.functions.reviewConfigFailures.node.path;
       // Act
       const acknowledged = acknowledgmentsOf(stack);
-      // Assert: every acknowledgment is justified and one of the three kinds the stack means to make
+      // Assert: every acknowledgment is justified and one of the four kinds the stack means to make
       assert.ok(acknowledged.length > 0, 'no acknowledgment found: the metadata format may have changed');
       const unexpected: string[] = [];
       for (const { path, id, reason } of acknowledged) {
@@ -356,15 +357,20 @@ describe('cdk-nag AwsSolutions', () => {
           if (path !== accessLogsPath) unexpected.push(`${where}: S1 belongs on ${accessLogsPath} only`);
         } else if (id === 'AwsSolutions-L1') {
           if (!functionPaths.includes(path)) unexpected.push(`${where}: L1 belongs on the functions only`);
+        } else if (id === 'AwsSolutions-SQS3') {
+          if (path !== failureQueuePath)
+            unexpected.push(`${where}: SQS3 belongs on ${failureQueuePath} only`);
         } else {
           unexpected.push(`${where}: not a rule the stack acknowledges`);
         }
       }
       assert.deepEqual(unexpected, []);
-      // The access logs bucket cannot log to itself (S1); every function keeps Node 22 (L1).
+      // The access logs bucket cannot log to itself (S1); every function keeps Node 22 (L1); the review
+      // failure queue is the stream mapping's dead-letter queue, which cdk-nag does not recognise (SQS3).
       const pathsOf = (id: string) => acknowledged.filter((a) => a.id === id).map((a) => a.path);
       assert.deepEqual(pathsOf('AwsSolutions-S1'), [accessLogsPath]);
       assert.deepEqual(pathsOf('AwsSolutions-L1').sort(), [...functionPaths].sort());
+      assert.deepEqual(pathsOf('AwsSolutions-SQS3'), [failureQueuePath]);
     });
   }
 

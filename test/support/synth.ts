@@ -1,11 +1,14 @@
+import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, Validations } from 'aws-cdk-lib';
+import { isDeepStrictEqual } from 'node:util';
+import { App, CfnResource, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
 import { DataPipelinesStack, type DataPipelinesStackProps } from '../../lib/data-pipelines-stack.js';
 import type { PipelineFunctions } from '../../lib/pipeline-functions.js';
 
@@ -35,7 +38,10 @@ export const CDK_JSON_CONTEXT: Readonly<Record<string, unknown>> =
  */
 const SKIP_BUNDLING: Readonly<Record<string, unknown>> = { 'aws:cdk:bundling-stacks': [] };
 
-/** The stack's Lambda functions, one per Task, by their property of `PipelineFunctions`. */
+/**
+ * The stack's Lambda functions by their property of `PipelineFunctions`: one per Task of the workflows,
+ * and the config reviewer on the config table stream.
+ */
 export const PIPELINE_FUNCTION_NAMES = [
   'findDueProjects',
   'acquireLock',
@@ -47,6 +53,7 @@ export const PIPELINE_FUNCTION_NAMES = [
   'exportTask',
   'commitStep',
   'recordFailure',
+  'reviewConfig',
 ] as const satisfies readonly (keyof PipelineFunctions)[];
 
 /** A pipeline function's property name in `PipelineFunctions`. */
@@ -105,3 +112,94 @@ export function synthesizeStack(
 export function testApp(): App {
   return new App({ context: { ...CDK_JSON_CONTEXT, ...SKIP_BUNDLING } });
 }
+
+/** Logical id of the CloudFormation resource behind a construct. */
+export function logicalIdOf(synth: SynthesizedStack, construct: IConstruct): string {
+  const resource = construct.node.defaultChild;
+  assert.ok(CfnResource.isCfnResource(resource), `${construct.node.path} has no CloudFormation resource`);
+  return synth.stack.getLogicalId(resource);
+}
+
+/** One value or a list of them, as CloudFormation and IAM allow. */
+export type OneOrMany<T> = T | readonly T[];
+
+export const asList = <T>(value: OneOrMany<T> | undefined): readonly T[] =>
+  value === undefined ? [] : Array.isArray(value) ? value : [value as T];
+
+/** The parts of an IAM policy statement the checks below read. */
+export interface Statement {
+  readonly Effect: string;
+  readonly Action?: OneOrMany<string>;
+  readonly NotAction?: unknown;
+  readonly Resource?: unknown;
+  readonly NotResource?: unknown;
+}
+
+export interface PolicyDocument {
+  readonly Statement: OneOrMany<Statement>;
+}
+
+/** The role behind a pipeline function: its logical id and its resource. */
+export function functionRole(synth: SynthesizedStack, name: PipelineFunctionName) {
+  const fnId = logicalIdOf(synth, synth.stack.functions[name]);
+  const fn = synth.template.findResources('AWS::Lambda::Function')[fnId];
+  assert.ok(fn, `function ${name} (${fnId}) missing`);
+  const roleId = (fn.Properties as { Role?: { 'Fn::GetAtt'?: [string, string] } }).Role?.['Fn::GetAtt']?.[0];
+  assert.ok(roleId, `function ${name} has no role of this stack`);
+  const role = synth.template.findResources('AWS::IAM::Role')[roleId];
+  assert.ok(role, `role ${roleId} of ${name} missing`);
+  return {
+    roleId,
+    properties: role.Properties as {
+      ManagedPolicyArns?: unknown[];
+      Policies?: { PolicyDocument: PolicyDocument }[];
+    },
+  };
+}
+
+/**
+ * Every statement of the policies a function's role has: its inline policies and every
+ * AWS::IAM::Policy whose Roles reference it. Deny-free and Action/Resource-only, so that reading only
+ * `Action` and `Resource` cannot miss a grant.
+ */
+export function roleStatements(synth: SynthesizedStack, name: PipelineFunctionName): Statement[] {
+  const { roleId, properties } = functionRole(synth, name);
+  const attached = Object.values(synth.template.findResources('AWS::IAM::Policy'))
+    .map((policy) => policy.Properties as { PolicyDocument: PolicyDocument; Roles?: unknown[] })
+    .filter((policy) => (policy.Roles ?? []).some((role) => isDeepStrictEqual(role, { Ref: roleId })));
+  assert.ok(attached.length > 0, `no policy is attached to the role of ${name}`);
+  const documents = [...attached, ...(properties.Policies ?? [])].map((policy) => policy.PolicyDocument);
+  const statements = documents.flatMap((document) => [...asList(document.Statement)]);
+  for (const statement of statements) {
+    assert.equal(statement.Effect, 'Allow', `${name}: unexpected ${JSON.stringify(statement)}`);
+    assert.equal(statement.NotAction, undefined, `${name}: NotAction would grant what no check reads`);
+    assert.equal(statement.NotResource, undefined, `${name}: NotResource would grant what no check reads`);
+  }
+  return statements;
+}
+
+/** Whether an IAM action pattern (`*` and `?` wildcards, case-insensitive) covers an action. */
+export function covers(pattern: string, action: string): boolean {
+  const source = [...pattern]
+    .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+    .join('');
+  return new RegExp(`^${source}$`, 'i').test(action);
+}
+
+/** Whether a statement allows `action` (its patterns included: `s3:*` allows `s3:PutObject`). */
+export const allows = (statement: Statement, action: string): boolean =>
+  asList(statement.Action).some((pattern) => covers(pattern, action));
+
+/** Whether a statement allows any action of a service (`s3`, `dynamodb`, `events`). */
+export const allowsService = (statement: Statement, service: string): boolean =>
+  asList(statement.Action).some((pattern) => {
+    const [prefix, rest] = pattern.split(':');
+    return rest === undefined ? pattern === '*' : covers(prefix ?? '', service);
+  });
+
+/** Whether a statement's resources mention `needle` (a logical id in quotes, or an ARN fragment). */
+export const mentions = (statement: Statement, needle: string): boolean =>
+  JSON.stringify(statement.Resource ?? null).includes(needle);
+
+/** Whether a statement applies to every resource. */
+export const onEveryResource = (statement: Statement): boolean => asList(statement.Resource).includes('*');
