@@ -117,16 +117,25 @@ export class PipelineFunctions extends Construct {
         props.logRetention,
       );
 
+    /**
+     * What deciding a pipeline's status needs: read the project (revision item, then its configs) and
+     * each pipeline's state (backlog, the settings it was built with), and set the status in a
+     * transaction with the revision item.
+     */
+    const grantStatusChanges = (fn: lambda.IFunction): void => {
+      configsTable.grantReadData(fn);
+      grantItemActions(configsTable, fn, 'write', 'dynamodb:UpdateItem');
+      grantItemActions(stateTable, fn, 'write', 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+      stateBucket.grantRead(fn, 'state/*');
+    };
+
     this.findDueProjects = make(
       'find-due-projects',
       'Lists the projects with due steps at a tick',
       'control',
     );
-    configsTable.grantReadData(this.findDueProjects);
-    // Pausing ended trials: a transaction updating the config item and the project's revision item.
-    grantItemActions(configsTable, this.findDueProjects, 'write', 'dynamodb:UpdateItem');
-    grantItemActions(stateTable, this.findDueProjects, 'write', 'dynamodb:GetItem', 'dynamodb:UpdateItem');
-    stateBucket.grantRead(this.findDueProjects, 'state/*');
+    // Pauses ended trials, deciding as the reviewer does.
+    grantStatusChanges(this.findDueProjects);
 
     this.acquireLock = make('acquire-lock', 'Takes a project lock with a lease', 'control');
     this.releaseLock = make('release-lock', 'Releases a project lock held by the caller', 'control');
@@ -174,12 +183,7 @@ export class PipelineFunctions extends Construct {
       'Reviews edited pipeline configs from the config table stream',
       'control',
     );
-    // Reads the project (revision item, then its configs), compares a config with the settings its
-    // state was built with, and sets the status in a transaction with the revision item.
-    configsTable.grantReadData(this.reviewConfig);
-    grantItemActions(configsTable, this.reviewConfig, 'write', 'dynamodb:UpdateItem');
-    grantItemActions(stateTable, this.reviewConfig, 'write', 'dynamodb:GetItem', 'dynamodb:UpdateItem');
-    stateBucket.grantRead(this.reviewConfig, 'state/*');
+    grantStatusChanges(this.reviewConfig);
     this.reviewConfigFailures = new sqs.Queue(this, 'ReviewConfigFailures', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,

@@ -3,7 +3,7 @@
  * `schedule`). Each prints tables for people or, with `--json`, one JSON document for scripts.
  */
 import type { Command } from 'commander';
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { ConfigError, UsageError } from '../core/errors.js';
 import type { StoredPipeline } from '../core/pipeline-rules.js';
 import type { StepRunEntry } from '../core/records.js';
@@ -76,7 +76,8 @@ export const FLAG_OF_FIELD: Record<string, string> = {
   s3_kms_key_id: '--s3-kms-key-id',
 };
 
-interface CreateFlags extends OutputFlags {
+/** The flags that set config fields (`pipelines create` and `local run`). */
+export interface ConfigFlags {
   project: string;
   name: string;
   frequency: string;
@@ -84,8 +85,10 @@ interface CreateFlags extends OutputFlags {
   from: string;
   to?: string;
   sync: boolean;
-  trial: boolean;
+  trial?: boolean;
   events?: string;
+  partMaxMb?: number;
+  compressionLevel?: number;
   s3Bucket?: string;
   s3Prefix?: string;
   s3Region?: string;
@@ -94,6 +97,42 @@ interface CreateFlags extends OutputFlags {
   s3Encryption?: string;
   s3KmsKeyId?: string;
 }
+
+/** Config fields from flags; absent flags leave the schema's defaults. */
+export function configFields(flags: ConfigFlags): Record<string, unknown> {
+  const optional: [string, unknown][] = [
+    ['to_date', flags.to],
+    ['trial', flags.trial],
+    ['event_names', flags.events?.split(',').map((n) => n.trim())],
+    ['part_max_bytes', flags.partMaxMb === undefined ? undefined : flags.partMaxMb * 1024 * 1024],
+    ['compression_level', flags.compressionLevel],
+    ['s3_bucket', flags.s3Bucket],
+    ['s3_prefix', flags.s3Prefix],
+    ['s3_region', flags.s3Region],
+    ['s3_role', flags.s3Role],
+    ['s3_external_id', flags.s3ExternalId],
+    ['s3_encryption', flags.s3Encryption],
+    ['s3_kms_key_id', flags.s3KmsKeyId],
+  ];
+  return {
+    project_id: flags.project,
+    name: flags.name,
+    frequency: flags.frequency,
+    time_zone: flags.timezone,
+    from_date: flags.from,
+    sync: flags.sync,
+    ...Object.fromEntries(optional.filter(([, value]) => value !== undefined)),
+  };
+}
+
+/** A positive integer flag value. */
+export function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+interface CreateFlags extends OutputFlags, ConfigFlags {}
 
 interface PipelineFlags extends OutputFlags {
   project: string;
@@ -130,26 +169,11 @@ export function addManagementCommands(program: Command): void {
       .addOption(
         new Option('--s3-encryption <kind>', 'server-side encryption').choices(['none', 'aes', 'kms']),
       )
-      .option('--s3-kms-key-id <key>', 'KMS key for --s3-encryption kms'),
+      .option('--s3-kms-key-id <key>', 'KMS key for --s3-encryption kms')
+      .option('--part-max-mb <mb>', 'largest output part, uncompressed MiB (default 256)', positiveInteger)
+      .option('--compression-level <level>', 'gzip level of output parts, 1-9 (default 1)', positiveInteger),
   ).action(async (flags: CreateFlags) => {
-    const fields = {
-      project_id: flags.project,
-      name: flags.name,
-      frequency: flags.frequency,
-      time_zone: flags.timezone,
-      from_date: flags.from,
-      sync: flags.sync,
-      trial: flags.trial,
-      ...(flags.to === undefined ? {} : { to_date: flags.to }),
-      ...(flags.events === undefined ? {} : { event_names: flags.events.split(',').map((n) => n.trim()) }),
-      ...(flags.s3Bucket === undefined ? {} : { s3_bucket: flags.s3Bucket }),
-      ...(flags.s3Prefix === undefined ? {} : { s3_prefix: flags.s3Prefix }),
-      ...(flags.s3Region === undefined ? {} : { s3_region: flags.s3Region }),
-      ...(flags.s3Role === undefined ? {} : { s3_role: flags.s3Role }),
-      ...(flags.s3ExternalId === undefined ? {} : { s3_external_id: flags.s3ExternalId }),
-      ...(flags.s3Encryption === undefined ? {} : { s3_encryption: flags.s3Encryption }),
-      ...(flags.s3KmsKeyId === undefined ? {} : { s3_kms_key_id: flags.s3KmsKeyId }),
-    };
+    const fields = configFields(flags);
     await withTarget(flags, async (target) => {
       const created = await createPipeline(target.configs, fields, target.now());
       await target.saved();

@@ -5,7 +5,15 @@ import { ConfigError } from '../core/errors.js';
 import { parseEventsPipelineConfig } from '../core/pipeline-config.js';
 import { defaultStateFolder } from '../local/local-stores.js';
 import { runLocalPipeline } from '../local/run.js';
-import { addLocalHomeCommands, addManagementCommands, EXIT, exitCodeOf, FLAG_OF_FIELD } from './commands.js';
+import {
+  addLocalHomeCommands,
+  addManagementCommands,
+  configFields,
+  EXIT,
+  exitCodeOf,
+  FLAG_OF_FIELD,
+  positiveInteger,
+} from './commands.js';
 import { formatReconciliation } from './format.js';
 
 function instant(value: string): number {
@@ -17,12 +25,6 @@ function instant(value: string): number {
     throw new InvalidArgumentError('expected an ISO-8601 instant with a zone, e.g. 2024-01-03T06:00:00Z');
   }
   return Date.parse(value);
-}
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
 }
 
 /** Builds the `mp-pipelines` command tree. */
@@ -109,18 +111,9 @@ interface LocalRunFlags {
 }
 
 async function localRun(flags: LocalRunFlags): Promise<number> {
-  const config = parseEventsPipelineConfig({
-    project_id: flags.project,
-    name: flags.name ?? `events-${flags.frequency}`,
-    frequency: flags.frequency,
-    sync: flags.sync,
-    time_zone: flags.timezone,
-    from_date: flags.from,
-    ...(flags.to === undefined ? {} : { to_date: flags.to }),
-    ...(flags.events === undefined ? {} : { event_names: flags.events.split(',').map((n) => n.trim()) }),
-    ...(flags.partMaxMb === undefined ? {} : { part_max_bytes: flags.partMaxMb * 1024 * 1024 }),
-    ...(flags.compressionLevel === undefined ? {} : { compression_level: flags.compressionLevel }),
-  });
+  const config = parseEventsPipelineConfig(
+    configFields({ ...flags, name: flags.name ?? `events-${flags.frequency}` }),
+  );
   const out = resolve(flags.out);
   const folders = {
     raw: resolve(flags.raw),

@@ -1,10 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
@@ -14,12 +11,13 @@ import {
   allows,
   allowsService,
   asList,
-  CDK_JSON_CONTEXT,
+  denyWithoutSsl,
   logicalIdOf,
   mentions,
   PIPELINE_FUNCTION_NAMES,
   type PipelineFunctionName,
   roleStatements,
+  runApp,
   type Statement,
   type SynthesizedStack,
   synthesizeStack,
@@ -128,16 +126,7 @@ describe('DataPipelinesStack config reviewer (console-edit validator)', () => {
     synth.template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
     synth.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
       Queues: [{ Ref: queueId }],
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({
-            Effect: 'Deny',
-            Action: 'sqs:*',
-            Principal: { AWS: '*' },
-            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
-          }),
-        ]),
-      },
+      ...denyWithoutSsl('sqs'),
     });
   });
 
@@ -292,25 +281,9 @@ describe('DataPipelinesStack with destinationRoleArns', () => {
 });
 
 describe('bin/app.ts destinationRoleArns context', () => {
-  const appJs = fileURLToPath(new URL('../../bin/app.js', import.meta.url));
   /** Runs the app without bundling (the template is all these checks read). */
-  const runApp = (context: Record<string, unknown>) => {
-    const outdir = mkdtempSync(join(tmpdir(), 'mp-cdk-app-'));
-    const run = spawnSync(process.execPath, [appJs], {
-      env: {
-        ...process.env,
-        CDK_OUTDIR: outdir,
-        CDK_CONTEXT_JSON: JSON.stringify({
-          ...CDK_JSON_CONTEXT,
-          'aws:cdk:bundling-stacks': [],
-          stackName: 'RolesTest',
-          ...context,
-        }),
-      },
-      encoding: 'utf8',
-    });
-    return { run, outdir };
-  };
+  const runRolesApp = (context: Record<string, unknown>) =>
+    runApp({ 'aws:cdk:bundling-stacks': [], stackName: 'RolesTest', ...context });
 
   for (const [form, value] of [
     ['a comma-separated string', ` ${ROLE_ARNS.join(' , ')} `],
@@ -319,7 +292,7 @@ describe('bin/app.ts destinationRoleArns context', () => {
   ] as const) {
     it(`grants sts:AssumeRole on the roles given as ${form}`, () => {
       // Arrange / Act
-      const { run, outdir } = runApp({ destinationRoleArns: value });
+      const { run, outdir } = runRolesApp({ destinationRoleArns: value });
       try {
         // Assert
         assert.equal(run.status, 0, run.stderr);
@@ -353,7 +326,7 @@ describe('bin/app.ts destinationRoleArns context', () => {
   ] as const) {
     it(`refuses destinationRoleArns ${JSON.stringify(value)} with a readable message`, () => {
       // Arrange / Act
-      const { run, outdir } = runApp({ destinationRoleArns: value });
+      const { run, outdir } = runRolesApp({ destinationRoleArns: value });
       rmSync(outdir, { recursive: true, force: true });
       // Assert
       assert.notEqual(run.status, 0);

@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { App, type PolicyValidationPluginReport, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type { CfnTable } from 'aws-cdk-lib/aws-dynamodb';
@@ -22,7 +20,9 @@ import {
 } from '../../src/core/tables.js';
 import {
   CDK_JSON_CONTEXT,
+  denyWithoutSsl,
   pipelineFunctions,
+  runApp,
   STACK_VARIANTS,
   type SynthesizedStack,
   synthesizeStack,
@@ -166,16 +166,7 @@ describe('DataPipelinesStack without a KMS key', () => {
     const { bucket } = logicalIds(synth);
     synth.template.hasResourceProperties('AWS::S3::BucketPolicy', {
       Bucket: { Ref: bucket },
-      PolicyDocument: {
-        Statement: Match.arrayWith([
-          Match.objectLike({
-            Effect: 'Deny',
-            Action: 's3:*',
-            Principal: { AWS: '*' },
-            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
-          }),
-        ]),
-      },
+      ...denyWithoutSsl('s3'),
     });
   });
 
@@ -400,20 +391,6 @@ describe('cdk-nag AwsSolutions', () => {
 });
 
 describe('bin/app.ts', () => {
-  const appJs = fileURLToPath(new URL('../../bin/app.js', import.meta.url));
-  const runApp = (context: Record<string, unknown>) => {
-    const outdir = mkdtempSync(join(tmpdir(), 'mp-cdk-app-'));
-    const run = spawnSync(process.execPath, [appJs], {
-      env: {
-        ...process.env,
-        CDK_OUTDIR: outdir,
-        CDK_CONTEXT_JSON: JSON.stringify({ ...CDK_JSON_CONTEXT, ...context }),
-      },
-      encoding: 'utf8',
-    });
-    return { run, outdir };
-  };
-
   it('builds the stack named by context, with its KMS key and retention', () => {
     // Arrange / Act
     const { run, outdir } = runApp({

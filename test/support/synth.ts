@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { App, CfnResource, Validations } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { CloudAssembly } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -203,3 +205,37 @@ export const mentions = (statement: Statement, needle: string): boolean =>
 
 /** Whether a statement applies to every resource. */
 export const onEveryResource = (statement: Statement): boolean => asList(statement.Resource).includes('*');
+
+/** A resource policy that refuses every request of `service` made without SSL. */
+export function denyWithoutSsl(service: 's3' | 'sqs'): Record<string, unknown> {
+  return {
+    PolicyDocument: {
+      Statement: Match.arrayWith([
+        Match.objectLike({
+          Effect: 'Deny',
+          Action: `${service}:*`,
+          Principal: { AWS: '*' },
+          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        }),
+      ]),
+    },
+  };
+}
+
+/**
+ * Runs `bin/app.ts` as `cdk synth` would, with cdk.json's context plus `context`, into a fresh folder
+ * (the caller removes it).
+ */
+export function runApp(context: Record<string, unknown>): { run: SpawnSyncReturns<string>; outdir: string } {
+  const appJs = fileURLToPath(new URL('../../bin/app.js', import.meta.url));
+  const outdir = mkdtempSync(join(tmpdir(), 'mp-cdk-app-'));
+  const run = spawnSync(process.execPath, [appJs], {
+    env: {
+      ...process.env,
+      CDK_OUTDIR: outdir,
+      CDK_CONTEXT_JSON: JSON.stringify({ ...CDK_JSON_CONTEXT, ...context }),
+    },
+    encoding: 'utf8',
+  });
+  return { run, outdir };
+}
