@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
-import { readStoredPipeline, type StoredPipeline, trialEnded } from '../core/pipeline-rules.js';
+import { activeConfigs, readStoredPipeline, type StoredPipeline } from '../core/pipeline-rules.js';
 import type {
   CatalogWrite,
   ConfigListing,
@@ -49,19 +49,7 @@ export class DynamoConfigStore implements PipelineConfigStore, PipelineCatalog {
   async listActive(projectId?: string, now = Date.now()): Promise<ConfigListing> {
     const pipelines =
       projectId === undefined ? await this.listAll() : (await this.readProject(projectId)).pipelines;
-    const configs: EventsPipelineConfig[] = [];
-    const invalid: ConfigListing['invalid'][number][] = [];
-    for (const pipeline of pipelines) {
-      if (pipeline.management.status !== 'active' || trialEnded(pipeline, now)) continue;
-      if (pipeline.config !== undefined && pipeline.problems === undefined) configs.push(pipeline.config);
-      else
-        invalid.push({
-          project_id: pipeline.project_id,
-          name: pipeline.name,
-          problem: (pipeline.problems ?? []).join('; '),
-        });
-    }
-    return { configs, invalid };
+    return activeConfigs(pipelines, now);
   }
 
   async put(config: EventsPipelineConfig, now = Date.now()): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { checkEventsPipelineConfig, type EventsPipelineConfig } from './pipeline-config.js';
+import type { ConfigListing } from './ports.js';
 import { addDays, DAY_MS, ZoneCalendar } from './windows.js';
 
 export const PIPELINE_STATUSES = ['active', 'paused', 'error', 'deleted'] as const;
@@ -120,6 +121,23 @@ export function trialEnd(trialStartedAt: string): number {
 export function trialEnded(pipeline: StoredPipeline, now: number): boolean {
   const started = pipeline.management.trial_started_at;
   return pipeline.config?.trial === true && started !== undefined && now >= trialEnd(started);
+}
+
+/** The pipelines that run at `now` (active, valid, not a trial that ended), and the invalid active ones. */
+export function activeConfigs(pipelines: readonly StoredPipeline[], now: number): ConfigListing {
+  const configs: EventsPipelineConfig[] = [];
+  const invalid: ConfigListing['invalid'][number][] = [];
+  for (const pipeline of pipelines) {
+    if (pipeline.management.status !== 'active' || trialEnded(pipeline, now)) continue;
+    if (pipeline.config !== undefined && pipeline.problems === undefined) configs.push(pipeline.config);
+    else
+      invalid.push({
+        project_id: pipeline.project_id,
+        name: pipeline.name,
+        problem: (pipeline.problems ?? []).join('; '),
+      });
+  }
+  return { configs, invalid };
 }
 
 /** A pipeline about to be created or re-validated, with the instant it was created. */

@@ -189,13 +189,15 @@ export async function reviewPipeline(
   }).then((result) => result.outcome);
 }
 
-/** Pauses every active trial pipeline whose project's trial has ended ("trial ended"). */
-export async function pauseEndedTrials(catalog: PipelineCatalog, now: number): Promise<ReviewOutcome[]> {
-  const ended = (await catalog.listAll()).filter(
-    (p) => p.management.status === 'active' && trialEnded(p, now),
-  );
+/** Pauses every active trial pipeline among `pipelines` whose project's trial has ended ("trial ended"). */
+export async function pauseEndedTrials(
+  catalog: PipelineCatalog,
+  pipelines: readonly StoredPipeline[],
+  now: number,
+): Promise<ReviewOutcome[]> {
   const outcomes: ReviewOutcome[] = [];
-  for (const pipeline of ended) {
+  for (const pipeline of pipelines) {
+    if (pipeline.management.status !== 'active' || !trialEnded(pipeline, now)) continue;
     const outcome = await reviewPipeline(catalog, pipeline.project_id, pipeline.name, now);
     if (outcome !== undefined) outcomes.push(outcome);
   }

@@ -9,6 +9,7 @@ import { nextStep } from '../core/fairness.js';
 import { hourIso, ingestRecordKey, planKey, runRecordKey } from '../core/layout.js';
 import { getJson, type ObjectStore } from '../core/object-store.js';
 import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import { activeConfigs } from '../core/pipeline-rules.js';
 import type { RunRecord, StepPlan, StepRunEntry } from '../core/records.js';
 import { ingestNeededUntil, ingestStart } from '../core/routing.js';
 import { CONFIG_TABLE_KEYS } from '../core/tables.js';
@@ -47,9 +48,11 @@ import type { DataRuntime, Runtime } from './runtime.js';
 /** Dispatcher: the projects with at least one due, uncommitted step at the tick. */
 export async function findDueProjects(rt: Runtime, input: TickInput): Promise<DispatchOutput> {
   const tick = parseInstant(input.time, 'time');
-  for (const paused of await pauseEndedTrials(rt.configs, tick))
+  const pipelines = await rt.configs.listAll();
+  for (const paused of await pauseEndedTrials(rt.configs, pipelines, tick))
     rt.log.info('trial pipeline paused', { ...paused });
-  const { configs, invalid } = await rt.configs.listActive(undefined, tick);
+  // Ended trials are left out whether or not their pause landed.
+  const { configs, invalid } = activeConfigs(pipelines, tick);
   for (const problem of invalid) rt.log.warn('pipeline config is invalid and does not run', { ...problem });
   const due = new Set<string>();
   for (const config of configs) {
