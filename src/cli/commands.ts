@@ -185,10 +185,7 @@ export function addManagementCommands(program: Command): void {
     pipelines.command('list').description('list pipelines').option('--project <id>', 'only this project'),
   ).action(async (flags: OutputFlags & { project?: string }) => {
     await withTarget(flags, async (target) => {
-      const all =
-        flags.project === undefined
-          ? await target.configs.listAll()
-          : (await target.configs.readProject(flags.project)).pipelines;
+      const all = await pipelinesOf(target, flags.project);
       print(flags, all.map(pipelineJson), () =>
         all.length === 0
           ? 'no pipelines'
@@ -312,11 +309,7 @@ export function addManagementCommands(program: Command): void {
   ).action(async (flags: OutputFlags & { project?: string }) => {
     await withTarget(flags, async (target) => {
       const now = target.now();
-      const all = (
-        flags.project === undefined
-          ? await target.configs.listAll()
-          : (await target.configs.readProject(flags.project)).pipelines
-      ).filter((p) => p.management.status !== 'deleted');
+      const all = (await pipelinesOf(target, flags.project)).filter((p) => p.management.status !== 'deleted');
       const standings = await Promise.all(
         all.map((p) =>
           pipelineStanding(
@@ -470,6 +463,16 @@ async function schedule(flags: {
     stream.close();
     await control.stop();
   }
+}
+
+/** Every stored pipeline, or one project's. */
+async function pipelinesOf(
+  target: Target,
+  projectId: string | undefined,
+): Promise<readonly StoredPipeline[]> {
+  return projectId === undefined
+    ? target.configs.listAll()
+    : (await target.configs.readProject(projectId)).pipelines;
 }
 
 function pipelineCommand(parent: Command, name: string, description: string): Command {

@@ -16,7 +16,7 @@ import type { EventsPipelineConfig } from '../core/pipeline-config.js';
 import type { ControlPlane } from './control-plane.js';
 import { createConfigTable, createStateTable, dynamoClientFor } from './dynamo-tables.js';
 import type { LocalFolders } from './local-stores.js';
-import { startMoto } from './moto.js';
+import { motoAnswers, startMoto } from './moto.js';
 
 /** Default home: `.mp-pipelines` in the working folder (`MP_PIPELINES_HOME` or `--home` override it). */
 export function defaultHome(): string {
@@ -54,10 +54,9 @@ export class LocalHome {
 
   /** The running server, or `undefined` when the home is down (or its server died). */
   async server(): Promise<LocalServer | undefined> {
-    const text = await readFile(join(this.dir, SERVER_FILE), 'utf8').catch(() => undefined);
-    if (text === undefined) return undefined;
-    const server = JSON.parse(text) as LocalServer;
-    return (await answers(server.endpoint)) ? server : undefined;
+    const server = await this.readServerFile();
+    if (server === undefined || server.endpoint === '') return undefined;
+    return (await motoAnswers(server.endpoint, AbortSignal.timeout(2_000))) ? server : undefined;
   }
 
   /**
@@ -168,17 +167,6 @@ export class LocalHome {
     const path = join(this.dir, SERVER_FILE);
     await writeFile(`${path}.tmp`, `${JSON.stringify(server, null, 2)}\n`);
     await rename(`${path}.tmp`, path);
-  }
-}
-
-async function answers(endpoint: string): Promise<boolean> {
-  if (endpoint === '') return false;
-  try {
-    const response = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(2_000) });
-    await response.arrayBuffer();
-    return true;
-  } catch {
-    return false;
   }
 }
 

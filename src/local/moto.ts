@@ -158,15 +158,19 @@ function exitOf(child: ChildProcess): Promise<{ error?: Error; code: number | nu
 async function waitForHttp(endpoint: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !signal.aborted) {
-    try {
-      const response = await fetch(`${endpoint}/moto-api/`, {
-        signal: AbortSignal.any([signal, AbortSignal.timeout(1_000)]),
-      });
-      await response.arrayBuffer();
-      return true;
-    } catch {
-      await sleep(100, undefined, { signal }).catch(() => undefined);
-    }
+    if (await motoAnswers(endpoint, AbortSignal.any([signal, AbortSignal.timeout(1_000)]))) return true;
+    await sleep(100, undefined, { signal }).catch(() => undefined);
   }
   return false;
+}
+
+/** True when a moto server answers at `endpoint` before `signal` aborts. */
+export async function motoAnswers(endpoint: string, signal: AbortSignal): Promise<boolean> {
+  try {
+    const response = await fetch(`${endpoint}/moto-api/`, { signal });
+    await response.arrayBuffer();
+    return true;
+  } catch {
+    return false;
+  }
 }
