@@ -1,6 +1,6 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { EngineStores } from '../engine/stores.js';
 import { S3ObjectStore } from './s3-object-store.js';
 
@@ -20,7 +20,7 @@ export interface DeploymentBuckets {
 export function awsStores(
   s3: S3Client,
   buckets: DeploymentBuckets,
-  config: EventsPipelineConfig,
+  config: PipelineConfig,
   destinationClients: DestinationClients,
 ): EngineStores {
   const pipeline = `${config.project_id}/${config.name}`;
@@ -44,7 +44,7 @@ export function awsStores(
 }
 
 /** The S3 client that writes a pipeline's destination. */
-export type DestinationClients = (config: EventsPipelineConfig) => S3Client;
+export type DestinationClients = (config: PipelineConfig) => S3Client;
 
 /**
  * One S3 client per destination region and role, made on first use. A role is assumed with the

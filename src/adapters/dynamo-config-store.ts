@@ -9,7 +9,7 @@ import {
   TransactWriteItemsCommand,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import { activeConfigs, readStoredPipeline, type StoredPipeline } from '../core/pipeline-rules.js';
 import type {
   CatalogWrite,
@@ -52,7 +52,7 @@ export class DynamoConfigStore implements PipelineConfigStore, PipelineCatalog {
     return activeConfigs(pipelines, now);
   }
 
-  async put(config: EventsPipelineConfig, now = Date.now()): Promise<void> {
+  async put(config: PipelineConfig, now = Date.now()): Promise<void> {
     const at = new Date(now).toISOString();
     await this.send(`PutItem of pipeline ${config.project_id}/${config.name}`, () =>
       this.client.send(

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { ConfigError, UsageError } from '../core/errors.js';
+import { DATA_SOURCES } from '../core/pipeline-config.js';
 import type { StoredPipeline } from '../core/pipeline-rules.js';
 import type { StepRunEntry } from '../core/records.js';
 import { ConfigStreamReader } from '../local/config-stream.js';
@@ -58,6 +59,7 @@ async function withTarget<T>(flags: TargetFlags, work: (target: Target) => Promi
 export const FLAG_OF_FIELD: Record<string, string> = {
   project_id: '--project',
   name: '--name',
+  data_source: '--data-source',
   frequency: '--frequency',
   sync: '--sync',
   trial: '--trial',
@@ -80,6 +82,7 @@ export const FLAG_OF_FIELD: Record<string, string> = {
 export interface ConfigFlags {
   project: string;
   name: string;
+  dataSource?: string;
   frequency: string;
   timezone: string;
   from: string;
@@ -101,6 +104,7 @@ export interface ConfigFlags {
 /** Config fields from flags; absent flags leave the schema's defaults. */
 export function configFields(flags: ConfigFlags): Record<string, unknown> {
   const optional: [string, unknown][] = [
+    ['data_source', flags.dataSource],
     ['to_date', flags.to],
     ['trial', flags.trial],
     ['event_names', flags.events?.split(',').map((n) => n.trim())],
@@ -125,6 +129,16 @@ export function configFields(flags: ConfigFlags): Record<string, unknown> {
   };
 }
 
+/** The `--data-source` option (events, or a snapshot of people or identity mappings). */
+export function dataSourceOption(): Option {
+  return new Option(
+    '--data-source <source>',
+    'events by day, or complete snapshots of people profiles or identity mappings',
+  )
+    .choices(DATA_SOURCES)
+    .default('events');
+}
+
 /** A positive integer flag value. */
 export function positiveInteger(value: string): number {
   const n = Number(value);
@@ -147,9 +161,10 @@ export function addManagementCommands(program: Command): void {
   targetOptions(
     pipelines
       .command('create')
-      .description('create an events pipeline (the rules of DESIGN 5 are checked; a refusal says why)')
+      .description('create a pipeline (the rules of DESIGN 5 are checked; a refusal says why)')
       .requiredOption('--project <id>', 'project id')
       .requiredOption('--name <name>', 'pipeline name, unique in the project')
+      .addOption(dataSourceOption())
       .addOption(
         new Option('--frequency <frequency>', 'export window')
           .choices(['hourly', 'daily'])

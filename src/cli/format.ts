@@ -23,6 +23,19 @@ export function formatReconciliation(reconciliation: Reconciliation): string {
       .filter((r) => r.source_lines > 0 || !r.balanced)
       .map((r) => [r.day, r.source_lines, r.valid, r.quarantined, r.balanced ? 'yes' : 'NO']),
   );
+  const { snapshot } = reconciliation;
+  const folded =
+    snapshot === undefined
+      ? undefined
+      : table(
+          [
+            'valid lines',
+            'folded into snapshots',
+            `arrived after ${snapshot.through_hour ?? 'start'}`,
+            'balanced',
+          ],
+          [[snapshot.valid, snapshot.folded, snapshot.pending, snapshot.balanced ? 'yes' : 'NO']],
+        );
   const events = table(
     [
       'event day',
@@ -55,5 +68,5 @@ export function formatReconciliation(reconciliation: Reconciliation): string {
     reconciliation.problems.length === 0
       ? 'reconciliation: balanced'
       : `reconciliation: ${reconciliation.problems.length} PROBLEM(S)\n  ${reconciliation.problems.join('\n  ')}`;
-  return `${arrival}\n\n${events}\n\n${verdict}`;
+  return `${arrival}\n\n${folded ?? events}\n\n${verdict}`;
 }

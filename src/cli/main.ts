@@ -1,14 +1,16 @@
 #!/usr/bin/env node
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../core/errors.js';
-import { parseEventsPipelineConfig } from '../core/pipeline-config.js';
+import { snapshotFolder } from '../core/layout.js';
+import { type DataSource, type PipelineConfig, parsePipelineConfig } from '../core/pipeline-config.js';
 import { defaultStateFolder } from '../local/local-stores.js';
 import { runLocalPipeline } from '../local/run.js';
 import {
   addLocalHomeCommands,
   addManagementCommands,
   configFields,
+  dataSourceOption,
   EXIT,
   exitCodeOf,
   FLAG_OF_FIELD,
@@ -44,15 +46,20 @@ export function buildProgram(): Command {
   local
     .command('run')
     .description(
-      'run every step of one events pipeline that is due at --now: ingest complete arrival hours, export each ' +
-        'window whose end + 2 h has passed and, with --sync, the late events of each finished arrival day',
+      'run every step of one pipeline that is due at --now: ingest complete arrival hours; events: export each ' +
+        'window whose end + 2 h has passed and, with --sync, the late events of each finished arrival day; ' +
+        'people and identity: write the snapshot of the latest such window',
     )
-    .requiredOption('--raw <dir>', 'landing zone root: <dir>/<project>/events/YYYY/MM/DD/HH/*.json[.gz]')
+    .requiredOption(
+      '--raw <dir>',
+      'landing zone root: <dir>/<project>/<events|people|identity>/YYYY/MM/DD/HH/*.json[.gz]',
+    )
     .requiredOption(
       '--out <dir>',
-      'destination root: output goes to <dir>/<project>/mp_master_event/YYYY/MM/DD/',
+      'destination root: output goes to <dir>/<project>/mp_master_event/YYYY/MM/DD/, mp_people_data/ or mp_identity_mappings_data/',
     )
     .requiredOption('--project <id>', 'project id')
+    .addOption(dataSourceOption())
     .requiredOption('--timezone <iana>', 'project time zone, e.g. America/New_York')
     .addOption(
       new Option('--frequency <frequency>', 'export window')
@@ -75,7 +82,7 @@ export function buildProgram(): Command {
       instant,
     )
     .option('--state <dir>', 'pipeline state and staging (default: <out>/_state/<project>/<name>)')
-    .option('--name <name>', 'pipeline name (default: events-<frequency>)')
+    .option('--name <name>', 'pipeline name (default: <data source>-<frequency>)')
     .option('--events <names>', 'export only these event names (comma-separated)')
     .option('--part-max-mb <mb>', 'largest output part, uncompressed MiB (default 256)', positiveInteger)
     .option(
@@ -95,6 +102,7 @@ interface LocalRunFlags {
   raw: string;
   out: string;
   project: string;
+  dataSource: DataSource;
   timezone: string;
   frequency: 'hourly' | 'daily';
   sync: boolean;
@@ -111,8 +119,8 @@ interface LocalRunFlags {
 }
 
 async function localRun(flags: LocalRunFlags): Promise<number> {
-  const config = parseEventsPipelineConfig(
-    configFields({ ...flags, name: flags.name ?? `events-${flags.frequency}` }),
+  const config = parsePipelineConfig(
+    configFields({ ...flags, name: flags.name ?? `${flags.dataSource}-${flags.frequency}` }),
   );
   const out = resolve(flags.out);
   const folders = {
@@ -137,11 +145,18 @@ async function localRun(flags: LocalRunFlags): Promise<number> {
     for (const failure of result.failures) process.stderr.write(`error: ${failure}\n`);
     process.stdout.write(
       `${config.project_id}/${config.name}: ingested ${result.ingestedHours} arrival hours, ran ${result.steps.length} steps ` +
-        `in ${((Date.now() - startedAt) / 1000).toFixed(1)} s (peak RSS ${peakRssMb} MB); output in ${out}/${config.project_id}/mp_master_event/\n\n` +
+        `in ${((Date.now() - startedAt) / 1000).toFixed(1)} s (peak RSS ${peakRssMb} MB); output in ${join(out, outputFolder(config))}\n\n` +
         `${formatReconciliation(result.reconciliation)}\n`,
     );
   }
   return result.ok ? 0 : 1;
+}
+
+/** Where a pipeline's output goes under the destination root. */
+function outputFolder(config: PipelineConfig): string {
+  return config.data_source === 'events'
+    ? `${config.project_id}/mp_master_event/`
+    : snapshotFolder(config.project_id, config.data_source);
 }
 
 /** Rewrites config errors in terms of the flags that set the fields. */

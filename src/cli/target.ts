@@ -9,7 +9,7 @@ import { awsStores, destinationClients } from '../adapters/aws-stores.js';
 import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { DynamoLedger } from '../adapters/dynamo-ledger.js';
 import { UsageError } from '../core/errors.js';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { ProjectLedger } from '../core/ports.js';
 import { STACK_OUTPUTS } from '../core/tables.js';
 import type { EngineStores } from '../engine/stores.js';
@@ -31,7 +31,7 @@ export interface Target {
   readonly description: string;
   readonly configs: DynamoConfigStore;
   readonly ledger: ProjectLedger;
-  stores(config: EventsPipelineConfig): EngineStores;
+  stores(config: PipelineConfig): EngineStores;
   /** Now: the wall clock in AWS; locally, where the simulated clock stopped (wall clock before any run). */
   now(): number;
   /** Called after a command wrote: the local home saves its tables. */

@@ -7,6 +7,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
+import { describeValue as describeParsed, isPlainObject, ownField, parseJsonValue } from './json-line.js';
 
 /** Why a line goes to quarantine. */
 export type QuarantineReason =
@@ -301,12 +302,8 @@ export function scanEventLine(line: Buffer): ValidEvent | InvalidLine | undefine
  * Unlike the fast path, ids and `properties` are re-serialized, so number formats may change.
  */
 export function eventFromParsed(value: unknown): ValidEvent | InvalidLine {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return invalid(
-      'not_an_object',
-      `the line is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`}, not an object`,
-    );
-  }
+  if (!isPlainObject(value))
+    return invalid('not_an_object', `the line is ${describeParsed(value)}, not an object`);
   const event = ownField(value, 'event');
   if (typeof event !== 'string' || event === '') {
     return invalid(
@@ -378,16 +375,10 @@ export function timeMsOf(value: number): number | 'not_finite' | 'negative' | 't
 
 /** Verdict for a line the scanner rejected: invalid UTF-8, or `JSON.parse`'s own error. */
 function rejected(line: Buffer): ValidEvent | InvalidLine {
-  if (!isUtf8(line)) return invalid('invalid_utf8', 'the line is not valid UTF-8');
-  let value: unknown;
+  const parsed = parseJsonValue(line);
+  if (!parsed.ok) return parsed;
   try {
-    // toString throws too, for a line longer than the longest JS string.
-    value = JSON.parse(line.toString('utf8'));
-  } catch (err) {
-    return invalid('invalid_json', err instanceof Error ? err.message : String(err));
-  }
-  try {
-    return eventFromParsed(value);
+    return eventFromParsed(parsed.value);
   } catch (err) {
     // Only reachable with nesting too deep for JSON.stringify's recursion.
     return invalid(
@@ -395,10 +386,6 @@ function rejected(line: Buffer): ValidEvent | InvalidLine {
       `cannot re-serialize the line: ${err instanceof Error ? err.message : String(err)}`,
     );
   }
-}
-
-function ownField(obj: object, name: string): unknown {
-  return Object.hasOwn(obj, name) ? (obj as Record<string, unknown>)[name] : undefined;
 }
 
 // ---- scanner pieces ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
  * - the destination: `<project>/mp_master_event/YYYY/MM/DD/...` plus `<project>/_quarantine/...`;
  * - the pipeline's state: ingest records, staging, step work files and run records.
  */
+import type { DataSource } from './pipeline-config.js';
 import type { Window } from './windows.js';
 
 /** `YYYYMMDDHH` of the UTC hour starting at `hourStart` (sortable, used in state keys). */
@@ -35,10 +36,15 @@ export function dateFolder(date: string): string {
   return date.replaceAll('-', '/');
 }
 
-/** The raw landing-zone folder of one arrival hour (Firehose's default UTC layout). */
-export function rawHourPrefix(projectId: string, arrivalHour: number): string {
-  const d = new Date(arrivalHour);
-  return `${projectId}/events/${d.getUTCFullYear()}/${pad2(d.getUTCMonth() + 1)}/${pad2(d.getUTCDate())}/${pad2(d.getUTCHours())}/`;
+/** The raw landing-zone folder of one arrival hour of one data source (Firehose's default UTC layout). */
+export function rawHourPrefix(projectId: string, arrivalHour: number, source: DataSource = 'events'): string {
+  return `${projectId}/${source}/${hourFolder(arrivalHour)}`;
+}
+
+/** `YYYY/MM/DD/HH/` of a UTC hour. */
+function hourFolder(hourStart: number): string {
+  const d = new Date(hourStart);
+  return `${d.getUTCFullYear()}/${pad2(d.getUTCMonth() + 1)}/${pad2(d.getUTCDate())}/${pad2(d.getUTCHours())}/`;
 }
 
 // ---- steps -------------------------------------------------------------------------------------
@@ -75,10 +81,37 @@ export function manifestKey(projectId: string, day: string, id: string): string 
   return `${eventDayPrefix(projectId, day)}_manifest-${id}.json`;
 }
 
-/** Quarantine part of one arrival hour (outside the data folders). */
-export function quarantineKey(projectId: string, arrivalHour: number, part: number): string {
-  const prefix = rawHourPrefix(projectId, arrivalHour).slice(projectId.length + '/events/'.length);
-  return `${projectId}/_quarantine/events/${prefix}quarantine-p${pad3(part)}.json.gz`;
+/** Quarantine part of one arrival hour of one data source (outside the data folders). */
+export function quarantineKey(
+  projectId: string,
+  arrivalHour: number,
+  part: number,
+  source: DataSource = 'events',
+): string {
+  return `${projectId}/_quarantine/${source}/${hourFolder(arrivalHour)}quarantine-p${pad3(part)}.json.gz`;
+}
+
+// ---- snapshots (people and identity) -----------------------------------------------------------
+
+/** The destination folder of a snapshot data source. */
+export function snapshotFolder(projectId: string, source: Exclude<DataSource, 'events'>): string {
+  return `${projectId}/${source === 'people' ? 'mp_people_data' : 'mp_identity_mappings_data'}/`;
+}
+
+/** The manifest of the current snapshot: replaced in one put, it is what readers follow. */
+export function snapshotManifestKey(projectId: string, source: Exclude<DataSource, 'events'>): string {
+  return `${snapshotFolder(projectId, source)}_manifest.json`;
+}
+
+/** A part of the snapshot a step writes (named by the step, so it never overwrites the current one). */
+export function snapshotPartKey(
+  projectId: string,
+  source: Exclude<DataSource, 'events'>,
+  id: string,
+  task: number,
+  part: number,
+): string {
+  return `${snapshotFolder(projectId, source)}${id}-t${pad3(task)}-p${pad3(part)}.json.gz`;
 }
 
 function pad3(n: number): string {
@@ -143,7 +176,7 @@ export function parseStagedKey(key: string): StagedName | undefined {
 
 /** Work files of a step in progress (its plan and its tasks' results). */
 export function stepWorkPrefix(id: string): string {
-  return `steps/${id}/`;
+  return `${STEP_WORK_PREFIX}${id}/`;
 }
 
 /** The persisted plan of a step, so a re-run after a crash reuses the same tasks and file names. */
@@ -163,3 +196,28 @@ export function runRecordKey(id: string): string {
 
 /** Prefix of every run record. */
 export const RUN_RECORDS_PREFIX = 'runs/';
+
+/** Which snapshot the pipeline's state is at: written by a snapshot step's commit. */
+export const SNAPSHOT_POINTER_KEY = 'snapshot/current.json';
+/** Prefix of every generation of snapshot tables. */
+export const SNAPSHOT_TABLES_PREFIX = 'snapshot/tables/';
+
+/** A table (identity mappings, or one shard of the profiles) of the snapshot a step writes. */
+export function snapshotTableKey(id: string, table: string): string {
+  return `${SNAPSHOT_TABLES_PREFIX}${id}/${table}.ndjson`;
+}
+
+/** Valid updates of one arrival hour and source, kept until a snapshot folds them. */
+export function pendingUpdatesKey(arrivalHour: number, source: Exclude<DataSource, 'events'>): string {
+  return `${PENDING_UPDATES_PREFIX}${hourStamp(arrivalHour)}/${source}.ndjson`;
+}
+
+export const PENDING_UPDATES_PREFIX = 'pending/';
+
+/** A step's profile updates routed to one shard of the profile table. */
+export function routedUpdatesKey(id: string, shard: number): string {
+  return `${stepWorkPrefix(id)}shard-${pad3(shard)}.ndjson`;
+}
+
+/** Prefix of every step's work files. */
+export const STEP_WORK_PREFIX = 'steps/';

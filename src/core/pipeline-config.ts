@@ -9,8 +9,12 @@ const isoDate = z
   .string()
   .refine(isValidDate, { message: 'must be a calendar date written YYYY-MM-DD, e.g. 2024-01-31' });
 
-/** An events pipeline as the engine runs it; field names follow the vendor's pipeline API. */
-export const eventsPipelineSchema = z
+/** What a pipeline exports: events by day, or complete snapshots of profiles or identity mappings. */
+export const DATA_SOURCES = ['events', 'people', 'identity'] as const;
+export type DataSource = (typeof DATA_SOURCES)[number];
+
+/** A pipeline as the engine runs it; field names follow the vendor's pipeline API. */
+export const pipelineSchema = z
   .object({
     project_id: z
       .string()
@@ -21,7 +25,8 @@ export const eventsPipelineSchema = z
         /^[a-z0-9][a-z0-9-]{0,62}$/,
         'must be 1-63 lowercase letters, digits or "-", starting alphanumeric',
       ),
-    data_source: z.literal('events').default('events'),
+    /** events: `mp_master_event` by day; people and identity: complete snapshots (DESIGN 1). */
+    data_source: z.enum(DATA_SOURCES).default('events'),
     frequency: z.enum(['hourly', 'daily']),
     sync: z.boolean().default(false),
     time_zone: z.string().min(1),
@@ -94,6 +99,15 @@ export const eventsPipelineSchema = z
       );
     if (config.s3_role === undefined && config.s3_external_id !== undefined)
       problem('s3_external_id', 'is only used with s3_role');
+    if (config.data_source !== 'events') {
+      if (config.sync)
+        problem(
+          'sync',
+          `must be false for a ${config.data_source} pipeline: each snapshot folds in every update`,
+        );
+      if (config.event_names !== undefined)
+        problem('event_names', `is only used by events pipelines, not ${config.data_source}`);
+    }
     if (config.trial) {
       if (config.frequency !== 'daily') problem('frequency', 'must be "daily" for a trial pipeline');
       if (config.sync) problem('sync', 'must be false for a trial pipeline (trials have no daily sync)');
@@ -112,17 +126,17 @@ export const eventsPipelineSchema = z
       problem('to_date', `${config.to_date} is before from_date ${config.from_date}`);
   });
 
-/** A validated events pipeline configuration. */
-export type EventsPipelineConfig = z.infer<typeof eventsPipelineSchema>;
+/** A validated pipeline configuration. */
+export type PipelineConfig = z.infer<typeof pipelineSchema>;
 
 /** A config, or every problem found as `field: what is wrong`. */
 export type ConfigCheck =
-  | { readonly config: EventsPipelineConfig; readonly problems?: undefined }
+  | { readonly config: PipelineConfig; readonly problems?: undefined }
   | { readonly config?: undefined; readonly problems: readonly string[] };
 
 /** Validates a pipeline config without throwing. */
-export function checkEventsPipelineConfig(input: unknown): ConfigCheck {
-  const result = eventsPipelineSchema.safeParse(input);
+export function checkPipelineConfig(input: unknown): ConfigCheck {
+  const result = pipelineSchema.safeParse(input);
   if (result.success) return { config: result.data };
   return {
     problems: result.error.issues.map((issue) => `${issue.path.join('.') || '(config)'}: ${issue.message}`),
@@ -133,8 +147,8 @@ export function checkEventsPipelineConfig(input: unknown): ConfigCheck {
  * Validates a pipeline config, returning a typed object or throwing a `ConfigError` that lists every
  * problem as `field: what is wrong`.
  */
-export function parseEventsPipelineConfig(input: unknown): EventsPipelineConfig {
-  const { config, problems } = checkEventsPipelineConfig(input);
+export function parsePipelineConfig(input: unknown): PipelineConfig {
+  const { config, problems } = checkPipelineConfig(input);
   if (config === undefined) throw new ConfigError(`invalid pipeline config:\n  ${problems.join('\n  ')}`);
   return config;
 }

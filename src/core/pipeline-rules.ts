@@ -4,7 +4,7 @@
  * and the dispatcher all decide with these functions.
  */
 import { z } from 'zod';
-import { checkEventsPipelineConfig, type EventsPipelineConfig } from './pipeline-config.js';
+import { checkPipelineConfig, type PipelineConfig } from './pipeline-config.js';
 import type { ConfigListing } from './ports.js';
 import { addDays, DAY_MS, ZoneCalendar } from './windows.js';
 
@@ -52,7 +52,7 @@ export interface StoredPipeline {
   readonly management: Management;
   /** The config attributes as stored (for display; `config` is the validated form). */
   readonly fields: Readonly<Record<string, unknown>>;
-  readonly config?: EventsPipelineConfig;
+  readonly config?: PipelineConfig;
   /** What is wrong with the item, `field: problem` each; absent when it validates. */
   readonly problems?: readonly string[];
   /** A `status` attribute that is not a status, as stored (the pipeline reads as paused). */
@@ -67,7 +67,7 @@ export function readStoredPipeline(item: Readonly<Record<string, unknown>>): Sto
     (MANAGEMENT_FIELDS.has(key) ? managementFields : fields)[key] = value;
   }
   const { management, problems: managementProblems, statusInvalid } = readManagement(managementFields);
-  const check = checkEventsPipelineConfig(fields);
+  const check = checkPipelineConfig(fields);
   const problems = [...managementProblems, ...(check.problems ?? [])];
   return {
     project_id: String(item.project_id),
@@ -125,7 +125,7 @@ export function trialEnded(pipeline: StoredPipeline, now: number): boolean {
 
 /** The pipelines that run at `now` (active, valid, not a trial that ended), and the invalid active ones. */
 export function activeConfigs(pipelines: readonly StoredPipeline[], now: number): ConfigListing {
-  const configs: EventsPipelineConfig[] = [];
+  const configs: PipelineConfig[] = [];
   const invalid: ConfigListing['invalid'][number][] = [];
   for (const pipeline of pipelines) {
     if (pipeline.management.status !== 'active' || trialEnded(pipeline, now)) continue;
@@ -142,7 +142,7 @@ export function activeConfigs(pipelines: readonly StoredPipeline[], now: number)
 
 /** A pipeline about to be created or re-validated, with the instant it was created. */
 export interface RuleCandidate {
-  readonly config: EventsPipelineConfig;
+  readonly config: PipelineConfig;
   readonly created_at: number;
 }
 
@@ -171,10 +171,21 @@ export function ruleProblems(candidate: RuleCandidate, others: readonly StoredPi
     if (clashes.length > 0) {
       problems.push(
         `exports to ${destinationOf(config)} for dates that overlap ${names(clashes)} ` +
-          `(${clashes.map((p) => rangeText(p.config as EventsPipelineConfig)).join(', ')}): ` +
+          `(${clashes.map((p) => rangeText(p.config as PipelineConfig)).join(', ')}): ` +
           'use another s3_bucket or s3_prefix, or dates that do not overlap',
       );
     }
+  } else {
+    // A snapshot replaces everything in its folder: two writers would delete each other's files.
+    const clashes = live.filter(
+      (p) =>
+        p.config?.data_source === config.data_source && destinationOf(p.config) === destinationOf(config),
+    );
+    if (clashes.length > 0)
+      problems.push(
+        `${names(clashes)} already writes the ${config.data_source} snapshot to ${destinationOf(config)}: ` +
+          'use another s3_bucket or s3_prefix',
+      );
   }
   if (config.trial) {
     const trials = live.filter(
@@ -197,19 +208,19 @@ export function ruleProblems(candidate: RuleCandidate, others: readonly StoredPi
 }
 
 /** Where a pipeline's output goes, as one comparable string. */
-export function destinationOf(config: EventsPipelineConfig): string {
+export function destinationOf(config: PipelineConfig): string {
   const prefix = config.s3_prefix === undefined ? '' : config.s3_prefix.replace(/\/?$/, '/');
   return `s3://${config.s3_bucket ?? '(deployment destination)'}/${prefix}`;
 }
 
-function rangesOverlap(a: EventsPipelineConfig, b: EventsPipelineConfig): boolean {
+function rangesOverlap(a: PipelineConfig, b: PipelineConfig): boolean {
   return (
     (a.to_date === undefined || b.from_date <= a.to_date) &&
     (b.to_date === undefined || a.from_date <= b.to_date)
   );
 }
 
-function rangeText(config: EventsPipelineConfig): string {
+function rangeText(config: PipelineConfig): string {
   return `${config.from_date}..${config.to_date ?? 'open'}`;
 }
 
@@ -240,7 +251,7 @@ export function reviewStatus(
   // Between two pipelines that break a rule together, the one created later is in error.
   const problems = pipeline.problems ?? [
     ...ruleProblems(
-      { config: pipeline.config as EventsPipelineConfig, created_at: createdAt(pipeline, now) },
+      { config: pipeline.config as PipelineConfig, created_at: createdAt(pipeline, now) },
       others.filter((other) => createdBefore(other, pipeline)),
     ),
     ...outsideProblems,

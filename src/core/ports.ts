@@ -3,7 +3,7 @@
  * are logged, and where events and metrics go. DynamoDB, EventBridge and CloudWatch implement them in
  * AWS; the local runtime uses the same DynamoDB adapters on the emulator.
  */
-import type { EventsPipelineConfig } from './pipeline-config.js';
+import type { PipelineConfig } from './pipeline-config.js';
 import type { Management, StoredPipeline } from './pipeline-rules.js';
 import type { StepRunEntry } from './records.js';
 
@@ -16,7 +16,7 @@ export interface InvalidConfig {
 
 /** The active pipelines found, and the stored configs that are invalid. */
 export interface ConfigListing {
-  readonly configs: readonly EventsPipelineConfig[];
+  readonly configs: readonly PipelineConfig[];
   readonly invalid: readonly InvalidConfig[];
 }
 
@@ -25,7 +25,7 @@ export interface PipelineConfigStore {
   /** Every active pipeline (validated; trials that ended at `now` left out), all projects or one. */
   listActive(projectId?: string, now?: number): Promise<ConfigListing>;
   /** Stores a validated config as an active pipeline, without the management rules (local runs, tests). */
-  put(config: EventsPipelineConfig, now?: number): Promise<void>;
+  put(config: PipelineConfig, now?: number): Promise<void>;
 }
 
 /** A project's revision as read: every write to its pipelines moves it. */

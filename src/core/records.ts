@@ -45,6 +45,98 @@ export interface IngestRecord {
   }[];
   readonly staged: readonly StagedObject[];
   readonly owners: OwnerCounts;
+  /** Snapshot pipelines: the valid updates kept for the next snapshot (instead of `staged`). */
+  readonly pending?: readonly PendingObject[];
+}
+
+/** Valid updates of one arrival hour and source, kept until a snapshot folds them. */
+export interface PendingObject {
+  readonly key: string;
+  readonly source: 'people' | 'identity';
+  readonly records: number;
+  readonly bytes: number;
+}
+
+/** A sorted table of the snapshot state (identity mappings, or one shard of the profiles). */
+export interface TableFile {
+  readonly key: string;
+  readonly records: number;
+  readonly bytes: number;
+}
+
+/** Where a snapshot pipeline's state stands: the tables of its last committed snapshot. */
+export interface SnapshotPointer {
+  readonly step_id: string;
+  /** The first arrival hour not folded (ISO): every update that arrived before it is in. */
+  readonly through_hour: string;
+  /** Lines of the snapshot in the destination. */
+  readonly records: number;
+  readonly identity: TableFile;
+  /** People: the profile table, one sorted file per shard. */
+  readonly profiles?: readonly TableFile[];
+}
+
+/** What a snapshot step folded and wrote. */
+export interface SnapshotCounts {
+  /** Profile updates applied (people). */
+  readonly updates: number;
+  /** Identity links applied. */
+  readonly links: number;
+  /** Profiles created, deleted by `$delete`, and merged into the profile their id now resolves to. */
+  readonly created: number;
+  readonly deleted: number;
+  readonly merged: number;
+  /** Operations left out because the property had the wrong type (e.g. `$add` to a string). */
+  readonly skipped: number;
+}
+
+/** A snapshot step's plan: the folded identity table, and the shards each task rewrites. */
+export interface SnapshotPlan {
+  readonly step_id: string;
+  readonly kind: 'snapshot';
+  readonly window: NonNullable<StepPlan['window']>;
+  /** The snapshot this one folds into (absent for the first): its tables are the step's input. */
+  readonly base?: SnapshotPointer;
+  /** Arrival hours folded: `[from_hour, through_hour)` (ISO). */
+  readonly from_hour: string;
+  readonly through_hour: string;
+  /** The identity table after this step's links, written by the plan. */
+  readonly identity: TableFile;
+  readonly links: number;
+  /** People: updates routed to each shard, and profiles merged away by the links. */
+  readonly updates: number;
+  readonly merged: number;
+  /** Shards each task rewrites (identity: one task, no shards). */
+  readonly tasks: readonly (readonly number[])[];
+}
+
+/** What one snapshot task wrote. */
+export interface SnapshotTaskResult {
+  readonly step_id: string;
+  readonly task: number;
+  readonly parts: readonly PartRecord[];
+  /** People: the new table file of each shard the task rewrote. */
+  readonly shards: readonly { readonly shard: number; readonly table: TableFile }[];
+  readonly updates: number;
+  readonly created: number;
+  readonly deleted: number;
+  readonly skipped: number;
+}
+
+/** The manifest of a snapshot: the only parts a reader should read. Replaced in one put. */
+export interface SnapshotManifest {
+  readonly format: 'mp-pipelines/snapshot-manifest@1';
+  readonly project_id: string;
+  readonly pipeline: string;
+  readonly data_source: 'people' | 'identity';
+  readonly step_id: string;
+  readonly window: NonNullable<StepPlan['window']>;
+  /** Every update that arrived before this hour is in the snapshot. */
+  readonly through_hour: string;
+  readonly records: number;
+  readonly bytes: number;
+  readonly uncompressed_bytes: number;
+  readonly parts: Manifest['parts'];
 }
 
 /** One staged object an export unit reads: its records, or only its dedup keys (copies that came earlier). */
@@ -145,6 +237,8 @@ export interface RunRecord {
   readonly started_at: string;
   readonly finished_at: string;
   readonly duration_ms: number;
+  /** Snapshot steps: what they folded (`exported` counts the snapshot's lines). */
+  readonly snapshot?: SnapshotCounts & { readonly through_hour: string };
 }
 
 /** Adds `n` to `counts[owner][day]`. */

@@ -1,5 +1,5 @@
 import { type StepRef, stepId } from './layout.js';
-import type { EventsPipelineConfig } from './pipeline-config.js';
+import type { PipelineConfig } from './pipeline-config.js';
 import { FILTERED, LATE_NOT_SYNCED, OUTSIDE_RANGE, type Owner } from './records.js';
 import { addDays, floorHour, HOUR_MS, isOnTime, type Window, type ZoneCalendar } from './windows.js';
 
@@ -24,7 +24,7 @@ export class EventRouter {
   private readonly stepIds = new Map<Window, string>();
 
   constructor(
-    private readonly config: EventsPipelineConfig,
+    private readonly config: PipelineConfig,
     readonly calendar: ZoneCalendar,
   ) {
     this.allowedNames = config.event_names === undefined ? undefined : new Set(config.event_names);
@@ -71,26 +71,30 @@ export interface DueStep {
 }
 
 /**
- * The first arrival hour a pipeline ingests: one day before `from_date`, so events whose clock ran
- * ahead of their arrival by up to a day are still found.
+ * The first arrival hour a pipeline ingests. Events: one day before `from_date`, so events whose clock
+ * ran ahead of their arrival by up to a day are still found. Snapshots fold what arrived from
+ * `from_date` on.
  */
-export function ingestStart(config: EventsPipelineConfig, calendar: ZoneCalendar): number {
-  return floorHour(calendar.dayStart(addDays(config.from_date, -1)));
+export function ingestStart(config: PipelineConfig, calendar: ZoneCalendar): number {
+  const first = config.data_source === 'events' ? addDays(config.from_date, -1) : config.from_date;
+  return floorHour(calendar.dayStart(first));
+}
+
+/** The first arrival hour the snapshot of `window` does not fold: it folds every complete hour before. */
+export function snapshotCut(window: Window): number {
+  return floorHour(window.end);
 }
 
 /** The arrival hours that are complete at `now` (the hour ended), from the pipeline's ingest start. */
-export function completeArrivalHours(
-  config: EventsPipelineConfig,
-  calendar: ZoneCalendar,
-  now: number,
-): number[] {
+export function completeArrivalHours(config: PipelineConfig, calendar: ZoneCalendar, now: number): number[] {
   const hours: number[] = [];
   for (let h = ingestStart(config, calendar); h + HOUR_MS <= now; h += HOUR_MS) hours.push(h);
   return hours;
 }
 
 /** Every ingest hour before this must be committed before `step` can run. */
-export function ingestNeededUntil(step: StepRef, calendar: ZoneCalendar): number {
+export function ingestNeededUntil(config: PipelineConfig, step: StepRef, calendar: ZoneCalendar): number {
+  if (config.data_source !== 'events' && step.kind === 'regular') return snapshotCut(step.window);
   if (step.kind === 'regular') return floorHour(step.window.end + HOUR_MS) + HOUR_MS;
   return Math.ceil(calendar.dayEnd(step.arrivalDay) / HOUR_MS) * HOUR_MS;
 }
@@ -101,7 +105,7 @@ export function ingestNeededUntil(step: StepRef, calendar: ZoneCalendar): number
  * arrival day A from `from_date` whose end + 2 h has passed. Whether a step already ran is the
  * caller's business.
  */
-export function dueSteps(config: EventsPipelineConfig, calendar: ZoneCalendar, now: number): DueStep[] {
+export function dueSteps(config: PipelineConfig, calendar: ZoneCalendar, now: number): DueStep[] {
   const due: DueStep[] = [];
   const lastWindowEnd =
     config.to_date === undefined

@@ -5,7 +5,7 @@
  */
 import { ConfigError } from './errors.js';
 import type { StepRef } from './layout.js';
-import type { EventsPipelineConfig } from './pipeline-config.js';
+import type { PipelineConfig } from './pipeline-config.js';
 import type { ZoneCalendar } from './windows.js';
 
 /** Names of the Task states; the local runtime maps each to its activity by this name. */
@@ -91,7 +91,7 @@ export interface StepInput {
   /** When the step was picked (ISO), for its run record. */
   readonly started_at: string;
   /** The pipeline config, validated when the step was picked; the whole step uses this one. */
-  readonly config: EventsPipelineConfig;
+  readonly config: PipelineConfig;
 }
 
 /** The next step, or why there is none. */
@@ -182,7 +182,7 @@ export function parseInstant(text: string, field: string): number {
 }
 
 /** The step an id names (inverse of `stepId`); `ConfigError` for an id no step of `config` has. */
-export function stepFromId(config: EventsPipelineConfig, calendar: ZoneCalendar, id: string): StepRef {
+export function stepFromId(config: PipelineConfig, calendar: ZoneCalendar, id: string): StepRef {
   if (id.startsWith('sync-') && config.sync) return { kind: 'sync', arrivalDay: id.slice('sync-'.length) };
   const prefix = `${config.frequency}-`;
   if (id.startsWith(prefix)) {

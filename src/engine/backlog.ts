@@ -1,7 +1,7 @@
 import { ConfigError } from '../core/errors.js';
 import { PIPELINE_STATE_KEY, RUN_RECORDS_PREFIX } from '../core/layout.js';
 import { getJson, listAll, putJson } from '../core/object-store.js';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import { type DueStep, dueSteps } from '../core/routing.js';
 import { ZoneCalendar } from '../core/windows.js';
 import type { EngineStores } from './stores.js';
@@ -15,23 +15,28 @@ export async function committedStepIds(stores: EngineStores): Promise<Set<string
   return ids;
 }
 
-/** The steps of a pipeline due at `now` and not committed yet, oldest first. */
+/**
+ * The steps of a pipeline due at `now` and not committed yet, oldest first. A snapshot replaces the
+ * one before, so a snapshot pipeline has at most one: the latest due window, folding everything that
+ * arrived since its last snapshot.
+ */
 export async function pipelineBacklog(
   stores: EngineStores,
-  config: EventsPipelineConfig,
+  config: PipelineConfig,
   now: number,
 ): Promise<DueStep[]> {
   const due = dueSteps(config, new ZoneCalendar(config.time_zone), now);
   if (due.length === 0) return due;
   const committed = await committedStepIds(stores);
-  return due.filter((d) => !committed.has(d.id));
+  const pending = config.data_source === 'events' ? due : due.slice(-1);
+  return pending.filter((d) => !committed.has(d.id));
 }
 
 /**
  * The state remembers the config it was built with: a run with other settings would mix results, so
  * it stops with the differences named.
  */
-export async function checkStateConfig(stores: EngineStores, config: EventsPipelineConfig): Promise<void> {
+export async function checkStateConfig(stores: EngineStores, config: PipelineConfig): Promise<void> {
   const differences = await stateConfigDifferences(stores, config);
   if (differences === undefined) {
     await putJson(stores.state, PIPELINE_STATE_KEY, config);
@@ -51,11 +56,11 @@ export async function checkStateConfig(stores: EngineStores, config: EventsPipel
  */
 export async function stateConfigDifferences(
   stores: EngineStores,
-  config: EventsPipelineConfig,
+  config: PipelineConfig,
 ): Promise<string[] | undefined> {
-  const stored = await getJson<EventsPipelineConfig>(stores.state, PIPELINE_STATE_KEY);
+  const stored = await getJson<PipelineConfig>(stores.state, PIPELINE_STATE_KEY);
   if (stored === undefined) return undefined;
-  return (Object.keys({ ...stored, ...config }) as (keyof EventsPipelineConfig)[])
+  return (Object.keys({ ...stored, ...config }) as (keyof PipelineConfig)[])
     .filter((field) => JSON.stringify(stored[field]) !== JSON.stringify(config[field]))
     .map((f) => `${f}: ${JSON.stringify(stored[f])} then, ${JSON.stringify(config[f])} now`);
 }

@@ -1,7 +1,7 @@
 import { NotReadyError } from '../core/errors.js';
 import { manifestKey, partPrefix, runRecordKey, stepWorkPrefix, taskResultKey } from '../core/layout.js';
 import { getJson, listAll, putJson } from '../core/object-store.js';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { DayCounts, Manifest, PartRecord, RunRecord, StepPlan, TaskResult } from '../core/records.js';
 import type { EngineStores } from './stores.js';
 
@@ -19,7 +19,7 @@ export interface StepTiming {
  */
 export async function commitStep(
   stores: EngineStores,
-  config: EventsPipelineConfig,
+  config: PipelineConfig,
   plan: StepPlan,
   timing: StepTiming,
 ): Promise<RunRecord> {
@@ -66,7 +66,7 @@ export async function commitStep(
 }
 
 function manifest(
-  config: EventsPipelineConfig,
+  config: PipelineConfig,
   plan: StepPlan,
   day: string,
   counts: DayCounts,
@@ -97,7 +97,7 @@ function manifest(
 /** Deletes objects under the step's part names in a day folder that the manifest does not list. */
 async function removeStrays(
   stores: EngineStores,
-  config: EventsPipelineConfig,
+  config: PipelineConfig,
   id: string,
   day: string,
   kept: PartRecord[],

@@ -1,6 +1,6 @@
 import { parseStagedKey, partKey, taskResultKey } from '../core/layout.js';
 import { getJson, putJson } from '../core/object-store.js';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { DayCounts, ExportUnit, PartRecord, StepPlan, TaskResult } from '../core/records.js';
 import { isOnTime, ZoneCalendar } from '../core/windows.js';
 import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
@@ -21,7 +21,7 @@ const MAX_OPEN_PARTS = 4;
  */
 export async function runExportTask(
   stores: EngineStores,
-  config: EventsPipelineConfig,
+  config: PipelineConfig,
   plan: StepPlan,
   task: number,
 ): Promise<TaskResult> {
@@ -72,7 +72,7 @@ export async function runExportTask(
  */
 type RecordSelector = (timeMs: number, arrivalHour: number) => string | undefined;
 
-function recordSelector(config: EventsPipelineConfig, plan: StepPlan): RecordSelector {
+function recordSelector(config: PipelineConfig, plan: StepPlan): RecordSelector {
   if (plan.kind === 'regular') {
     const window = plan.window!;
     const start = Date.parse(window.start);

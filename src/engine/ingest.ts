@@ -3,28 +3,25 @@ import {
   hourIso,
   hourStamp,
   ingestRecordKey,
-  quarantineKey,
   rawHourPrefix,
   type StagedName,
   stagedKey,
   stagedKeysKey,
 } from '../core/layout.js';
 import { listAll, putJson } from '../core/object-store.js';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import { addOwnerCount, type IngestRecord, type OwnerCounts, type StagedObject } from '../core/records.js';
 import { EventRouter } from '../core/routing.js';
 import { floorHour, ZoneCalendar } from '../core/windows.js';
 import { NdjsonObjectWriter, RollingWriters, type Segment } from './object-writers.js';
 import { type LineSink, readSourceLines } from './source-lines.js';
+import { Quarantine } from './quarantine.js';
 import type { EngineStores } from './stores.js';
 
 /** Staging is internal and short-lived: deflating it would make every event pay for compression twice. */
 const STAGING_COMPRESSION = 'none';
 /** Staged objects open at once in one ingest (late data can touch many event hours). */
 const MAX_OPEN_STAGED = 32;
-/** Quarantine parts are capped like output parts, and small and rare enough to compress well. */
-const QUARANTINE_PART_BYTES = 64 * 1024 * 1024;
-const QUARANTINE_GZIP_LEVEL = 6;
 
 /**
  * Ingests one arrival-hour folder of the landing zone (DESIGN 4b): validates every line, quarantines
@@ -34,15 +31,13 @@ const QUARANTINE_GZIP_LEVEL = 6;
  */
 export async function ingestArrivalHour(
   stores: EngineStores,
-  config: EventsPipelineConfig,
+  config: PipelineConfig,
   arrivalHour: number,
 ): Promise<IngestRecord> {
   const calendar = new ZoneCalendar(config.time_zone);
   const router = new EventRouter(config, calendar);
   const owners: OwnerCounts = {};
-  const quarantineReasons: Record<string, number> = {};
   let valid = 0;
-  let quarantined = 0;
 
   const staging = new RollingWriters<number, StagedSegment, StagedObject>({
     maxOpen: MAX_OPEN_STAGED,
@@ -50,58 +45,18 @@ export async function ingestArrivalHour(
     open: (eventHour, seq) => new StagedSegment(stores, { eventHour, arrivalHour, seq }, config.sync),
     close: (segment) => segment.close(),
   });
-  const quarantine = new RollingWriters<
-    'quarantine',
-    NdjsonObjectWriter,
-    { key: string; records: number; bytes: number }
-  >({
-    maxOpen: 1,
-    maxUncompressedBytes: QUARANTINE_PART_BYTES,
-    open: (_, seq) =>
-      new NdjsonObjectWriter(
-        stores.destination,
-        quarantineKey(config.project_id, arrivalHour, seq),
-        QUARANTINE_GZIP_LEVEL,
-      ),
-    close: async (writer) => {
-      const written = await writer.close();
-      return { key: written.key, records: written.records, bytes: written.bytes };
-    },
-  });
+  const quarantine = new Quarantine(stores, config.project_id, arrivalHour, 'events');
 
   const sources = (await listAll(stores.raw, rawHourPrefix(config.project_id, arrivalHour))).filter(
     (object) => !object.key.endsWith('/'),
   );
   const sourceStats: IngestRecord['sources'][number][] = [];
   for (const source of sources) {
-    const quarantineLine = (
-      reason: string,
-      detail: string,
-      line: Buffer,
-      lineNumber: number,
-      bytes?: number,
-    ) => {
-      quarantined += 1;
-      quarantineReasons[reason] = (quarantineReasons[reason] ?? 0) + 1;
-      const text = line.toString('utf8');
-      const entry: Record<string, unknown> = {
-        reason,
-        detail,
-        source: { key: source.key, line: lineNumber },
-        arrival_hour: hourIso(arrivalHour),
-        line: text,
-      };
-      if (bytes !== undefined) entry.line_bytes = bytes;
-      // Bytes that are not valid UTF-8 do not survive as text: keep them exactly as well.
-      if (!line.equals(Buffer.from(text, 'utf8'))) entry.line_base64 = line.toString('base64');
-      const serialized = Buffer.from(JSON.stringify(entry));
-      quarantine.segmentFor('quarantine', serialized.length + 1).add(serialized);
-    };
     const sink: LineSink = {
       line(bytes, lineNumber) {
         const parsed = parseEventLine(bytes);
         if (!parsed.ok) {
-          quarantineLine(parsed.reason, parsed.detail, bytes, lineNumber);
+          quarantine.add(parsed.reason, parsed.detail, bytes, { key: source.key, line: lineNumber });
           return;
         }
         valid += 1;
@@ -113,13 +68,7 @@ export async function ingestArrivalHour(
           .add(parsed.timeMs, parsed.dedupKey, parsed.record, route.late);
       },
       overlong(head, totalBytes, lineNumber) {
-        quarantineLine(
-          'line_too_long',
-          `line of ${totalBytes} bytes exceeds the limit`,
-          head,
-          lineNumber,
-          totalBytes,
-        );
+        quarantine.addOverlong(head, totalBytes, { key: source.key, line: lineNumber });
       },
     };
     const stats = await readSourceLines(stores.raw, source.key, sink, async () => {
@@ -137,8 +86,8 @@ export async function ingestArrivalHour(
     sources: sourceStats,
     source_lines: sourceStats.reduce((sum, s) => sum + s.lines, 0),
     valid,
-    quarantined,
-    quarantine_reasons: quarantineReasons,
+    quarantined: quarantine.count,
+    quarantine_reasons: quarantine.reasons,
     quarantine_parts: quarantineParts,
     staged,
     owners,

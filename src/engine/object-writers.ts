@@ -71,6 +71,11 @@ export class NdjsonObjectWriter {
     this.uncompressedBytes += length;
   }
 
+  /** Appends a line of text, UTF-8 encoded. */
+  addText(text: string): void {
+    this.add(Buffer.from(text, 'utf8'));
+  }
+
   /** Appends an ASCII text line (dedup keys) without allocating a Buffer. */
   addAscii(text: string): void {
     this.reserve(text.length + 1);

@@ -13,7 +13,7 @@ import {
   stepId,
 } from '../core/layout.js';
 import { getJson, listAll, putJson } from '../core/object-store.js';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { ExportUnit, IngestRecord, StepPlan, UnitObject } from '../core/records.js';
 import { ingestNeededUntil, ingestStart } from '../core/routing.js';
 import { floorHour, HOUR_MS, isOnTime, type Window, ZoneCalendar } from '../core/windows.js';
@@ -58,7 +58,7 @@ export async function advanceIngestWatermark(state: EngineStores['state'], start
  */
 export async function planStep(
   stores: EngineStores,
-  config: EventsPipelineConfig,
+  config: PipelineConfig,
   step: StepRef,
   limits: PlanLimits = DEFAULT_PLAN_LIMITS,
 ): Promise<StepPlan> {
@@ -69,7 +69,7 @@ export async function planStep(
   const calendar = new ZoneCalendar(config.time_zone);
   const start = ingestStart(config, calendar);
   const watermark = await readIngestWatermark(stores.state, start);
-  const needed = ingestNeededUntil(step, calendar);
+  const needed = ingestNeededUntil(config, step, calendar);
   if (watermark < needed) {
     throw new NotReadyError(
       `step ${id} needs every arrival hour before ${hourIso(needed)} ingested; ingested up to ${hourIso(watermark)}`,
@@ -193,11 +193,14 @@ function slicedUnits(
 }
 
 /** Splits units (kept whole: dedup needs all of a unit) into tasks of about `taskTargetBytes`. */
-export function groupIntoTasks(units: readonly ExportUnit[], limits: PlanLimits): ExportUnit[][] {
+export function groupIntoTasks<Unit extends { readonly bytes: number }>(
+  units: readonly Unit[],
+  limits: PlanLimits,
+): Unit[][] {
   const total = units.reduce((sum, u) => sum + u.bytes, 0);
   const target = Math.max(limits.taskTargetBytes, Math.ceil(total / limits.maxTasks));
-  const tasks: ExportUnit[][] = [];
-  let current: ExportUnit[] = [];
+  const tasks: Unit[][] = [];
+  let current: Unit[] = [];
   let currentBytes = 0;
   for (const u of units) {
     if (current.length > 0 && currentBytes + u.bytes > target) {

@@ -7,7 +7,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { DynamoLedger } from '../adapters/dynamo-ledger.js';
 import { DynamoLockStore } from '../adapters/dynamo-lock-store.js';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { EventSink, MetricsSink } from '../core/ports.js';
 import type { StepRunEntry } from '../core/records.js';
 import type { PlanLimits } from '../engine/plan.js';
@@ -73,7 +73,7 @@ export class SummingMetrics implements MetricsSink {
 /** Options of {@link localRuntime}. */
 export interface LocalRuntimeOptions {
   readonly control: ControlPlane;
-  readonly stores: (config: EventsPipelineConfig) => EngineStores;
+  readonly stores: (config: PipelineConfig) => EngineStores;
   /** The simulated clock. */
   readonly clock: () => number;
   readonly events?: RecordingEventSink;

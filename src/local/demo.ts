@@ -7,7 +7,7 @@
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { formatReconciliation } from '../cli/format.js';
-import { type EventsPipelineConfig, parseEventsPipelineConfig } from '../core/pipeline-config.js';
+import { type PipelineConfig, parsePipelineConfig } from '../core/pipeline-config.js';
 import { addDays, ZoneCalendar } from '../core/windows.js';
 import { generateLandingZone } from './generate.js';
 import { defaultStateFolder } from './local-stores.js';
@@ -23,8 +23,8 @@ const root = resolve('out');
 const raw = join(root, 'landing-zone');
 const bucket = join(root, 'bucket');
 
-const pipelines: EventsPipelineConfig[] = [
-  parseEventsPipelineConfig({
+const pipelines: PipelineConfig[] = [
+  parsePipelineConfig({
     project_id: 'acme',
     name: 'events-daily',
     frequency: 'daily',
@@ -32,7 +32,7 @@ const pipelines: EventsPipelineConfig[] = [
     time_zone: 'America/New_York',
     from_date: FIRST_DAY,
   }),
-  parseEventsPipelineConfig({
+  parsePipelineConfig({
     project_id: 'himalaya',
     name: 'events-hourly',
     frequency: 'hourly',

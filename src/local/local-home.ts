@@ -12,7 +12,7 @@ import {
   type DynamoDBClient,
   ScanCommand,
 } from '@aws-sdk/client-dynamodb';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { ControlPlane } from './control-plane.js';
 import { createConfigTable, createStateTable, dynamoClientFor } from './dynamo-tables.js';
 import type { LocalFolders } from './local-stores.js';
@@ -144,7 +144,7 @@ export class LocalHome {
   }
 
   /** The folders of a pipeline: a named `s3_bucket` is a folder under `buckets/`, then the prefix. */
-  folders(server: LocalServer, config: EventsPipelineConfig): LocalFolders {
+  folders(server: LocalServer, config: PipelineConfig): LocalFolders {
     const bucket = config.s3_bucket === undefined ? server.out : join(this.dir, 'buckets', config.s3_bucket);
     return {
       raw: server.raw,

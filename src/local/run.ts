@@ -12,7 +12,7 @@ import {
   runRecordKey,
 } from '../core/layout.js';
 import { getJson, listAll } from '../core/object-store.js';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { MetricsSink } from '../core/ports.js';
 import { type Reconciliation, reconcile } from '../core/reconcile.js';
 import type { IngestRecord, RunRecord, StepRunEntry } from '../core/records.js';
@@ -44,8 +44,8 @@ const MINUTE_MS = 60_000;
 /** Options of a simulated operation of pipelines up to `now`. */
 export interface PipelinesRunOptions {
   /** Configs stored as active pipelines before the run; the run operates every active pipeline. */
-  readonly configs?: readonly EventsPipelineConfig[];
-  readonly stores: (config: EventsPipelineConfig) => EngineStores;
+  readonly configs?: readonly PipelineConfig[];
+  readonly stores: (config: PipelineConfig) => EngineStores;
   /** Operate until this instant: everything due by then runs. */
   readonly now: number;
   /** DynamoDB tables to use; default: a moto server started and stopped by this run. */
@@ -74,7 +74,7 @@ export interface PipelinesRunOptions {
 
 /** What a run did for one pipeline, and the pipeline's reconciliation after it. */
 export interface RunResult {
-  readonly config: EventsPipelineConfig;
+  readonly config: PipelineConfig;
   readonly ingestedHours: number;
   /** Steps committed by this run, in commit order. */
   readonly steps: readonly RunRecord[];
@@ -92,7 +92,7 @@ export interface PipelinesRunResult {
 }
 
 /** A pipeline's key in results: `<project>/<name>`. */
-export function pipelineId(config: Pick<EventsPipelineConfig, 'project_id' | 'name'>): string {
+export function pipelineId(config: Pick<PipelineConfig, 'project_id' | 'name'>): string {
   return `${config.project_id}/${config.name}`;
 }
 
@@ -124,7 +124,7 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
       p.config === undefined || p.management.status === 'deleted' ? [] : [p.config],
     );
     const before = await Promise.all(reported.map((c) => snapshot(options.stores(c))));
-    const active = async (tick: number): Promise<readonly EventsPipelineConfig[]> =>
+    const active = async (tick: number): Promise<readonly PipelineConfig[]> =>
       (await runtime.configs.listActive(undefined, tick)).configs;
     const workflows = new LocalWorkflows({
       definitions: loadWorkflowDefinitions(),
@@ -211,7 +211,7 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
 
 /** Options of a local run over folders, with ingest and export tasks on worker threads. */
 export interface LocalRunOptions extends Omit<PipelinesRunOptions, 'stores' | 'configs' | 'overrides'> {
-  readonly config: EventsPipelineConfig;
+  readonly config: PipelineConfig;
   readonly folders: LocalFolders;
   /** Worker threads of the pool this run creates; default: one per core. */
   readonly workers?: number;
@@ -228,7 +228,7 @@ export async function runLocalPipeline(options: LocalRunOptions): Promise<RunRes
 
 /** Options of a local run of several pipelines over folders. */
 export interface LocalPipelinesRunOptions extends Omit<PipelinesRunOptions, 'stores' | 'overrides'> {
-  readonly folders: (config: EventsPipelineConfig) => LocalFolders;
+  readonly folders: (config: PipelineConfig) => LocalFolders;
   readonly workers?: number;
   readonly pool?: LocalTaskPool;
 }
@@ -240,7 +240,7 @@ export async function runLocalPipelines(options: LocalPipelinesRunOptions): Prom
   const onPool =
     (type: WorkerTask['type']) =>
     async (input: JSONValue): Promise<JSONValue> => {
-      const { step } = input as { step: { config: EventsPipelineConfig } };
+      const { step } = input as { step: { config: PipelineConfig } };
       // The input crossed JSON: it is the Map item the definition built for this Task.
       const task = { type, folders: options.folders(step.config), input } as unknown as WorkerTask;
       const result = await pool.run(task);
@@ -313,7 +313,7 @@ type StoresOf = PipelinesRunOptions['stores'];
 /** The first instant at which a step due by `until` and not committed became due. */
 async function earliestPendingDue(
   stores: StoresOf,
-  configs: readonly EventsPipelineConfig[],
+  configs: readonly PipelineConfig[],
   until: number,
 ): Promise<number | undefined> {
   let earliest: number | undefined;
@@ -326,7 +326,7 @@ async function earliestPendingDue(
 
 async function countPending(
   stores: StoresOf,
-  configs: readonly EventsPipelineConfig[],
+  configs: readonly PipelineConfig[],
   until: number,
 ): Promise<number> {
   let count = 0;
@@ -334,7 +334,7 @@ async function countPending(
   return count;
 }
 
-async function countCommitted(stores: StoresOf, configs: readonly EventsPipelineConfig[]): Promise<number> {
+async function countCommitted(stores: StoresOf, configs: readonly PipelineConfig[]): Promise<number> {
   let count = 0;
   for (const config of configs) count += (await committedStepIds(stores(config))).size;
   return count;

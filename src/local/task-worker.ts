@@ -2,7 +2,7 @@
  * Worker-thread entry of the local runtime: runs one ingest or export activity, the same code the
  * Lambda functions run, so every core is busy during a local run. Metrics cross back to the caller.
  */
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { ExportTaskInput, IngestHourInput } from '../core/workflow.js';
 import { exportTask, ingestHour } from '../workflow/activities.js';
 import { type LocalFolders, localStores } from './local-stores.js';
@@ -25,7 +25,7 @@ export interface WorkerResult {
 export default async function runWorkerTask(task: WorkerTask): Promise<WorkerResult> {
   const metrics: RecordedMetrics = [];
   const rt = {
-    stores: (_config: EventsPipelineConfig) => localStores(task.folders),
+    stores: (_config: PipelineConfig) => localStores(task.folders),
     metrics: {
       record: (dimensions: RecordedMetrics[number][0], values: Record<string, number>) =>
         void metrics.push([dimensions, { ...values }]),

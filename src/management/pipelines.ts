@@ -5,7 +5,7 @@
  * write that lost a race is decided again on a fresh read.
  */
 import { ConfigError } from '../core/errors.js';
-import { checkEventsPipelineConfig, type EventsPipelineConfig } from '../core/pipeline-config.js';
+import { checkPipelineConfig, type PipelineConfig } from '../core/pipeline-config.js';
 import {
   createdAt,
   type Management,
@@ -42,7 +42,7 @@ export async function createPipeline(
   fields: Readonly<Record<string, unknown>>,
   now: number,
 ): Promise<StoredPipeline> {
-  const check = checkEventsPipelineConfig(fields);
+  const check = checkPipelineConfig(fields);
   if (check.config === undefined)
     throw new ConfigError(`invalid pipeline config:\n  ${check.problems.join('\n  ')}`);
   const config = check.config;
@@ -122,7 +122,7 @@ export async function changeStatus(
           'rule',
         );
       const problems = ruleProblems(
-        { config: pipeline.config as EventsPipelineConfig, created_at: createdAt(pipeline, now) },
+        { config: pipeline.config as PipelineConfig, created_at: createdAt(pipeline, now) },
         project.pipelines,
       );
       if (problems.length > 0) throw new ManagementError(problems.join('\n'), 'rule');
@@ -153,7 +153,7 @@ export async function reviewPipeline(
   name: string,
   now: number,
   /** Problems of a valid config outside its item: settings its state was not built with. */
-  stateProblems: (config: EventsPipelineConfig) => Promise<readonly string[]> = async () => [],
+  stateProblems: (config: PipelineConfig) => Promise<readonly string[]> = async () => [],
 ): Promise<ReviewOutcome | undefined> {
   return decide(catalog, projectId, async (project) => {
     const pipeline = project.pipelines.find((p) => p.name === name);

@@ -8,9 +8,9 @@ import { NotReadyError } from '../core/errors.js';
 import { nextStep } from '../core/fairness.js';
 import { hourIso, ingestRecordKey, planKey, runRecordKey } from '../core/layout.js';
 import { getJson, type ObjectStore } from '../core/object-store.js';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import { activeConfigs } from '../core/pipeline-rules.js';
-import type { RunRecord, StepPlan, StepRunEntry } from '../core/records.js';
+import type { RunRecord, SnapshotPlan, StepPlan, StepRunEntry } from '../core/records.js';
 import { ingestNeededUntil, ingestStart } from '../core/routing.js';
 import { CONFIG_TABLE_KEYS } from '../core/tables.js';
 import { HOUR_MS, ZoneCalendar } from '../core/windows.js';
@@ -42,6 +42,8 @@ import { commitStep as commitEngineStep } from '../engine/commit.js';
 import { runExportTask } from '../engine/export-task.js';
 import { ingestArrivalHour } from '../engine/ingest.js';
 import { advanceIngestWatermark, planStep as planEngineStep } from '../engine/plan.js';
+import { commitSnapshot, planSnapshot, runSnapshotTask } from '../engine/snapshot.js';
+import { ingestSnapshotHour } from '../engine/snapshot-ingest.js';
 import { pauseEndedTrials, type ReviewOutcome, reviewPipeline } from '../management/pipelines.js';
 import type { DataRuntime, Runtime } from './runtime.js';
 
@@ -165,7 +167,7 @@ export async function prepareIngest(rt: Runtime, step: StepInput): Promise<Prepa
   await checkStateConfig(stores, config);
   const calendar = new ZoneCalendar(config.time_zone);
   const watermark = await advanceIngestWatermark(stores.state, ingestStart(config, calendar));
-  const needed = ingestNeededUntil(stepFromId(config, calendar, step.step_id), calendar);
+  const needed = ingestNeededUntil(config, stepFromId(config, calendar, step.step_id), calendar);
   const hours: number[] = [];
   for (let hour = watermark; hour < needed && hours.length <= INGEST_BATCH_HOURS; hour += HOUR_MS) {
     if ((await stores.state.getBytes(ingestRecordKey(hour))) === undefined) hours.push(hour);
@@ -188,7 +190,8 @@ export async function ingestHour(
     stores.state,
     ingestRecordKey(arrivalHour),
   );
-  const record = existing ?? (await ingestArrivalHour(stores, config, arrivalHour));
+  const ingest = config.data_source === 'events' ? ingestArrivalHour : ingestSnapshotHour;
+  const record = existing ?? (await ingest(stores, config, arrivalHour));
   if (existing === undefined)
     rt.metrics.record(dimensionsOf(config), { [METRICS.quarantined]: record.quarantined });
   return {
@@ -207,12 +210,11 @@ export async function planStep(rt: Runtime, step: StepInput): Promise<PlanOutput
   const calendar = new ZoneCalendar(config.time_zone);
   const stores = rt.stores(config);
   await advanceIngestWatermark(stores.state, ingestStart(config, calendar));
-  const plan = await planEngineStep(
-    stores,
-    config,
-    stepFromId(config, calendar, step.step_id),
-    rt.planLimits,
-  );
+  const ref = stepFromId(config, calendar, step.step_id);
+  const plan =
+    config.data_source === 'events' || ref.kind !== 'regular'
+      ? await planEngineStep(stores, config, ref, rt.planLimits)
+      : await planSnapshot(stores, config, ref.window, rt.planLimits);
   return { tasks: plan.tasks.map((_, task) => task) };
 }
 
@@ -223,8 +225,15 @@ export async function exportTask(
 ): Promise<{ task: number; parts: number }> {
   const { config, step_id } = input.step;
   const stores = rt.stores(config);
-  const plan = await readPlan(stores.state, step_id);
-  const result = await runExportTask(stores, config, plan, input.task);
+  const result =
+    config.data_source === 'events'
+      ? await runExportTask(stores, config, await readPlan<StepPlan>(stores.state, step_id), input.task)
+      : await runSnapshotTask(
+          stores,
+          config,
+          await readPlan<SnapshotPlan>(stores.state, step_id),
+          input.task,
+        );
   return { task: input.task, parts: result.parts.length };
 }
 
@@ -240,12 +249,17 @@ export async function commitStep(
   await renewLease(rt, step);
   const { config } = step;
   const stores = rt.stores(config);
+  const timing = { startedAt: parseInstant(step.started_at, 'started_at'), finishedAt: rt.clock() };
   const record =
     (await getJson<RunRecord>(stores.state, runRecordKey(step.step_id))) ??
-    (await commitEngineStep(stores, config, await readPlan(stores.state, step.step_id), {
-      startedAt: parseInstant(step.started_at, 'started_at'),
-      finishedAt: rt.clock(),
-    }));
+    (config.data_source === 'events'
+      ? await commitEngineStep(stores, config, await readPlan<StepPlan>(stores.state, step.step_id), timing)
+      : await commitSnapshot(
+          stores,
+          config,
+          await readPlan<SnapshotPlan>(stores.state, step.step_id),
+          timing,
+        ));
   const entry = succeededEntry(step, record);
   await rt.ledger.recordRun(entry);
   await rt.events.publish(STEP_SUCCEEDED, entry);
@@ -293,8 +307,8 @@ async function renewLease(rt: Runtime, step: StepInput): Promise<void> {
   await rt.locks.renew(step.project_id, step.owner, rt.clock(), rt.leaseMs);
 }
 
-async function readPlan(state: ObjectStore, id: string): Promise<StepPlan> {
-  const plan = await getJson<StepPlan>(state, planKey(id));
+async function readPlan<Plan extends StepPlan | SnapshotPlan>(state: ObjectStore, id: string): Promise<Plan> {
+  const plan = await getJson<Plan>(state, planKey(id));
   if (plan === undefined) throw new NotReadyError(`step ${id} has no plan: plan it before its tasks`);
   return plan;
 }
@@ -325,7 +339,7 @@ function succeededEntry(step: StepInput, record: RunRecord): StepRunEntry {
   };
 }
 
-function dimensionsOf(config: EventsPipelineConfig): { project_id: string; pipeline: string } {
+function dimensionsOf(config: PipelineConfig): { project_id: string; pipeline: string } {
   return { project_id: config.project_id, pipeline: config.name };
 }
 

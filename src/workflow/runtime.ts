@@ -1,5 +1,5 @@
 import type { LockStore } from '../core/lock.js';
-import type { EventsPipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig } from '../core/pipeline-config.js';
 import type {
   EventSink,
   MetricsSink,
@@ -35,7 +35,7 @@ export interface Runtime {
   /** How steps are cut into tasks; default `DEFAULT_PLAN_LIMITS`. */
   readonly planLimits?: PlanLimits;
   /** The stores of one pipeline. */
-  stores(config: EventsPipelineConfig): EngineStores;
+  stores(config: PipelineConfig): EngineStores;
 }
 
 /** Default lease for local runs (the stack derives its own from the step timeout). */

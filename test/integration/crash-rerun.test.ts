@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { manifestKey, partKey, rawHourPrefix, runRecordKey, stagedKey } from '../../src/core/layout.js';
-import { parseEventsPipelineConfig } from '../../src/core/pipeline-config.js';
+import { parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import { completeArrivalHours, dueSteps } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { commitStep } from '../../src/engine/commit.js';
@@ -16,7 +16,7 @@ import { defaultStateFolder, localStores } from '../../src/local/local-stores.js
 import { runLocalPipeline } from '../../src/local/run.js';
 import { assertSameTree, outputTree, tempFolder } from '../support/fixtures.js';
 
-const config = parseEventsPipelineConfig({
+const config = parsePipelineConfig({
   project_id: 'crashy',
   name: 'events-daily',
   frequency: 'daily',

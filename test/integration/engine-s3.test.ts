@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { S3ObjectStore } from '../../src/adapters/s3-object-store.js';
 import { listAll } from '../../src/core/object-store.js';
-import { parseEventsPipelineConfig } from '../../src/core/pipeline-config.js';
+import { parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import type { EngineStores } from '../../src/engine/stores.js';
 import { generateLandingZone } from '../../src/local/generate.js';
@@ -13,7 +13,7 @@ import { createBucket, type Moto, s3ClientFor, startMoto } from '../../src/local
 import { pipelineId, runLocalPipeline, runPipelines } from '../../src/local/run.js';
 import { assertSameTree, outputTree, readTree, tempFolder } from '../support/fixtures.js';
 
-const config = parseEventsPipelineConfig({
+const config = parsePipelineConfig({
   project_id: 'acme',
   name: 'events-daily',
   frequency: 'daily',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { type EventsPipelineConfig, parseEventsPipelineConfig } from '../../src/core/pipeline-config.js';
+import { type PipelineConfig, parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import { addDays, ZoneCalendar } from '../../src/core/windows.js';
 import { startControlPlane } from '../../src/local/control-plane.js';
 import { generateLandingZone } from '../../src/local/generate.js';
@@ -40,7 +40,7 @@ const HOUR = 3_600_000;
 
 interface Scenario {
   readonly name: string;
-  readonly config: EventsPipelineConfig;
+  readonly config: PipelineConfig;
   readonly firstDay: string;
   readonly days: number;
 }
@@ -48,7 +48,7 @@ interface Scenario {
 const scenarios: Scenario[] = [
   {
     name: 'daily with sync across the New York fall-back day',
-    config: parseEventsPipelineConfig({
+    config: parsePipelineConfig({
       project_id: 'acme',
       name: 'events-daily',
       frequency: 'daily',
@@ -61,7 +61,7 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'hourly with sync at UTC+05:45',
-    config: parseEventsPipelineConfig({
+    config: parsePipelineConfig({
       project_id: 'himalaya',
       name: 'events-hourly',
       frequency: 'hourly',
@@ -74,7 +74,7 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'daily without sync, filtered to two event names',
-    config: parseEventsPipelineConfig({
+    config: parsePipelineConfig({
       project_id: 'filtered',
       name: 'events-daily',
       frequency: 'daily',
@@ -244,6 +244,6 @@ describe('dedup slices and task fan-out', () => {
   });
 });
 
-function foldersFor(raw: string, out: string, config: EventsPipelineConfig) {
+function foldersFor(raw: string, out: string, config: PipelineConfig) {
   return { raw, out, state: defaultStateFolder(out, config.project_id, config.name) };
 }

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { rawHourPrefix } from '../../src/core/layout.js';
 import type { LockStore } from '../../src/core/lock.js';
-import { type EventsPipelineConfig, parseEventsPipelineConfig } from '../../src/core/pipeline-config.js';
+import { type PipelineConfig, parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import { dueSteps } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { projectExecutionName, STEP_FAILED, STEP_SUCCEEDED, TASK_STATES } from '../../src/core/workflow.js';
@@ -33,14 +33,14 @@ import { assertSameTree, outputTree, tempFolder } from '../support/fixtures.js';
 const MINUTE = 60_000;
 const calendar = new ZoneCalendar('Europe/Berlin');
 const FIRST_DAY = '2024-03-08';
-const hourly = parseEventsPipelineConfig({
+const hourly = parsePipelineConfig({
   project_id: 'orbit',
   name: 'events-hourly',
   frequency: 'hourly',
   time_zone: 'Europe/Berlin',
   from_date: FIRST_DAY,
 });
-const daily = parseEventsPipelineConfig({ ...hourly, name: 'events-daily', frequency: 'daily', sync: true });
+const daily = parsePipelineConfig({ ...hourly, name: 'events-daily', frequency: 'daily', sync: true });
 
 /** Local workflows over folders, with a clock the test sets. */
 interface Harness {
@@ -421,6 +421,6 @@ function succeededSteps(h: Harness): string[] {
   return h.events.events.filter((e) => e.detailType === STEP_SUCCEEDED).map((e) => e.detail.step_id);
 }
 
-async function committed(h: Harness, config: EventsPipelineConfig): Promise<Set<string>> {
+async function committed(h: Harness, config: PipelineConfig): Promise<Set<string>> {
   return committedStepIds(h.runtime.stores(config));
 }

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { nextStep, type PipelineBacklog } from '../../src/core/fairness.js';
 import { stepId } from '../../src/core/layout.js';
-import { parseEventsPipelineConfig } from '../../src/core/pipeline-config.js';
+import { parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import { type DueStep, dueSteps } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 
@@ -45,14 +45,14 @@ describe('fairness under a long backfill (simulated schedule)', () => {
         (zone, minutesPerStep) => {
           // Arrange: a daily pipeline backfilling 60 days and an hourly one starting today.
           const calendar = new ZoneCalendar(zone);
-          const backfill = parseEventsPipelineConfig({
+          const backfill = parsePipelineConfig({
             project_id: 'p',
             name: 'backfill',
             frequency: 'daily',
             time_zone: zone,
             from_date: '2024-01-01',
           });
-          const hourly = parseEventsPipelineConfig({
+          const hourly = parsePipelineConfig({
             project_id: 'p',
             name: 'hourly',
             frequency: 'hourly',

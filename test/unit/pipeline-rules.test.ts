@@ -3,9 +3,9 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ConfigError } from '../../src/core/errors.js';
 import {
-  checkEventsPipelineConfig,
+  checkPipelineConfig,
   DEFAULT_PART_MAX_BYTES,
-  parseEventsPipelineConfig,
+  parsePipelineConfig,
 } from '../../src/core/pipeline-config.js';
 import {
   destinationOf,
@@ -35,7 +35,7 @@ const CREATED = Date.parse('2026-03-10T03:00:00Z');
 
 /** The problems of BASE with `extra` applied; fails when the config validates. */
 function problemsOf(extra: Fields): readonly string[] {
-  const result = checkEventsPipelineConfig({ ...BASE, ...extra });
+  const result = checkPipelineConfig({ ...BASE, ...extra });
   assert.ok(result.problems !== undefined, `expected ${JSON.stringify(extra)} to be refused`);
   assert.equal(result.config, undefined);
   return result.problems;
@@ -54,20 +54,20 @@ const fieldsOf = (problems: readonly string[] | undefined): string[] =>
   (problems ?? []).map((p) => p.split(':')[0] ?? '');
 
 function accepts(extra: Fields): void {
-  const result = checkEventsPipelineConfig({ ...BASE, ...extra });
+  const result = checkPipelineConfig({ ...BASE, ...extra });
   assert.deepEqual(result.problems, undefined, `expected ${JSON.stringify(extra)} to validate`);
 }
 
 const stored = (extra: Fields): StoredPipeline => readStoredPipeline({ ...BASE, ...extra });
 const candidate = (extra: Fields, createdAt = CREATED): RuleCandidate => ({
-  config: parseEventsPipelineConfig({ ...BASE, ...extra }),
+  config: parsePipelineConfig({ ...BASE, ...extra }),
   created_at: createdAt,
 });
 
-describe('eventsPipelineSchema', () => {
+describe('pipelineSchema', () => {
   test('fills the defaults of a minimal config', () => {
     const defaults = { trial: false, sync: false, s3_encryption: 'aes', compression_level: 1 };
-    assert.deepEqual(checkEventsPipelineConfig(BASE), {
+    assert.deepEqual(checkPipelineConfig(BASE), {
       config: { ...BASE, ...defaults, data_source: 'events', part_max_bytes: DEFAULT_PART_MAX_BYTES },
     });
   });
@@ -149,9 +149,9 @@ describe('eventsPipelineSchema', () => {
     assert.deepEqual(fieldsOf(mixed).sort(), ['s3_bucket', 's3_kms_key_id', 'time_zone']);
   });
 
-  test('parseEventsPipelineConfig throws a ConfigError listing every problem', () => {
+  test('parsePipelineConfig throws a ConfigError listing every problem', () => {
     assert.throws(
-      () => parseEventsPipelineConfig({ ...BASE, s3_bucket: 'Bad', s3_region: 'nowhere' }),
+      () => parsePipelineConfig({ ...BASE, s3_bucket: 'Bad', s3_region: 'nowhere' }),
       (error: unknown) =>
         error instanceof ConfigError &&
         /s3_bucket: /.test(error.message) &&
@@ -268,7 +268,7 @@ describe('ruleProblems: events pipelines per project and destinations', () => {
 
   test('prefix "a" and "a/" are the same destination', () => {
     const destination = (extra: Fields): string =>
-      destinationOf(parseEventsPipelineConfig({ ...BASE, ...extra }));
+      destinationOf(parsePipelineConfig({ ...BASE, ...extra }));
     assert.equal(destination({ s3_bucket: 'bkt', s3_prefix: 'a/' }), 's3://bkt/a/');
     assert.equal(destination({ s3_bucket: 'bkt', s3_prefix: 'a' }), 's3://bkt/a/');
     assert.equal(destination({ s3_bucket: 'bkt' }), 's3://bkt/');

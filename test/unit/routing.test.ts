@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { stepId } from '../../src/core/layout.js';
-import { parseEventsPipelineConfig } from '../../src/core/pipeline-config.js';
+import { parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import { FILTERED, LATE_NOT_SYNCED, OUTSIDE_RANGE } from '../../src/core/records.js';
 import {
   completeArrivalHours,
@@ -23,7 +23,7 @@ const ZONES = [
 ];
 
 function config(overrides: Record<string, unknown> = {}) {
-  return parseEventsPipelineConfig({
+  return parsePipelineConfig({
     project_id: 'p1',
     name: 'events',
     frequency: 'daily',
@@ -115,7 +115,7 @@ describe('scheduling invariants (property-based)', () => {
         // The step runs no earlier than the end of the hour its event arrived in...
         assert.ok(arrivalHour + HOUR_MS <= dueAt);
         // ...and waits for the ingest of that hour, which is complete by the time the step is due.
-        const needed = ingestNeededUntil(step, calendar);
+        const needed = ingestNeededUntil(pipeline, step, calendar);
         assert.ok(arrivalHour < needed);
         assert.ok(needed <= dueAt);
         // The window contains the event.

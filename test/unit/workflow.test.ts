@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { stepId } from '../../src/core/layout.js';
-import { parseEventsPipelineConfig } from '../../src/core/pipeline-config.js';
+import { parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import { dueSteps } from '../../src/core/routing.js';
 import { ZoneCalendar } from '../../src/core/windows.js';
 import { projectExecutionName, stepFromId } from '../../src/core/workflow.js';
@@ -31,7 +31,7 @@ describe('projectExecutionName', () => {
 });
 
 describe('stepFromId', () => {
-  const config = parseEventsPipelineConfig({
+  const config = parsePipelineConfig({
     project_id: 'p',
     name: 'events',
     frequency: 'hourly',
