@@ -21,7 +21,7 @@ import {
 
 /** One validated link between distinct ids. */
 export interface IdentityLink {
-  /** Every id the link joins (two or more, distinct). */
+  /** Every id the link names, distinct: two or more, or one for a link of an id to itself. */
   readonly ids: readonly string[];
   /** The id whose cluster's canonical id the joined cluster keeps; absent for `$merge`. */
   readonly target?: string;
@@ -59,7 +59,7 @@ export function parseIdentityLine(line: Buffer): Parsed {
     case '$merge': {
       const list = ownField(props, '$distinct_ids');
       const ids = Array.isArray(list) ? list.map(idOf) : [];
-      if (ids.length < 2 || ids.some((id) => id === undefined))
+      if (ids.some((id) => id === undefined) || unique(ids as string[]).length < 2)
         return rejectedLine('missing_id', '"properties.$distinct_ids" must list two or more distinct ids');
       return withTime(props, 'time', 'properties.', { ids: unique(ids as string[]) });
     }
@@ -127,14 +127,9 @@ export class IdentityFold {
     return this.find(canonical);
   }
 
-  /** True when some canonical id lost to another (the table needs rewriting, not just new rows). */
-  get merged(): boolean {
-    return this.parent.size > 0;
-  }
-
-  /** Old canonical ids and the canonical id each now resolves to. */
+  /** Canonical ids the table held that lost to another, and the canonical id each now resolves to. */
   *remapped(): Iterable<[string, string]> {
-    for (const id of this.parent.keys()) yield [id, this.find(id)];
+    for (const id of this.parent.keys()) if (!this.added.has(id)) yield [id, this.find(id)];
   }
 
   /** Ids the table did not have, with their canonical ids. */

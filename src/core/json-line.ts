@@ -20,7 +20,8 @@ export function parseJsonValue(
 ): { readonly ok: true; readonly value: unknown } | Rejected<JsonLineProblem> {
   if (!isUtf8(line)) return rejectedLine('invalid_utf8', 'the line is not valid UTF-8');
   const text = line.toString('utf8');
-  if (text.trim() === '') return rejectedLine('empty_line', 'the line is empty or only whitespace');
+  // Only JSON's own whitespace makes a line empty; anything else is invalid JSON.
+  if (/^[ \t\r\n]*$/.test(text)) return rejectedLine('empty_line', 'the line is empty or only whitespace');
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
   } catch (err) {

@@ -14,8 +14,8 @@ import { addOwnerCount, type IngestRecord, type OwnerCounts, type StagedObject }
 import { EventRouter } from '../core/routing.js';
 import { floorHour, ZoneCalendar } from '../core/windows.js';
 import { NdjsonObjectWriter, RollingWriters, type Segment } from './object-writers.js';
-import { type LineSink, readSourceLines } from './source-lines.js';
 import { Quarantine } from './quarantine.js';
+import { type LineSink, readSourceLines } from './source-lines.js';
 import type { EngineStores } from './stores.js';
 
 /** Staging is internal and short-lived: deflating it would make every event pay for compression twice. */
