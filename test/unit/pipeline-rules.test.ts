@@ -128,6 +128,18 @@ describe('pipelineSchema', () => {
     accepts({ trial: false, frequency: 'hourly', sync: true });
   });
 
+  test('people and identity pipelines have no sync and no event filter', () => {
+    for (const data_source of ['people', 'identity']) {
+      accepts({ data_source, frequency: 'hourly' });
+      assert.match(
+        onlyProblemOn({ data_source, sync: true }, 'sync'),
+        new RegExp(`false for a ${data_source}`),
+      );
+      assert.match(onlyProblemOn({ data_source, event_names: ['a'] }, 'event_names'), /only used by events/);
+    }
+    assert.match(onlyProblemOn({ data_source: 'profiles' }, 'data_source'), /events.*people.*identity/);
+  });
+
   test('refuses unknown fields, unknown time zones and a to_date before from_date', () => {
     assert.match(problemsOf({ s3_buckett: 'x' }).join('\n'), /Unrecognized key.*"s3_buckett"/);
     assert.match(
@@ -267,8 +279,7 @@ describe('ruleProblems: events pipelines per project and destinations', () => {
   });
 
   test('prefix "a" and "a/" are the same destination', () => {
-    const destination = (extra: Fields): string =>
-      destinationOf(parsePipelineConfig({ ...BASE, ...extra }));
+    const destination = (extra: Fields): string => destinationOf(parsePipelineConfig({ ...BASE, ...extra }));
     assert.equal(destination({ s3_bucket: 'bkt', s3_prefix: 'a/' }), 's3://bkt/a/');
     assert.equal(destination({ s3_bucket: 'bkt', s3_prefix: 'a' }), 's3://bkt/a/');
     assert.equal(destination({ s3_bucket: 'bkt' }), 's3://bkt/');
@@ -309,6 +320,46 @@ describe('ruleProblems: events pipelines per project and destinations', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('ruleProblems: people and identity pipelines', () => {
+  test('do not count towards the events limit, and the events pipelines do not count against them', () => {
+    const others = [stored({ name: 'a', s3_prefix: 'a' }), stored({ name: 'b', s3_prefix: 'b' })];
+    assert.deepEqual(ruleProblems(candidate({ name: 'people', data_source: 'people' }), others), []);
+    assert.deepEqual(ruleProblems(candidate({ name: 'ids', data_source: 'identity' }), others), []);
+    const snapshots = [
+      stored({ name: 'people', data_source: 'people' }),
+      stored({ name: 'ids', data_source: 'identity' }),
+    ];
+    assert.deepEqual(
+      ruleProblems(candidate({ name: 'c', s3_prefix: 'c' }), [...others.slice(0, 1), ...snapshots]),
+      [],
+    );
+  });
+
+  test('two snapshots of one data source may not share a destination, whatever their dates', () => {
+    const others = [
+      stored({ name: 'people', data_source: 'people', from_date: '2026-01-01', to_date: '2026-01-02' }),
+    ];
+    const problems = ruleProblems(
+      candidate({ name: 'people-2', data_source: 'people', from_date: '2027-01-01' }),
+      others,
+    );
+    assert.equal(problems.length, 1);
+    assert.match(
+      problems[0]!,
+      /"people" already writes the people snapshot to s3:\/\/\(deployment destination\)\/: use another s3_bucket or s3_prefix/,
+    );
+    assert.deepEqual(
+      ruleProblems(candidate({ name: 'people-2', data_source: 'people', s3_prefix: 'x' }), others),
+      [],
+    );
+    assert.deepEqual(ruleProblems(candidate({ name: 'ids', data_source: 'identity' }), others), []);
+    const paused = [stored({ name: 'people', data_source: 'people', status: 'paused' })];
+    assert.equal(ruleProblems(candidate({ name: 'people-2', data_source: 'people' }), paused).length, 1);
+    const deleted = [stored({ name: 'people', data_source: 'people', status: 'deleted' })];
+    assert.deepEqual(ruleProblems(candidate({ name: 'people-2', data_source: 'people' }), deleted), []);
   });
 });
 
