@@ -155,6 +155,9 @@ export const METRICS = {
   lateEvents: 'LateEventsExported',
   duplicatesDropped: 'DuplicatesDropped',
   quarantined: 'LinesQuarantined',
+  /** People and identity: lines of the snapshot written, and updates or links folded into it. */
+  snapshotRecords: 'SnapshotRecords',
+  updatesFolded: 'UpdatesFolded',
   /** Regular steps: seconds from the window's end to the commit (SLA 24 h). */
   exportLag: 'ExportLagSeconds',
   /** Sync steps: seconds from the arrival day's end to the commit (SLA 24 h + 24 h). */

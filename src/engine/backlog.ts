@@ -33,6 +33,22 @@ export async function pipelineBacklog(
 }
 
 /**
+ * When the pipeline's next step became due (at or before `now`): its oldest uncommitted step, or for a
+ * snapshot pipeline the first window after its last snapshot. A schedule that had fired all along
+ * would have run it then.
+ */
+export async function firstPendingDue(
+  stores: EngineStores,
+  config: PipelineConfig,
+  now: number,
+): Promise<number | undefined> {
+  const due = dueSteps(config, new ZoneCalendar(config.time_zone), now);
+  const committed = await committedStepIds(stores);
+  if (config.data_source === 'events') return due.find((d) => !committed.has(d.id))?.dueAt;
+  return due[due.findLastIndex((d) => committed.has(d.id)) + 1]?.dueAt;
+}
+
+/**
  * The state remembers the config it was built with: a run with other settings would mix results, so
  * it stops with the differences named.
  */

@@ -22,7 +22,7 @@ import {
   STEP_FAILED,
   TASK_STATES,
 } from '../core/workflow.js';
-import { committedStepIds, pipelineBacklog } from '../engine/backlog.js';
+import { committedStepIds, firstPendingDue, pipelineBacklog } from '../engine/backlog.js';
 import type { PlanLimits } from '../engine/plan.js';
 import type { EngineStores } from '../engine/stores.js';
 import type { Runtime } from '../workflow/runtime.js';
@@ -318,8 +318,8 @@ async function earliestPendingDue(
 ): Promise<number | undefined> {
   let earliest: number | undefined;
   for (const config of configs) {
-    const first = (await pipelineBacklog(stores(config), config, until))[0];
-    if (first !== undefined && (earliest === undefined || first.dueAt < earliest)) earliest = first.dueAt;
+    const first = await firstPendingDue(stores(config), config, until);
+    if (first !== undefined && (earliest === undefined || first < earliest)) earliest = first;
   }
   return earliest;
 }

@@ -58,9 +58,15 @@ export async function pipelineStanding(
   const committed = await committedStepIds(stores);
   const upcoming = dueSteps(config, calendar, now + LOOKAHEAD_MS);
   const due = upcoming.filter((step) => step.dueAt <= now);
-  const pending = due.filter((step) => !committed.has(step.id));
   const regular = due.filter((step) => step.step.kind === 'regular');
-  const exported = regular.filter((step) => committed.has(step.id));
+  let pending = due.filter((step) => !committed.has(step.id));
+  let exported = regular.filter((step) => committed.has(step.id));
+  if (config.data_source !== 'events') {
+    // A snapshot covers every window up to its own; only the latest due window is ever run.
+    const lastIndex = regular.findLastIndex((step) => committed.has(step.id));
+    exported = regular.slice(0, lastIndex + 1);
+    pending = lastIndex === regular.length - 1 ? [] : regular.slice(-1);
+  }
   const last = exported.at(-1);
   const lastEnd = last?.step.kind === 'regular' ? last.step.window.end : calendar.dayStart(config.from_date);
   const oldestPending = pending[0];

@@ -263,11 +263,21 @@ export async function commitStep(
   const entry = succeededEntry(step, record);
   await rt.ledger.recordRun(entry);
   await rt.events.publish(STEP_SUCCEEDED, entry);
-  rt.metrics.record(dimensionsOf(config), {
-    [METRICS.eventsExported]: record.exported,
-    [METRICS.lateEvents]: record.kind === 'sync' ? record.exported : 0,
-    [METRICS.duplicatesDropped]: record.duplicates,
+  const lag = {
     [record.kind === 'sync' ? METRICS.syncExportLag : METRICS.exportLag]: entry.export_lag_s ?? 0,
+  };
+  rt.metrics.record(dimensionsOf(config), {
+    ...(record.snapshot === undefined
+      ? {
+          [METRICS.eventsExported]: record.exported,
+          [METRICS.lateEvents]: record.kind === 'sync' ? record.exported : 0,
+          [METRICS.duplicatesDropped]: record.duplicates,
+        }
+      : {
+          [METRICS.snapshotRecords]: record.exported,
+          [METRICS.updatesFolded]: record.snapshot.updates + record.snapshot.links,
+        }),
+    ...lag,
     [METRICS.duration]: record.duration_ms / 1000,
   });
   rt.log.info('step committed', { ...entry });

@@ -2,9 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
 import { FsObjectStore } from '../../src/adapters/fs-object-store.js';
-import { parseIdentityLine } from '../../src/core/identity.js';
 import {
   ingestRecordKey,
   planKey,
@@ -15,14 +13,6 @@ import {
 } from '../../src/core/layout.js';
 import { getJson, type ObjectStore } from '../../src/core/object-store.js';
 import { type PipelineConfig, parsePipelineConfig } from '../../src/core/pipeline-config.js';
-import {
-  applyUpdate,
-  emptyFoldCounts,
-  mergeProfile,
-  type ProfileUpdate,
-  type Properties,
-  parseProfileUpdate,
-} from '../../src/core/profiles.js';
 import type { IngestRecord, SnapshotManifest, SnapshotPlan } from '../../src/core/records.js';
 import { ingestStart } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
@@ -32,6 +22,7 @@ import { ingestSnapshotHour } from '../../src/engine/snapshot-ingest.js';
 import type { EngineStores } from '../../src/engine/stores.js';
 import { generateProfileLandingZone } from '../../src/local/generate-profiles.js';
 import { outputTree, readTree, tempFolder } from '../support/fixtures.js';
+import { modelSnapshot, readSnapshot } from '../support/snapshot-model.js';
 
 const DAY = '2024-11-01';
 const T0 = Date.parse(`${DAY}T00:00:00Z`);
@@ -103,32 +94,6 @@ async function writeRaw(
   );
 }
 
-/** The snapshot a reader following the manifest sees: distinct id -> line. */
-async function readSnapshot(out: ObjectStore, source: 'people' | 'identity'): Promise<Map<string, unknown>> {
-  const manifest = await getJson<SnapshotManifest>(out, snapshotManifestKey('acme', source));
-  assert.ok(manifest, 'a manifest is in place');
-  const rows = new Map<string, unknown>();
-  let records = 0;
-  for (const part of manifest.parts) {
-    const bytes = await out.getBytes(`${snapshotFolder('acme', source)}${part.file}`);
-    assert.ok(bytes, `part ${part.file} listed by the manifest exists`);
-    const lines = gunzipSync(bytes).toString('utf8').split('\n').filter(Boolean);
-    assert.equal(lines.length, part.records);
-    for (const line of lines) {
-      const row = JSON.parse(line) as {
-        distinct_id: string;
-        properties?: unknown;
-        resolved_distinct_id?: string;
-      };
-      assert.ok(!rows.has(row.distinct_id), `${row.distinct_id} appears once`);
-      rows.set(row.distinct_id, source === 'people' ? row.properties : row.resolved_distinct_id);
-      records += 1;
-    }
-  }
-  assert.equal(records, manifest.records);
-  return rows;
-}
-
 const at = (hours: number, minutes = 0) => T0 + hours * HOUR_MS + minutes * 60_000;
 const day = (n: number) => `2024-11-0${n}`;
 
@@ -160,7 +125,7 @@ describe('people snapshots', () => {
       ]);
       const s = stores(dir.path);
       await runDay(s, config, day(1));
-      const snapshot = await readSnapshot(s.destination, 'people');
+      const snapshot = await readSnapshot(s.destination, 'acme', 'people');
       assert.deepEqual(
         snapshot,
         new Map<string, unknown>([
@@ -190,7 +155,7 @@ describe('people snapshots', () => {
       ]);
       await runDay(s, config, day(2));
       assert.deepEqual(
-        await readSnapshot(s.destination, 'people'),
+        await readSnapshot(s.destination, 'acme', 'people'),
         new Map<string, unknown>([
           ['ann', { plan: 'free', n: 2 }],
           ['dee', { plan: 'team' }],
@@ -228,7 +193,7 @@ describe('people snapshots', () => {
       ]);
       await runDay(s, config, day(2));
       assert.deepEqual(
-        await readSnapshot(s.destination, 'people'),
+        await readSnapshot(s.destination, 'acme', 'people'),
         new Map<string, unknown>([
           ['user-1', { b: 'user', a: 1, c: 3 }],
           ['user-2', { d: 2, n: 1 }],
@@ -241,7 +206,7 @@ describe('people snapshots', () => {
       await writeRaw(dir.path, 'people', at(49), [{ $distinct_id: 'device-2', $add: { n: 1 } }]);
       await runDay(s, config, day(3));
       assert.deepEqual(
-        await readSnapshot(s.destination, 'people'),
+        await readSnapshot(s.destination, 'acme', 'people'),
         new Map<string, unknown>([['user-1', { b: 'user', a: 1, c: 3, d: 2, n: 2 }]]),
       );
     } finally {
@@ -282,7 +247,7 @@ describe('people snapshots', () => {
         'acme/_quarantine/identity/2024/11/01/03/quarantine-p000.json.gz',
         'acme/_quarantine/people/2024/11/01/03/quarantine-p000.json.gz',
       ]);
-      assert.deepEqual(await readSnapshot(s.destination, 'people'), new Map([['ann', { a: 1 }]]));
+      assert.deepEqual(await readSnapshot(s.destination, 'acme', 'people'), new Map([['ann', { a: 1 }]]));
     } finally {
       await dir.cleanup();
     }
@@ -303,7 +268,7 @@ describe('identity snapshots', () => {
       ]);
       await runDay(s, config, day(1));
       assert.deepEqual(
-        await readSnapshot(s.destination, 'identity'),
+        await readSnapshot(s.destination, 'acme', 'identity'),
         new Map([
           ['d1', 'u1'],
           ['d2', 'u1'],
@@ -315,7 +280,7 @@ describe('identity snapshots', () => {
       );
       await writeRaw(dir.path, 'identity', at(30), [{ distinct_id: 'u1', resolved_distinct_id: 'd3' }]);
       await runDay(s, config, day(2));
-      const after2 = await readSnapshot(s.destination, 'identity');
+      const after2 = await readSnapshot(s.destination, 'acme', 'identity');
       assert.deepEqual([...new Set(after2.values())], ['u3']);
       assert.equal(after2.size, 6);
     } finally {
@@ -323,71 +288,6 @@ describe('identity snapshots', () => {
     }
   });
 });
-
-/** The documented semantics, computed naively over the whole landing zone, run by run. */
-async function modelSnapshot(raw: string, runs: readonly number[]): Promise<Map<string, unknown>> {
-  const canonical = new Map<string, string>(); // every id -> canonical (naive: rewritten in full)
-  let profiles = new Map<string, Properties>();
-  let from = T0;
-  const lines = async (source: 'people' | 'identity', hour: number) => {
-    const dirPath = join(raw, rawHourPrefix('acme', hour, source));
-    const files = await readdir(dirPath).catch(() => [] as string[]);
-    const all: Buffer[] = [];
-    for (const file of files.sort()) {
-      const bytes = (await readTree(dirPath)).get(file) as Buffer;
-      const text = file.endsWith('.gz') ? gunzipSync(bytes) : bytes;
-      all.push(
-        ...text
-          .toString('utf8')
-          .split('\n')
-          .slice(0, -1)
-          .map((l) => Buffer.from(l)),
-      );
-    }
-    return all;
-  };
-  for (const cut of runs) {
-    const links: { time: number; order: number; ids: readonly string[]; target?: string }[] = [];
-    const updates: { time: number; order: number; update: ProfileUpdate }[] = [];
-    for (let hour = from; hour < cut; hour += HOUR_MS) {
-      for (const line of await lines('identity', hour)) {
-        const parsed = parseIdentityLine(line);
-        if (parsed.ok) links.push({ time: parsed.link.timeMs ?? hour, order: links.length, ...parsed.link });
-      }
-      for (const line of await lines('people', hour)) {
-        const parsed = parseProfileUpdate(line);
-        if (parsed.ok)
-          updates.push({ time: parsed.update.timeMs ?? hour, order: updates.length, update: parsed.update });
-      }
-    }
-    links.sort((a, b) => a.time - b.time || a.order - b.order);
-    const find = (id: string) => canonical.get(id) ?? id;
-    for (const link of links) {
-      const roots = [...new Set(link.ids.map(find))];
-      const winner = link.target === undefined ? [...roots].sort()[0]! : find(link.target);
-      for (const id of link.ids) if (!canonical.has(id)) canonical.set(id, id);
-      for (const [id, c] of canonical) if (roots.includes(c)) canonical.set(id, winner);
-    }
-    const moved = new Map<string, Properties>();
-    for (const [id, properties] of profiles) if (find(id) !== id) moved.set(id, properties);
-    const next = new Map<string, Properties>();
-    for (const [id, properties] of profiles) if (!moved.has(id)) next.set(id, properties);
-    for (const [id, properties] of [...moved].sort(([a], [b]) =>
-      JSON.stringify(a) < JSON.stringify(b) ? -1 : 1,
-    ))
-      next.set(find(id), mergeProfile(next.get(find(id)), properties));
-    profiles = next;
-    updates.sort((a, b) => a.time - b.time || a.order - b.order);
-    for (const { update } of updates) {
-      const id = find(update.distinctId);
-      const result = applyUpdate(profiles.get(id), update, emptyFoldCounts());
-      if (result === undefined) profiles.delete(id);
-      else profiles.set(id, result);
-    }
-    from = cut;
-  }
-  return new Map([...profiles].map(([id, p]) => [id, JSON.parse(JSON.stringify(p))]));
-}
 
 describe('snapshots match the documented semantics computed naively', () => {
   let raw: { path: string; cleanup: () => Promise<void> };
@@ -417,10 +317,12 @@ describe('snapshots match the documented semantics computed naively', () => {
         assert.ok((plan?.merged ?? 0) > 0 || schedule.length === 1, 'profiles merged');
         const expected = await modelSnapshot(
           join(raw.path, 'raw'),
+          'acme',
+          T0,
           schedule.map((n) => T0 + n * 24 * HOUR_MS),
         );
         assert.ok(expected.size > 50);
-        assert.deepEqual(await readSnapshot(s.destination, 'people'), expected);
+        assert.deepEqual(await readSnapshot(s.destination, 'acme', 'people'), expected);
       } finally {
         await dir.cleanup();
       }
@@ -501,7 +403,7 @@ describe('a snapshot step that crashes anywhere and runs again ends exactly as a
             snapshotManifestKey('acme', 'people'),
           );
           assert.equal(manifest?.step_id, 'daily-2024-11-02');
-          await readSnapshot(s.destination, 'people');
+          await readSnapshot(s.destination, 'acme', 'people');
         }
         await runDay(s, config, day(2));
         const expected = await readTree(join(clean.path, 'out'));
