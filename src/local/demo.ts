@@ -7,9 +7,11 @@
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { formatReconciliation } from '../cli/format.js';
+import { snapshotFolder } from '../core/layout.js';
 import { type PipelineConfig, parsePipelineConfig } from '../core/pipeline-config.js';
 import { addDays, ZoneCalendar } from '../core/windows.js';
 import { generateLandingZone } from './generate.js';
+import { generateProfileLandingZone } from './generate-profiles.js';
 import { defaultStateFolder } from './local-stores.js';
 import { runLocalPipelines } from './run.js';
 
@@ -33,6 +35,22 @@ const pipelines: PipelineConfig[] = [
     from_date: FIRST_DAY,
   }),
   parsePipelineConfig({
+    project_id: 'acme',
+    name: 'people-daily',
+    data_source: 'people',
+    frequency: 'daily',
+    time_zone: 'America/New_York',
+    from_date: FIRST_DAY,
+  }),
+  parsePipelineConfig({
+    project_id: 'acme',
+    name: 'identity-daily',
+    data_source: 'identity',
+    frequency: 'daily',
+    time_zone: 'America/New_York',
+    from_date: FIRST_DAY,
+  }),
+  parsePipelineConfig({
     project_id: 'himalaya',
     name: 'events-hourly',
     frequency: 'hourly',
@@ -45,9 +63,9 @@ const pipelines: PipelineConfig[] = [
 async function main(): Promise<number> {
   await rm(root, { recursive: true, force: true });
   process.stdout.write(
-    `Generating ${EVENT_DAYS} days of events for ${pipelines.length} projects in ${raw}\n`,
+    `Generating ${EVENT_DAYS} days of events for 2 projects, and of profile updates for one, in ${raw}\n`,
   );
-  for (const [index, config] of pipelines.entries()) {
+  for (const [index, config] of pipelines.filter((p) => p.data_source === 'events').entries()) {
     const calendar = new ZoneCalendar(config.time_zone);
     const stats = await generateLandingZone({
       rawDir: raw,
@@ -62,6 +80,20 @@ async function main(): Promise<number> {
         `${stats.late} late, ${stats.malformed} malformed lines, ${stats.arrivalHours} arrival hours\n`,
     );
   }
+
+  const profiles = await generateProfileLandingZone({
+    rawDir: raw,
+    projectId: 'acme',
+    seed: 2024,
+    start: new ZoneCalendar('America/New_York').dayStart(FIRST_DAY),
+    hours: EVENT_DAYS * 24,
+    updatesPerHour: 200,
+    users: 2000,
+  });
+  process.stdout.write(
+    `  acme profiles: ${profiles.updates} profile updates, ${profiles.identityEvents} identity events, ` +
+      `${profiles.malformed} malformed lines\n`,
+  );
 
   // Operate both projects as the schedule would, from the first day until every late event is synced.
   const until = Math.max(
@@ -94,8 +126,12 @@ async function main(): Promise<number> {
   let ok = true;
   for (const { config, ...result } of results.values()) {
     process.stdout.write(
-      `\n== ${config.project_id}/${config.name} (${config.frequency}, sync, ${config.time_zone}) ==\n` +
-        `output:     ${join(bucket, config.project_id, 'mp_master_event')}/YYYY/MM/DD/\n` +
+      `\n== ${config.project_id}/${config.name} (${config.data_source}, ${config.frequency}${config.sync ? ', sync' : ''}, ${config.time_zone}) ==\n` +
+        `output:     ${
+          config.data_source === 'events'
+            ? `${join(bucket, config.project_id, 'mp_master_event')}/YYYY/MM/DD/`
+            : `${join(bucket, snapshotFolder(config.project_id, config.data_source))} (follow _manifest.json)`
+        }\n` +
         `quarantine: ${join(bucket, config.project_id, '_quarantine')}/\n` +
         `state:      ${defaultStateFolder(bucket, config.project_id, config.name)}\n\n` +
         `${formatReconciliation(result.reconciliation)}\n`,

@@ -269,6 +269,53 @@ describe('mp-pipelines local run', () => {
     });
   }
 
+  test('--data-source identity writes the mapping snapshot; --sync with it names the flag', async () => {
+    const out = await tempFolder('cli-identity');
+    const identityRaw = await tempFolder('cli-identity-raw');
+    try {
+      const folder = join(identityRaw.path, 'shop', 'identity', '2024', '01', '01', '12');
+      await mkdir(folder, { recursive: true });
+      await writeFile(
+        join(folder, 'ids.json'),
+        [
+          '{"event":"$identify","properties":{"$anon_id":"d1","$identified_id":"u1"}}',
+          '{"distinct_id":"d2","resolved_distinct_id":"d1"}',
+          '{"event":"$identify"}',
+        ].join('\n'),
+      );
+      const args = [
+        ...localRun(identityRaw.path, out.path),
+        ...['--data-source', 'identity', '--frequency', 'daily', '--from', '2024-01-01'],
+        ...['--now', '2024-01-02T03:00:00Z'],
+      ];
+      const result = await cli(args);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /shop\/identity-daily: ingested 24 arrival hours, ran 1 steps/);
+      assert.match(result.stdout, /mp_identity_mappings_data/);
+      const dir = join(out.path, 'shop', 'mp_identity_mappings_data');
+      const manifest = JSON.parse(await readFile(join(dir, '_manifest.json'), 'utf8')) as {
+        parts: { file: string }[];
+        records: number;
+      };
+      assert.equal(manifest.records, 3);
+      const rows = gunzipSync(await readFile(join(dir, manifest.parts[0]!.file)))
+        .toString('utf8')
+        .trimEnd()
+        .split('\n');
+      assert.deepEqual(rows, [
+        '{"distinct_id":"d1","resolved_distinct_id":"u1"}',
+        '{"distinct_id":"d2","resolved_distinct_id":"u1"}',
+        '{"distinct_id":"u1","resolved_distinct_id":"u1"}',
+      ]);
+      const refused = await cli([...args, '--sync']);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /--sync: must be false for people and identity pipelines/);
+    } finally {
+      await out.cleanup();
+      await identityRaw.cleanup();
+    }
+  });
+
   test('a missing required flag is named', async () => {
     const result = await cli(valid.filter((_, i) => valid[i] !== '--raw' && valid[i - 1] !== '--raw'));
     assert.notEqual(result.code, 0);
