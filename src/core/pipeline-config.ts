@@ -103,7 +103,7 @@ export const pipelineSchema = z
       if (config.sync)
         problem(
           'sync',
-          `must be false for a ${config.data_source} pipeline: each snapshot folds in every update, late or not`,
+          'must be false for people and identity pipelines: each snapshot folds in every update, late or not',
         );
       if (config.event_names !== undefined)
         problem('event_names', `is only used by events pipelines, not ${config.data_source}`);
