@@ -132,3 +132,74 @@ async function writeHour(
     gzip ? gzipSync(body) : body,
   );
 }
+
+export interface ProfileBenchOptions {
+  readonly rawDir: string;
+  readonly projectId: string;
+  /** First arrival hour (UTC, ms). */
+  readonly start: number;
+  /** Profiles created in the first `hours` hours, one `$set` each. */
+  readonly profiles: number;
+  readonly hours: number;
+  /** Updates of existing profiles arriving the day after, with identity links among them. */
+  readonly laterUpdates: number;
+}
+
+/**
+ * Benchmark data: `profiles` profiles created by one `$set` of ten properties each, spread over
+ * `hours` arrival hours in gzip files, then `laterUpdates` updates to existing profiles (and one
+ * identity link per hundred) arriving over the next day.
+ */
+export async function generateProfileBenchData(options: ProfileBenchOptions): Promise<{ rawBytes: number }> {
+  const rng = new Random(17);
+  let rawBytes = 0;
+  const write = async (hour: number, source: 'people' | 'identity', lines: string[]) => {
+    const folder = join(options.rawDir, rawHourPrefix(options.projectId, hour, source));
+    await mkdir(folder, { recursive: true });
+    const body = `${lines.join('\n')}\n`;
+    rawBytes += Buffer.byteLength(body);
+    await writeFile(join(folder, 'bench.json.gz'), gzipSync(body, { level: 1 }));
+  };
+  const perHour = Math.ceil(options.profiles / options.hours);
+  for (let h = 0; h < options.hours; h += 1) {
+    const lines: string[] = [];
+    for (let i = h * perHour; i < Math.min(options.profiles, (h + 1) * perHour); i += 1) {
+      lines.push(
+        JSON.stringify({
+          $distinct_id: `user-${i}`,
+          $time: options.start + h * HOUR,
+          $set: {
+            $name: `Person ${rng.hex(6)}`,
+            $email: `person-${i}@example.com`,
+            plan: rng.pick(PLANS),
+            city: rng.pick(CITIES),
+            signup: options.start + h * HOUR,
+            logins: rng.int(1, 400),
+            spent: rng.int(0, 100_000) / 100,
+            tags: [rng.pick(TAGS), rng.pick(TAGS)],
+            verified: rng.chance(0.5),
+            referrer: rng.chance(0.3) ? `https://example.com/${rng.hex(8)}` : null,
+          },
+        }),
+      );
+    }
+    await write(options.start + h * HOUR, 'people', lines);
+  }
+  const later = options.start + 24 * HOUR;
+  const updates: string[] = [];
+  const links: string[] = [];
+  for (let i = 0; i < options.laterUpdates; i += 1) {
+    const user = rng.int(0, options.profiles - 1);
+    updates.push(JSON.stringify({ $distinct_id: `user-${user}`, ...operation(rng) }));
+    if (i % 100 === 0)
+      links.push(
+        JSON.stringify({
+          distinct_id: `user-${rng.int(0, options.profiles - 1)}`,
+          resolved_distinct_id: `user-${user}`,
+        }),
+      );
+  }
+  await write(later, 'people', updates);
+  await write(later, 'identity', links);
+  return { rawBytes };
+}
