@@ -83,20 +83,21 @@ export async function planStep(
   const plan: StepPlan = {
     step_id: id,
     kind: step.kind,
-    ...(step.kind === 'regular'
-      ? {
-          window: {
-            id: step.window.id,
-            start: new Date(step.window.start).toISOString(),
-            end: new Date(step.window.end).toISOString(),
-            day: step.window.day,
-          },
-        }
-      : { arrival_day: step.arrivalDay }),
+    ...(step.kind === 'regular' ? { window: windowRecord(step.window) } : { arrival_day: step.arrivalDay }),
     tasks: groupIntoTasks(units, limits),
   };
   await putJson(stores.state, planKey(id), plan);
   return plan;
+}
+
+/** A window as plans, manifests and run records show it. */
+export function windowRecord(window: Window): NonNullable<StepPlan['window']> {
+  return {
+    id: window.id,
+    start: new Date(window.start).toISOString(),
+    end: new Date(window.end).toISOString(),
+    day: window.day,
+  };
 }
 
 async function regularUnits(

@@ -56,7 +56,13 @@ import { ingestStart, snapshotCut } from '../core/routing.js';
 import { HOUR_MS, type Window, ZoneCalendar } from '../core/windows.js';
 import type { StepTiming } from './commit.js';
 import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
-import { DEFAULT_PLAN_LIMITS, groupIntoTasks, type PlanLimits, readIngestWatermark } from './plan.js';
+import {
+  DEFAULT_PLAN_LIMITS,
+  groupIntoTasks,
+  type PlanLimits,
+  readIngestWatermark,
+  windowRecord,
+} from './plan.js';
 import { readSourceLines } from './source-lines.js';
 import type { EngineStores } from './stores.js';
 
@@ -148,12 +154,7 @@ export async function planSnapshot(
   const plan: SnapshotPlan = {
     step_id: id,
     kind: 'snapshot',
-    window: {
-      id: window.id,
-      start: new Date(window.start).toISOString(),
-      end: new Date(window.end).toISOString(),
-      day: window.day,
-    },
+    window: windowRecord(window),
     ...(base === undefined ? {} : { base }),
     from_hour: hourIso(fromHour),
     through_hour: hourIso(cut),
@@ -189,28 +190,15 @@ interface Pending<T> {
   readonly value: T;
 }
 
-/** Reads pending lines in arrival order. */
+/** Reads pending lines (`<time ms>\t<JSON>`) in arrival order. */
 async function readPending(
   state: ObjectStore,
   keys: readonly string[],
   onLine: (timeMs: number, json: string) => void,
+  afterChunk: () => Promise<void> = noWait,
 ): Promise<void> {
-  for (const key of keys) {
-    await readSourceLines(
-      state,
-      key,
-      {
-        line(bytes) {
-          const text = bytes.toString('utf8');
-          const tab = text.indexOf('\t');
-          onLine(Number(text.slice(0, tab)), text.slice(tab + 1));
-        },
-        overlong: corruptState(key),
-      },
-      noWait,
-      MAX_TABLE_LINE_BYTES,
-    );
-  }
+  for (const key of keys)
+    await readTabbed(state, key, (time, json) => onLine(Number(time), json), afterChunk);
 }
 
 /** The run's identity links, in the order they apply: by time, then by arrival. */
@@ -311,28 +299,20 @@ async function routeUpdates(
   routed: ShardFiles,
 ): Promise<number> {
   let order = 0;
-  for (const key of keys) {
-    await readSourceLines(
-      state,
-      key,
-      {
-        line(bytes) {
-          const text = bytes.toString('utf8');
-          const tab = text.indexOf('\t');
-          const update = JSON.parse(text.slice(tab + 1)) as ProfileUpdate;
-          const canonical = JSON.stringify(resolvedElsewhere.get(update.distinctId) ?? update.distinctId);
-          routed.add(
-            profileShard(canonical, routed.shards),
-            `${ROUTED.update}\t${canonical}\t${text.slice(0, tab)}\t${order}\t${JSON.stringify(update.operations)}`,
-          );
-          order += 1;
-        },
-        overlong: corruptState(key),
-      },
-      () => routed.settle(),
-      MAX_TABLE_LINE_BYTES,
-    );
-  }
+  await readPending(
+    state,
+    keys,
+    (timeMs, json) => {
+      const update = JSON.parse(json) as ProfileUpdate;
+      const canonical = JSON.stringify(resolvedElsewhere.get(update.distinctId) ?? update.distinctId);
+      routed.add(
+        profileShard(canonical, routed.shards),
+        `${ROUTED.update}\t${canonical}\t${timeMs}\t${order}\t${JSON.stringify(update.operations)}`,
+      );
+      order += 1;
+    },
+    () => routed.settle(),
+  );
   return order;
 }
 
@@ -663,17 +643,26 @@ async function readTable(
   onRow: (key: string, value: string) => void,
   afterChunk: () => Promise<void> = noWait,
 ): Promise<void> {
-  if (file === undefined) return;
+  if (file !== undefined) await readTabbed(state, file.key, onRow, afterChunk);
+}
+
+/** Streams the lines of a state object split at their first tab. */
+async function readTabbed(
+  state: ObjectStore,
+  key: string,
+  onLine: (head: string, rest: string) => void,
+  afterChunk: () => Promise<void>,
+): Promise<void> {
   await readSourceLines(
     state,
-    file.key,
+    key,
     {
       line(bytes) {
         const text = bytes.toString('utf8');
         const tab = text.indexOf('\t');
-        onRow(text.slice(0, tab), text.slice(tab + 1));
+        onLine(text.slice(0, tab), text.slice(tab + 1));
       },
-      overlong: corruptState(file.key),
+      overlong: corruptState(key),
     },
     afterChunk,
     MAX_TABLE_LINE_BYTES,
