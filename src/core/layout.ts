@@ -4,7 +4,7 @@
  * - the destination: `<project>/mp_master_event/YYYY/MM/DD/...` plus `<project>/_quarantine/...`;
  * - the pipeline's state: ingest records, staging, step work files and run records.
  */
-import type { DataSource } from './pipeline-config.js';
+import type { DataSource, SnapshotSource } from './pipeline-config.js';
 import type { Window } from './windows.js';
 
 /** `YYYYMMDDHH` of the UTC hour starting at `hourStart` (sortable, used in state keys). */
@@ -94,19 +94,19 @@ export function quarantineKey(
 // ---- snapshots (people and identity) -----------------------------------------------------------
 
 /** The destination folder of a snapshot data source. */
-export function snapshotFolder(projectId: string, source: Exclude<DataSource, 'events'>): string {
+export function snapshotFolder(projectId: string, source: SnapshotSource): string {
   return `${projectId}/${source === 'people' ? 'mp_people_data' : 'mp_identity_mappings_data'}/`;
 }
 
 /** The manifest of the current snapshot: replaced in one put, it is what readers follow. */
-export function snapshotManifestKey(projectId: string, source: Exclude<DataSource, 'events'>): string {
+export function snapshotManifestKey(projectId: string, source: SnapshotSource): string {
   return `${snapshotFolder(projectId, source)}_manifest.json`;
 }
 
 /** A part of the snapshot a step writes (named by the step, so it never overwrites the current one). */
 export function snapshotPartKey(
   projectId: string,
-  source: Exclude<DataSource, 'events'>,
+  source: SnapshotSource,
   id: string,
   task: number,
   part: number,
@@ -174,6 +174,9 @@ export function parseStagedKey(key: string): StagedName | undefined {
   return { eventHour, arrivalHour, seq: Number(match[3]) };
 }
 
+/** Prefix of every step's work files. */
+export const STEP_WORK_PREFIX = 'steps/';
+
 /** Work files of a step in progress (its plan and its tasks' results). */
 export function stepWorkPrefix(id: string): string {
   return `${STEP_WORK_PREFIX}${id}/`;
@@ -208,16 +211,11 @@ export function snapshotTableKey(id: string, table: string): string {
 }
 
 /** Valid updates of one arrival hour and source, kept until a snapshot folds them. */
-export function pendingUpdatesKey(arrivalHour: number, source: Exclude<DataSource, 'events'>): string {
-  return `${PENDING_UPDATES_PREFIX}${hourStamp(arrivalHour)}/${source}.ndjson`;
+export function pendingUpdatesKey(arrivalHour: number, source: SnapshotSource): string {
+  return `pending/${hourStamp(arrivalHour)}/${source}.ndjson`;
 }
-
-export const PENDING_UPDATES_PREFIX = 'pending/';
 
 /** A step's profile updates routed to one shard of the profile table. */
 export function routedUpdatesKey(id: string, shard: number): string {
   return `${stepWorkPrefix(id)}shard-${pad3(shard)}.ndjson`;
 }
-
-/** Prefix of every step's work files. */
-export const STEP_WORK_PREFIX = 'steps/';

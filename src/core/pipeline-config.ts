@@ -12,6 +12,8 @@ const isoDate = z
 /** What a pipeline exports: events by day, or complete snapshots of profiles or identity mappings. */
 export const DATA_SOURCES = ['events', 'people', 'identity'] as const;
 export type DataSource = (typeof DATA_SOURCES)[number];
+/** The data sources exported as complete snapshots. */
+export type SnapshotSource = Exclude<DataSource, 'events'>;
 
 /** A pipeline as the engine runs it; field names follow the vendor's pipeline API. */
 export const pipelineSchema = z

@@ -2,6 +2,7 @@
  * Records the engine persists. Snake_case because people read them (in the state folder, in the
  * console, in the destination's manifests) and tools parse them.
  */
+import type { SnapshotSource } from './pipeline-config.js';
 
 /** Who is responsible for a valid event (DESIGN 4): a step id, or why no step exports it. */
 export type Owner = string;
@@ -52,7 +53,7 @@ export interface IngestRecord {
 /** Valid updates of one arrival hour and source, kept until a snapshot folds them. */
 export interface PendingObject {
   readonly key: string;
-  readonly source: 'people' | 'identity';
+  readonly source: SnapshotSource;
   readonly records: number;
   readonly bytes: number;
 }
@@ -100,7 +101,7 @@ export interface SnapshotPlan {
   /** Arrival hours folded: `[from_hour, through_hour)` (ISO). */
   readonly from_hour: string;
   readonly through_hour: string;
-  /** The identity table after this step's links, written by the plan. */
+  /** The identity table after this step's links (the last snapshot's when none arrived). */
   readonly identity: TableFile;
   readonly links: number;
   /** People: updates routed to each shard, and profiles merged away by the links. */
@@ -128,7 +129,7 @@ export interface SnapshotManifest {
   readonly format: 'mp-pipelines/snapshot-manifest@1';
   readonly project_id: string;
   readonly pipeline: string;
-  readonly data_source: 'people' | 'identity';
+  readonly data_source: SnapshotSource;
   readonly step_id: string;
   readonly window: NonNullable<StepPlan['window']>;
   /** Every update that arrived before this hour is in the snapshot. */

@@ -2,7 +2,7 @@ import { parseIdentityLine } from '../core/identity.js';
 import type { Rejected } from '../core/json-line.js';
 import { hourIso, ingestRecordKey, pendingUpdatesKey, rawHourPrefix } from '../core/layout.js';
 import { listAll, putJson } from '../core/object-store.js';
-import type { PipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig, SnapshotSource } from '../core/pipeline-config.js';
 import { parseProfileUpdate } from '../core/profiles.js';
 import type { IngestRecord, PendingObject } from '../core/records.js';
 import { ZoneCalendar } from '../core/windows.js';
@@ -10,8 +10,6 @@ import { NdjsonObjectWriter } from './object-writers.js';
 import { Quarantine } from './quarantine.js';
 import { readSourceLines } from './source-lines.js';
 import type { EngineStores } from './stores.js';
-
-type SnapshotSource = PendingObject['source'];
 
 /** The landing-zone sources a snapshot pipeline folds: people also resolve ids through identity links. */
 export function snapshotSources(config: PipelineConfig): SnapshotSource[] {

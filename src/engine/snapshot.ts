@@ -32,7 +32,7 @@ import {
   taskResultKey,
 } from '../core/layout.js';
 import { getJson, listAll, type ObjectStore, putJson } from '../core/object-store.js';
-import type { PipelineConfig } from '../core/pipeline-config.js';
+import type { PipelineConfig, SnapshotSource } from '../core/pipeline-config.js';
 import {
   applyUpdate,
   emptyFoldCounts,
@@ -71,8 +71,6 @@ export const PROFILE_SHARDS = 32;
 /** Longest state line read back (a profile is one line; the vendor caps a profile far below this). */
 const MAX_TABLE_LINE_BYTES = 64 * 1024 * 1024;
 const IDENTITY_TABLE = 'identity';
-
-type SnapshotSource = 'people' | 'identity';
 
 function sourceOf(config: PipelineConfig): SnapshotSource {
   if (config.data_source === 'events') throw new ConfigError(`${config.name} is an events pipeline`);
@@ -127,9 +125,15 @@ export async function planSnapshot(
 
   const updated = source === 'people' ? await distinctIds(stores.state, pending.people) : new Set<string>();
   const resolvedElsewhere = new Map<string, string>(); // updated id -> its canonical id, when not itself
-  const identity = await rewriteIdentityTable(stores.state, base?.identity, fold, id, (idText, canonical) => {
+  const resolve = (idText: string, canonical: string) => {
     if (canonical !== idText && updated.has(idText)) resolvedElsewhere.set(idText, canonical);
-  });
+  };
+  // Without new links the table stays as it is: it is only read, to resolve the updated ids.
+  let identity = base?.identity;
+  if (links.length > 0 || identity === undefined)
+    identity = await rewriteIdentityTable(stores.state, base?.identity, fold, id, resolve);
+  else if (updated.size > 0)
+    await readTable(stores.state, identity, (key, value) => resolve(JSON.parse(key), JSON.parse(value)));
 
   const shards = base?.profiles?.length ?? PROFILE_SHARDS;
   let routedUpdates = 0;
@@ -615,14 +619,14 @@ export async function commitSnapshot(
   };
   await putJson(stores.state, runRecordKey(plan.step_id), record);
 
-  const current = `${SNAPSHOT_TABLES_PREFIX}${plan.step_id}/`;
+  const referenced = new Set([next.identity.key, ...(next.profiles ?? []).map((table) => table.key)]);
   const folded: string[] = [];
   for (let hour = Date.parse(plan.from_hour); hour < Date.parse(plan.through_hour); hour += HOUR_MS)
     folded.push(pendingUpdatesKey(hour, 'people'), pendingUpdatesKey(hour, 'identity'));
   const stale = [
     ...(await listAll(stores.state, SNAPSHOT_TABLES_PREFIX))
       .map((o) => o.key)
-      .filter((k) => !k.startsWith(current)),
+      .filter((k) => !referenced.has(k)),
     ...(await listAll(stores.state, STEP_WORK_PREFIX)).map((o) => o.key),
   ];
   await stores.state.delete([...stale, ...folded]);

@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { rawHourPrefix } from '../core/layout.js';
+import type { SnapshotSource } from '../core/pipeline-config.js';
 import { Random } from './generate.js';
 
 const HOUR = 3_600_000;
@@ -119,7 +120,7 @@ function identityEvent(rng: Random, user: number, hour: number): string {
 async function writeHour(
   options: ProfileLandingZoneOptions,
   hour: number,
-  source: 'people' | 'identity',
+  source: SnapshotSource,
   lines: readonly string[],
   gzip: boolean,
 ): Promise<void> {
@@ -153,7 +154,7 @@ export interface ProfileBenchOptions {
 export async function generateProfileBenchData(options: ProfileBenchOptions): Promise<{ rawBytes: number }> {
   const rng = new Random(17);
   let rawBytes = 0;
-  const write = async (hour: number, source: 'people' | 'identity', lines: string[]) => {
+  const write = async (hour: number, source: SnapshotSource, lines: string[]) => {
     const folder = join(options.rawDir, rawHourPrefix(options.projectId, hour, source));
     await mkdir(folder, { recursive: true });
     const body = `${lines.join('\n')}\n`;

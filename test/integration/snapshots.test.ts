@@ -209,6 +209,20 @@ describe('people snapshots', () => {
         await readSnapshot(s.destination, 'acme', 'people'),
         new Map<string, unknown>([['user-1', { b: 'user', a: 1, c: 3, d: 2, n: 2 }]]),
       );
+      // A day without links keeps the identity table and still resolves updates through it.
+      await writeRaw(dir.path, 'people', at(73), [{ $distinct_id: 'device-1', $add: { n: 1 } }]);
+      const plan = await runDay(s, config, day(4));
+      assert.equal(plan.links, 0);
+      assert.equal(plan.identity.key, plan.base?.identity.key);
+      assert.deepEqual(
+        await readSnapshot(s.destination, 'acme', 'people'),
+        new Map<string, unknown>([['user-1', { b: 'user', a: 1, c: 3, d: 2, n: 3 }]]),
+      );
+      const tables = [...(await readTree(join(dir.path, 'state', 'snapshot', 'tables'))).keys()].sort();
+      assert.deepEqual(tables, [
+        'daily-2024-11-03/identity.ndjson',
+        ...Array.from({ length: 32 }, (_, shard) => `daily-2024-11-04/profiles-${shard}.ndjson`).sort(),
+      ]);
     } finally {
       await dir.cleanup();
     }
