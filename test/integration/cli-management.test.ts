@@ -115,9 +115,35 @@ describe('mp-pipelines management on a local home', () => {
     assert.equal(overlapping.code, 4, 'a rule refuses it');
     assert.match(overlapping.stderr, /overlap "daily"/);
 
+    // A people pipeline is not an events pipeline: it does not overlap; a second one to the same place does.
+    const snapshot = [
+      '--data-source',
+      'people',
+      '--frequency',
+      'daily',
+      '--timezone',
+      'UTC',
+      '--from',
+      '2024-03-08',
+    ];
+    const people = await json<{ data_source: string; status: string }>(
+      'pipelines',
+      'create',
+      '--project',
+      'shop',
+      '--name',
+      'people',
+      ...snapshot,
+    );
+    assert.deepEqual([people.data_source, people.status], ['people', 'active']);
+    const twin = await cli('pipelines', 'create', '--project', 'shop', '--name', 'people-2', ...snapshot);
+    assert.equal(twin.code, 4);
+    assert.match(twin.stderr, /"people" already writes the people snapshot/);
+
     const run = await cli('local', 'schedule', '--until', '2024-03-11T06:00:00Z');
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /shop\/daily: 3 steps committed/);
+    assert.match(run.stdout, /shop\/people: 3 steps committed/, 'one snapshot per daily tick');
     assert.match(run.stdout, /reconciliation: balanced/);
 
     const runs = await json<{ step_id: string; status: string; exported: number }[]>(
@@ -169,7 +195,10 @@ describe('mp-pipelines management on a local home', () => {
     const listed = await json<{ name: string; status: string; version: number }[]>('pipelines', 'list');
     assert.deepEqual(
       listed.map((p) => [p.name, p.status, p.version]),
-      [['daily', 'paused', 2]],
+      [
+        ['daily', 'paused', 2],
+        ['people', 'active', 1],
+      ],
     );
     const after = await json<{ pipelines: { windows: { exported: number } }[] }>('status');
     assert.equal(after.pipelines[0]?.windows.exported, 3, 'the run history survived too');
