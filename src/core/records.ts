@@ -107,6 +107,8 @@ export interface SnapshotPlan {
   /** People: updates routed to each shard, and profiles merged away by the links. */
   readonly updates: number;
   readonly merged: number;
+  /** People: the shards that have routed changes (the others are copied as they are). */
+  readonly routed: readonly number[];
   /** Shards each task rewrites (identity: one task, no shards). */
   readonly tasks: readonly (readonly number[])[];
 }

@@ -36,6 +36,7 @@ import type { PipelineConfig, SnapshotSource } from '../core/pipeline-config.js'
 import {
   applyUpdate,
   emptyFoldCounts,
+  type FoldCounts,
   mergeProfile,
   type Operation,
   type ProfileUpdate,
@@ -139,6 +140,7 @@ export async function planSnapshot(
   let routedUpdates = 0;
   let merged = 0;
   let tasks: number[][] = [[]];
+  let routedShards: number[] = [];
   if (source === 'people') {
     const routed = new ShardFiles(stores.state, id, shards);
     // Profiles whose id now resolves to another move there (ids that were their own canonical id).
@@ -149,6 +151,7 @@ export async function planSnapshot(
     merged = await routeMovedProfiles(stores.state, base?.profiles, moved, routed);
     routedUpdates = await routeUpdates(stores.state, pending.people, resolvedElsewhere, routed);
     const routedFiles = await routed.finish();
+    routedShards = routedFiles.flatMap((file, shard) => (file === undefined ? [] : [shard]));
     const shardBytes = Array.from({ length: shards }, (_, shard) => ({
       shard,
       bytes: (routedFiles[shard]?.bytes ?? 0) + (base?.profiles?.[shard]?.bytes ?? 0),
@@ -166,6 +169,7 @@ export async function planSnapshot(
     links: links.length,
     updates: routedUpdates,
     merged,
+    routed: routedShards,
     tasks,
   };
   await putJson(stores.state, planKey(id), plan);
@@ -450,9 +454,11 @@ async function foldShard(
   plan: SnapshotPlan,
   shard: number,
   parts: Parts,
-  counts: ReturnType<typeof emptyFoldCounts>,
+  counts: FoldCounts,
 ): Promise<TableFile> {
-  const changes = await readRouted(state, routedUpdatesKey(plan.step_id, shard));
+  const changes = plan.routed.includes(shard)
+    ? await readRouted(state, routedUpdatesKey(plan.step_id, shard))
+    : new Map<string, ProfileChanges>();
   const keys = [...changes.keys()].sort(compareKeys);
   const table = new NdjsonObjectWriter(state, snapshotTableKey(plan.step_id, `profiles-${shard}`), 'none');
   const emit = (key: string, properties: string) => {
@@ -504,7 +510,6 @@ async function readRouted(state: ObjectStore, key: string): Promise<Map<string, 
     }
     return change;
   };
-  if ((await state.getBytes(key)) === undefined) return changes;
   await readSourceLines(
     state,
     key,
