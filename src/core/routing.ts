@@ -128,6 +128,27 @@ export function dueSteps(config: PipelineConfig, calendar: ZoneCalendar, now: nu
   return due.sort((a, b) => a.dueAt - b.dueAt || kindOrder(a.step) - kindOrder(b.step));
 }
 
+/**
+ * How many of a snapshot pipeline's due windows (oldest first) its committed snapshots cover: a
+ * snapshot folds everything before its window, so all of them up to the latest committed.
+ */
+export function snapshotCovered(due: readonly DueStep[], committed: ReadonlySet<string>): number {
+  return due.findLastIndex((d) => committed.has(d.id)) + 1;
+}
+
+/**
+ * The due steps still to run, oldest first: every uncommitted one for events; for a snapshot pipeline
+ * at most one, its latest due window, folding everything since its last snapshot.
+ */
+export function pendingSteps(
+  config: PipelineConfig,
+  due: readonly DueStep[],
+  committed: ReadonlySet<string>,
+): DueStep[] {
+  if (config.data_source === 'events') return due.filter((d) => !committed.has(d.id));
+  return snapshotCovered(due, committed) === due.length ? [] : due.slice(-1);
+}
+
 function kindOrder(step: StepRef): number {
   return step.kind === 'regular' ? 0 : 1;
 }

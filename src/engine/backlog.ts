@@ -2,7 +2,7 @@ import { ConfigError } from '../core/errors.js';
 import { PIPELINE_STATE_KEY, RUN_RECORDS_PREFIX } from '../core/layout.js';
 import { getJson, listAll, putJson } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
-import { type DueStep, dueSteps } from '../core/routing.js';
+import { type DueStep, dueSteps, pendingSteps, snapshotCovered } from '../core/routing.js';
 import { ZoneCalendar } from '../core/windows.js';
 import type { EngineStores } from './stores.js';
 
@@ -15,11 +15,7 @@ export async function committedStepIds(stores: EngineStores): Promise<Set<string
   return ids;
 }
 
-/**
- * The steps of a pipeline due at `now` and not committed yet, oldest first. A snapshot replaces the
- * one before, so a snapshot pipeline has at most one: the latest due window, folding everything that
- * arrived since its last snapshot.
- */
+/** The steps of a pipeline due at `now` and still to run, oldest first (see `pendingSteps`). */
 export async function pipelineBacklog(
   stores: EngineStores,
   config: PipelineConfig,
@@ -27,9 +23,7 @@ export async function pipelineBacklog(
 ): Promise<DueStep[]> {
   const due = dueSteps(config, new ZoneCalendar(config.time_zone), now);
   if (due.length === 0) return due;
-  const committed = await committedStepIds(stores);
-  const pending = config.data_source === 'events' ? due : due.slice(-1);
-  return pending.filter((d) => !committed.has(d.id));
+  return pendingSteps(config, due, await committedStepIds(stores));
 }
 
 /**
@@ -44,8 +38,8 @@ export async function firstPendingDue(
 ): Promise<number | undefined> {
   const due = dueSteps(config, new ZoneCalendar(config.time_zone), now);
   const committed = await committedStepIds(stores);
-  if (config.data_source === 'events') return due.find((d) => !committed.has(d.id))?.dueAt;
-  return due[due.findLastIndex((d) => committed.has(d.id)) + 1]?.dueAt;
+  if (config.data_source === 'events') return pendingSteps(config, due, committed)[0]?.dueAt;
+  return due[snapshotCovered(due, committed)]?.dueAt;
 }
 
 /**

@@ -5,7 +5,7 @@
 import type { StoredPipeline } from '../core/pipeline-rules.js';
 import type { ProjectLedger } from '../core/ports.js';
 import type { StepRunEntry } from '../core/records.js';
-import { dueSteps } from '../core/routing.js';
+import { dueSteps, pendingSteps, snapshotCovered } from '../core/routing.js';
 import { DAY_MS, ZoneCalendar } from '../core/windows.js';
 import { EXPORT_SLA_SECONDS } from '../core/workflow.js';
 import { committedStepIds } from '../engine/backlog.js';
@@ -59,14 +59,11 @@ export async function pipelineStanding(
   const upcoming = dueSteps(config, calendar, now + LOOKAHEAD_MS);
   const due = upcoming.filter((step) => step.dueAt <= now);
   const regular = due.filter((step) => step.step.kind === 'regular');
-  let pending = due.filter((step) => !committed.has(step.id));
-  let exported = regular.filter((step) => committed.has(step.id));
-  if (config.data_source !== 'events') {
-    // A snapshot covers every window up to its own; only the latest due window is ever run.
-    const lastIndex = regular.findLastIndex((step) => committed.has(step.id));
-    exported = regular.slice(0, lastIndex + 1);
-    pending = lastIndex === regular.length - 1 ? [] : regular.slice(-1);
-  }
+  const pending = pendingSteps(config, due, committed);
+  const exported =
+    config.data_source === 'events'
+      ? regular.filter((step) => committed.has(step.id))
+      : regular.slice(0, snapshotCovered(regular, committed));
   const last = exported.at(-1);
   const lastEnd = last?.step.kind === 'regular' ? last.step.window.end : calendar.dayStart(config.from_date);
   const oldestPending = pending[0];

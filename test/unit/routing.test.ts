@@ -10,6 +10,8 @@ import {
   EventRouter,
   ingestNeededUntil,
   ingestStart,
+  pendingSteps,
+  snapshotCut,
 } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 
@@ -164,5 +166,49 @@ describe('scheduling invariants (property-based)', () => {
       hours,
       [0, 1, 2, 3, 4].map((i) => start + i * HOUR_MS),
     );
+  });
+});
+
+describe('snapshot pipelines', () => {
+  const people = config({
+    data_source: 'people',
+    sync: false,
+    frequency: 'daily',
+    time_zone: 'Asia/Kathmandu',
+  });
+  const calendar = new ZoneCalendar('Asia/Kathmandu');
+  const due = dueSteps(people, calendar, calendar.dayEnd('2024-01-05') + 2 * HOUR_MS);
+
+  test('run only their latest due window, until a snapshot at or after it is committed', () => {
+    const ids = due.map((d) => d.id);
+    assert.deepEqual(ids, [
+      'daily-2024-01-01',
+      'daily-2024-01-02',
+      'daily-2024-01-03',
+      'daily-2024-01-04',
+      'daily-2024-01-05',
+    ]);
+    assert.deepEqual(
+      pendingSteps(people, due, new Set()).map((d) => d.id),
+      ['daily-2024-01-05'],
+    );
+    assert.deepEqual(
+      pendingSteps(people, due, new Set(['daily-2024-01-02'])).map((d) => d.id),
+      ['daily-2024-01-05'],
+    );
+    assert.deepEqual(pendingSteps(people, due, new Set(['daily-2024-01-05'])), []);
+    // Events run every uncommitted window.
+    const events = config({ sync: false, time_zone: 'Asia/Kathmandu' });
+    assert.equal(pendingSteps(events, due, new Set(['daily-2024-01-02'])).length, 4);
+  });
+
+  test('fold arrivals from from_date up to the UTC hour at or before the window end', () => {
+    assert.equal(ingestStart(people, calendar), Date.parse('2023-12-31T18:00:00Z'));
+    const first = due[0]!;
+    assert.equal(first.step.kind, 'regular');
+    if (first.step.kind !== 'regular') return;
+    // Kathmandu is UTC+05:45: the day ends at 18:15 UTC, so arrivals before 18:00 are in.
+    assert.equal(snapshotCut(first.step.window), Date.parse('2024-01-01T18:00:00Z'));
+    assert.equal(ingestNeededUntil(people, first.step, calendar), snapshotCut(first.step.window));
   });
 });
