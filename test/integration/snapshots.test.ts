@@ -410,6 +410,15 @@ describe('a snapshot step that crashes anywhere and runs again ends exactly as a
         const broken = crashing(s[store], operation, pattern);
         await assert.rejects(stepDay({ ...s, [store]: broken }, config, day(2)), /crash at/);
         assert.ok(broken.crashed);
+        if (!where.startsWith('the commit')) {
+          // New files come first: until the manifest is replaced, readers see the last snapshot whole.
+          const manifest = await getJson<SnapshotManifest>(
+            s.destination,
+            snapshotManifestKey('acme', 'people'),
+          );
+          assert.equal(manifest?.step_id, 'daily-2024-11-01');
+          await readSnapshot(s.destination, 'acme', 'people');
+        }
         if (where === 'the commit, after the manifest') {
           // A reader following the manifest already sees the whole new snapshot.
           const manifest = await getJson<SnapshotManifest>(
