@@ -5,6 +5,7 @@
  */
 import { timeMsOf } from './event-line.js';
 import {
+  canonicalJson,
   idOf,
   isPlainObject,
   type JsonLineProblem,
@@ -233,17 +234,6 @@ function listProperty(profile: Properties, key: string): unknown[] | undefined {
   if (!Object.hasOwn(profile, key)) put(profile, key, []);
   const value = profile[key];
   return Array.isArray(value) ? value : undefined;
-}
-
-/** JSON with object keys sorted, so deep-equal values compare equal as text. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (isPlainObject(value))
-    return `{${Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(value) ?? 'null';
 }
 
 /**

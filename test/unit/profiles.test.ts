@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { canonicalJson } from '../../src/core/json-line.js';
 import {
   applyUpdate,
-  canonicalJson,
   emptyFoldCounts,
   type FoldCounts,
   mergeProfile,
