@@ -66,38 +66,49 @@ const FOREIGN: readonly [RegExp, string][] = [
   [/[+*/%]/y, 'arithmetic is not supported by the where filter'],
 ];
 
+/** The tokens of the grammar, tried in this order at each position. */
+const LEXEMES: readonly [Exclude<Token['kind'], 'end'>, RegExp][] = [
+  ['string', STRING],
+  ['number', NUMBER],
+  ['word', WORD],
+  ['symbol', SYMBOL],
+];
+
 function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
   let at = 0;
-  const match = (pattern: RegExp): string | undefined => {
-    pattern.lastIndex = at;
-    return pattern.exec(text)?.[0];
-  };
   while (at < text.length) {
-    const space = match(WHITESPACE);
+    const space = matchAt(WHITESPACE, text, at);
     if (space !== undefined) {
       at += space.length;
       continue;
     }
-    const string = match(STRING);
-    const number = string === undefined ? match(NUMBER) : undefined;
-    const word = string === undefined && number === undefined ? match(WORD) : undefined;
-    const symbol =
-      string === undefined && number === undefined && word === undefined ? match(SYMBOL) : undefined;
-    if (string !== undefined) tokens.push({ kind: 'string', value: JSON.parse(string) as string, at });
-    else if (number !== undefined) tokens.push({ kind: 'number', value: Number(number), at });
-    else if (word !== undefined) tokens.push({ kind: 'word', value: word, at });
-    else if (symbol !== undefined) tokens.push({ kind: 'symbol', value: symbol, at });
-    else {
-      if (text[at] === '"')
-        throw syntax(at, 'this string is not closed, or has an invalid escape or control character');
-      const hint = FOREIGN.find(([pattern]) => match(pattern) !== undefined)?.[1];
-      throw syntax(at, `unexpected ${JSON.stringify(text[at])}${hint === undefined ? '' : `: ${hint}`}`);
-    }
-    at += (string ?? number ?? word ?? symbol ?? '').length;
+    const [token, length] = tokenAt(text, at);
+    tokens.push(token);
+    at += length;
   }
   tokens.push({ kind: 'end', at });
   return tokens;
+}
+
+/** The token at `at` and its length in characters, or a `ConfigError` saying what to write instead. */
+function tokenAt(text: string, at: number): [Token, number] {
+  for (const [kind, pattern] of LEXEMES) {
+    const lexeme = matchAt(pattern, text, at);
+    if (lexeme === undefined) continue;
+    if (kind === 'string') return [{ kind, value: JSON.parse(lexeme) as string, at }, lexeme.length];
+    if (kind === 'number') return [{ kind, value: Number(lexeme), at }, lexeme.length];
+    return [{ kind, value: lexeme, at }, lexeme.length];
+  }
+  if (text[at] === '"')
+    throw syntax(at, 'this string is not closed, or has an invalid escape or control character');
+  const hint = FOREIGN.find(([pattern]) => matchAt(pattern, text, at) !== undefined)?.[1];
+  throw syntax(at, `unexpected ${JSON.stringify(text[at])}${hint === undefined ? '' : `: ${hint}`}`);
+}
+
+function matchAt(pattern: RegExp, text: string, at: number): string | undefined {
+  pattern.lastIndex = at;
+  return pattern.exec(text)?.[0];
 }
 
 const COMPARISONS: Readonly<Record<string, (a: unknown, b: unknown) => boolean>> = {
