@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { compileWhere } from './where.js';
 import { isValidDate, ZoneCalendar } from './windows.js';
 
 /** Default cap on one output part, uncompressed: keeps a part at most about 256 MB for readers. */
@@ -36,6 +37,8 @@ export const pipelineSchema = z
     to_date: isoDate.optional(),
     /** Export only these event names (exact match); absent means every event. */
     event_names: z.array(z.string().min(1)).min(1).optional(),
+    /** Export only events whose properties match this expression (`src/core/where.ts`); absent means all. */
+    where: z.string().optional(),
     part_max_bytes: z
       .number()
       .int()
@@ -107,8 +110,16 @@ export const pipelineSchema = z
           'sync',
           'must be false for people and identity pipelines: each snapshot folds in every update, late or not',
         );
-      if (config.event_names !== undefined)
-        problem('event_names', `is only used by events pipelines, not ${config.data_source}`);
+      for (const field of ['event_names', 'where'] as const)
+        if (config[field] !== undefined)
+          problem(field, `is only used by events pipelines, not ${config.data_source}`);
+    }
+    if (config.where !== undefined) {
+      try {
+        compileWhere(config.where);
+      } catch (error) {
+        problem('where', (error as Error).message);
+      }
     }
     if (config.trial) {
       if (config.frequency !== 'daily') problem('frequency', 'must be "daily" for a trial pipeline');

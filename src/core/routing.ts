@@ -1,7 +1,12 @@
+import type { ValidEvent } from './event-line.js';
 import { type StepRef, stepId } from './layout.js';
 import type { PipelineConfig } from './pipeline-config.js';
 import { FILTERED, LATE_NOT_SYNCED, OUTSIDE_RANGE, type Owner } from './records.js';
+import { compileWhere, type Properties, type WherePredicate } from './where.js';
 import { addDays, floorHour, HOUR_MS, isOnTime, type Window, type ZoneCalendar } from './windows.js';
+
+/** What routing reads of a valid event. */
+export type RoutedEvent = Pick<ValidEvent, 'timeMs' | 'eventName' | 'record'>;
 
 /** Where one valid event goes (DESIGN 4). */
 export interface Route {
@@ -17,10 +22,12 @@ export interface Route {
 /**
  * Routes events of one pipeline: the window by event time, on time or late by arrival hour, then the
  * owner: the window's regular step, the sync step of the arrival day, or a reason it is not exported.
- * Window and step-id lookups are cached, so routing costs a map lookup per event.
+ * Window and step-id lookups are cached, so routing costs a map lookup per event; a `where` filter
+ * adds the parse of the event's record.
  */
 export class EventRouter {
   private readonly allowedNames: ReadonlySet<string> | undefined;
+  private readonly where: WherePredicate | undefined;
   private readonly stepIds = new Map<Window, string>();
 
   constructor(
@@ -28,16 +35,15 @@ export class EventRouter {
     readonly calendar: ZoneCalendar,
   ) {
     this.allowedNames = config.event_names === undefined ? undefined : new Set(config.event_names);
+    this.where = config.where === undefined ? undefined : compileWhere(config.where);
   }
 
-  /** Routes an event of `timeMs` named `eventName` that arrived in the hour starting `arrivalHour`. */
-  route(timeMs: number, eventName: string, arrivalHour: number): Route {
-    const window = this.calendar.window(this.config.frequency, timeMs);
+  /** Routes a valid event that arrived in the hour starting `arrivalHour`. */
+  route(event: RoutedEvent, arrivalHour: number): Route {
+    const window = this.calendar.window(this.config.frequency, event.timeMs);
     const late = !isOnTime(arrivalHour, window);
     if (!this.inRange(window.day)) return { owner: OUTSIDE_RANGE, window, staged: false, late };
-    if (this.allowedNames !== undefined && !this.allowedNames.has(eventName)) {
-      return { owner: FILTERED, window, staged: false, late };
-    }
+    if (!this.selects(event)) return { owner: FILTERED, window, staged: false, late };
     if (!late) return { owner: this.regularStepId(window), window, staged: true, late };
     if (!this.config.sync) return { owner: LATE_NOT_SYNCED, window, staged: false, late };
     return {
@@ -51,6 +57,14 @@ export class EventRouter {
   /** True when event day `day` is inside the pipeline's date range. */
   inRange(day: string): boolean {
     return day >= this.config.from_date && (this.config.to_date === undefined || day <= this.config.to_date);
+  }
+
+  /** True when the pipeline's filters (event names, then `where`) keep the event. */
+  private selects(event: RoutedEvent): boolean {
+    if (this.allowedNames !== undefined && !this.allowedNames.has(event.eventName)) return false;
+    if (this.where === undefined) return true;
+    const record = JSON.parse(event.record.toString('utf8')) as { properties: Properties };
+    return this.where(record.properties);
   }
 
   private regularStepId(window: Window): string {

@@ -60,7 +60,7 @@ export async function ingestArrivalHour(
           return;
         }
         valid += 1;
-        const route = router.route(parsed.timeMs, parsed.eventName, arrivalHour);
+        const route = router.route(parsed, arrivalHour);
         addOwnerCount(owners, route.owner, route.window.day);
         if (!route.staged) return;
         staging

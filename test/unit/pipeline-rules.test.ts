@@ -136,8 +136,19 @@ describe('pipelineSchema', () => {
         /false for people and identity pipelines/,
       );
       assert.match(onlyProblemOn({ data_source, event_names: ['a'] }, 'event_names'), /only used by events/);
+      assert.match(onlyProblemOn({ data_source, where: 'true' }, 'where'), /only used by events/);
     }
     assert.match(onlyProblemOn({ data_source: 'profiles' }, 'data_source'), /events.*people.*identity/);
+  });
+
+  test('a where filter is checked when the config is, and its problem names the character', () => {
+    accepts({ where: 'properties["plan"] == "pro" and defined(properties["$os"])' });
+    assert.match(
+      onlyProblemOn({ where: 'properties["plan"] = "pro"' }, 'where'),
+      /^where: at character 20: unexpected "=": use "==" to compare$/,
+    );
+    assert.match(onlyProblemOn({ where: '' }, 'where'), /^where: /);
+    assert.match(onlyProblemOn({ where: 'x'.repeat(5000) }, 'where'), /at most 4096/);
   });
 
   test('refuses unknown fields, unknown time zones and a to_date before from_date', () => {
@@ -421,6 +432,14 @@ describe('reviewStatus', () => {
     assert.equal(reviewStatus(readStoredPipeline(written), [], NOW), undefined, 'no write loop');
     const stale = { ...written, status_reason: 'an older problem' };
     assert.deepEqual(reviewStatus(readStoredPipeline(stale), [], NOW), change);
+  });
+
+  test('a where edited by hand into an invalid expression puts the pipeline in error, saying where', () => {
+    const item = { ...BASE, where: 'properties["plan"] == "pro" &&', status: 'active', version: 3 };
+    assert.deepEqual(reviewStatus(readStoredPipeline(item), [], NOW), {
+      status: 'error',
+      status_reason: 'where: at character 29: unexpected "&": use "and" to join conditions',
+    });
   });
 
   test('an error item fixed by hand becomes active, without a reason', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { parseEventLine, type ValidEvent } from '../../src/core/event-line.js';
 import { stepId } from '../../src/core/layout.js';
 import { parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import { FILTERED, LATE_NOT_SYNCED, OUTSIDE_RANGE } from '../../src/core/records.js';
@@ -36,6 +37,17 @@ function config(overrides: Record<string, unknown> = {}) {
   });
 }
 
+/** A valid event as the ingest sees it, parsed from a landing-zone line. */
+function event(timeMs: number, eventName: string, properties: Record<string, unknown> = {}): ValidEvent {
+  const line = JSON.stringify({
+    event: eventName,
+    properties: { time: timeMs, distinct_id: 'u1', ...properties },
+  });
+  const parsed = parseEventLine(Buffer.from(line));
+  assert.ok(parsed.ok);
+  return parsed;
+}
+
 describe('EventRouter', () => {
   test('an event is on time when its arrival hour ends no later than window end + 2 h', () => {
     // Arrange: the New York day 2024-01-01 ends at 2024-01-02T05:00Z.
@@ -43,8 +55,8 @@ describe('EventRouter', () => {
     const time = Date.parse('2024-01-01T12:00:00Z');
 
     // Act
-    const lastOnTime = router.route(time, 'Purchase', Date.parse('2024-01-02T06:00:00Z'));
-    const firstLate = router.route(time, 'Purchase', Date.parse('2024-01-02T07:00:00Z'));
+    const lastOnTime = router.route(event(time, 'Purchase'), Date.parse('2024-01-02T06:00:00Z'));
+    const firstLate = router.route(event(time, 'Purchase'), Date.parse('2024-01-02T07:00:00Z'));
 
     // Assert
     assert.equal(lastOnTime.owner, 'daily-2024-01-01');
@@ -57,8 +69,7 @@ describe('EventRouter', () => {
     const calendar = new ZoneCalendar('America/New_York');
     const router = new EventRouter(config(), calendar);
     const route = router.route(
-      Date.parse('2024-01-01T15:00:00Z'),
-      'Purchase',
+      event(Date.parse('2024-01-01T15:00:00Z'), 'Purchase'),
       Date.parse('2024-01-03T15:00:00Z'),
     );
     assert.equal(route.owner, 'sync-2024-01-03');
@@ -76,16 +87,36 @@ describe('EventRouter', () => {
       new ZoneCalendar('America/New_York'),
     );
     const late = Date.parse('2024-01-05T15:00:00Z');
-    assert.equal(router.route(Date.parse('2024-01-02T15:00:00Z'), 'Purchase', late).owner, LATE_NOT_SYNCED);
-    assert.equal(router.route(Date.parse('2024-01-01T15:00:00Z'), 'Purchase', late).owner, OUTSIDE_RANGE);
-    assert.equal(router.route(Date.parse('2024-01-02T15:00:00Z'), 'Search', late).owner, FILTERED);
-    assert.equal(router.route(Date.parse('2024-01-02T15:00:00Z'), 'Search', late).staged, false);
+    assert.equal(
+      router.route(event(Date.parse('2024-01-02T15:00:00Z'), 'Purchase'), late).owner,
+      LATE_NOT_SYNCED,
+    );
+    assert.equal(
+      router.route(event(Date.parse('2024-01-01T15:00:00Z'), 'Purchase'), late).owner,
+      OUTSIDE_RANGE,
+    );
+    assert.equal(router.route(event(Date.parse('2024-01-02T15:00:00Z'), 'Search'), late).owner, FILTERED);
+    assert.equal(router.route(event(Date.parse('2024-01-02T15:00:00Z'), 'Search'), late).staged, false);
+  });
+
+  test('a where filter reads the event properties, after the range and the event names', () => {
+    const router = new EventRouter(
+      config({ event_names: ['Purchase', 'Search'], where: 'properties["plan"] == "pro"' }),
+      new ZoneCalendar('UTC'),
+    );
+    const t = Date.parse('2024-01-02T15:00:00Z');
+    assert.equal(router.route(event(t, 'Purchase', { plan: 'pro' }), t).owner, 'daily-2024-01-02');
+    assert.equal(router.route(event(t, 'Purchase', { plan: 'free' }), t).owner, FILTERED);
+    assert.equal(router.route(event(t, 'Purchase'), t).owner, FILTERED);
+    assert.equal(router.route(event(t, 'Login', { plan: 'pro' }), t).owner, FILTERED);
+    const before = Date.parse('2023-12-30T15:00:00Z');
+    assert.equal(router.route(event(before, 'Purchase', { plan: 'free' }), t).owner, OUTSIDE_RANGE);
   });
 
   test('to_date ends the range', () => {
     const router = new EventRouter(config({ to_date: '2024-01-03' }), new ZoneCalendar('UTC'));
     const t = Date.parse('2024-01-04T01:00:00Z');
-    assert.equal(router.route(t, 'x', t).owner, OUTSIDE_RANGE);
+    assert.equal(router.route(event(t, 'x'), t).owner, OUTSIDE_RANGE);
   });
 });
 
@@ -107,7 +138,7 @@ describe('scheduling invariants (property-based)', () => {
         const pipeline = config({ time_zone: zone, frequency, from_date: '2024-01-01' });
         const router = new EventRouter(pipeline, calendar);
         const arrivalHour = Math.floor((eventTime + delayHours * HOUR_MS) / HOUR_MS) * HOUR_MS;
-        const route = router.route(eventTime, 'Purchase', arrivalHour);
+        const route = router.route(event(eventTime, 'Purchase'), arrivalHour);
         const step = route.late
           ? ({ kind: 'sync', arrivalDay: calendar.localDate(arrivalHour) } as const)
           : ({ kind: 'regular', window: route.window } as const);
