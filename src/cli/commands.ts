@@ -67,6 +67,7 @@ export const FLAG_OF_FIELD: Record<string, string> = {
   from_date: '--from',
   to_date: '--to',
   event_names: '--events',
+  where: '--where',
   part_max_bytes: '--part-max-mb',
   compression_level: '--compression-level',
   s3_bucket: '--s3-bucket',
@@ -90,6 +91,7 @@ export interface ConfigFlags {
   sync: boolean;
   trial?: boolean;
   events?: string;
+  where?: string;
   partMaxMb?: number;
   compressionLevel?: number;
   s3Bucket?: string;
@@ -108,6 +110,7 @@ export function configFields(flags: ConfigFlags): Record<string, unknown> {
     ['to_date', flags.to],
     ['trial', flags.trial],
     ['event_names', flags.events?.split(',').map((n) => n.trim())],
+    ['where', flags.where],
     ['part_max_bytes', flags.partMaxMb === undefined ? undefined : flags.partMaxMb * 1024 * 1024],
     ['compression_level', flags.compressionLevel],
     ['s3_bucket', flags.s3Bucket],
@@ -128,6 +131,10 @@ export function configFields(flags: ConfigFlags): Record<string, unknown> {
     ...Object.fromEntries(optional.filter(([, value]) => value !== undefined)),
   };
 }
+
+/** Help of the `--where` option (`pipelines create` and `local run`). */
+export const WHERE_HELP =
+  'export only events whose properties match, e.g. \'properties["plan"] == "pro" and defined(properties["$os"])\'';
 
 /** The `--data-source` option (events, or a snapshot of people or identity mappings). */
 export function dataSourceOption(): Option {
@@ -176,6 +183,7 @@ export function addManagementCommands(program: Command): void {
       .option('--sync', 'export late events in a daily sync run', false)
       .option('--trial', 'a trial pipeline: daily, no sync, one day of backfill, ends with the trial', false)
       .option('--events <names>', 'export only these event names (comma-separated)')
+      .option('--where <expression>', WHERE_HELP)
       .option('--s3-bucket <bucket>', "destination bucket (default: the deployment's destination bucket)")
       .option('--s3-prefix <prefix>', 'key prefix in the bucket')
       .option('--s3-region <region>', "the destination bucket's region")

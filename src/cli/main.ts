@@ -15,6 +15,7 @@ import {
   exitCodeOf,
   FLAG_OF_FIELD,
   positiveInteger,
+  WHERE_HELP,
 } from './commands.js';
 import { formatReconciliation } from './format.js';
 
@@ -84,6 +85,7 @@ export function buildProgram(): Command {
     .option('--state <dir>', 'pipeline state and staging (default: <out>/_state/<project>/<name>)')
     .option('--name <name>', 'pipeline name (default: <data source>-<frequency>)')
     .option('--events <names>', 'export only these event names (comma-separated)')
+    .option('--where <expression>', WHERE_HELP)
     .option('--part-max-mb <mb>', 'largest output part, uncompressed MiB (default 256)', positiveInteger)
     .option(
       '--compression-level <level>',
@@ -112,6 +114,7 @@ interface LocalRunFlags {
   state?: string;
   name?: string;
   events?: string;
+  where?: string;
   partMaxMb?: number;
   compressionLevel?: number;
   workers?: number;

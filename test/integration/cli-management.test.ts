@@ -93,9 +93,15 @@ describe('mp-pipelines management on a local home', () => {
       '2024-03-08',
       '--s3-encryption',
       'kms',
+      '--where',
+      'plan == "pro"',
     );
     assert.equal(invalid.code, 2);
     assert.match(invalid.stderr, /--timezone: unknown time zone "Mars\/Olympus"/);
+    assert.match(
+      invalid.stderr,
+      /--where: at character 1: unknown name "plan": write a property as properties\["plan"\]/,
+    );
     assert.match(invalid.stderr, /--s3-kms-key-id: is required when s3_encryption is "kms"/);
 
     const overlapping = await cli(

@@ -269,6 +269,12 @@ describe('mp-pipelines local run', () => {
     });
   }
 
+  test('a bad --where is an error that names the flag and the character', async () => {
+    const result = await cli([...valid, '--where', 'properties["plan"] == "pro" && true']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--where: at character 29: unexpected "&": use "and"/);
+  });
+
   test('--data-source identity writes the mapping snapshot; --sync with it names the flag', async () => {
     const out = await tempFolder('cli-identity');
     const identityRaw = await tempFolder('cli-identity-raw');

@@ -41,6 +41,8 @@ const HOUR = 3_600_000;
 interface Scenario {
   readonly name: string;
   readonly config: PipelineConfig;
+  /** The config's `where`, as the oracle evaluates it. */
+  readonly selects?: (properties: Readonly<Record<string, unknown>>) => boolean;
   readonly firstDay: string;
   readonly days: number;
 }
@@ -84,6 +86,23 @@ const scenarios: Scenario[] = [
       event_names: ['Purchase', 'Sign Up'],
     }),
     firstDay: '2024-03-30',
+    days: 2,
+  },
+  {
+    name: 'daily with sync, filtered by a where expression',
+    config: parsePipelineConfig({
+      project_id: 'where',
+      name: 'events-daily',
+      frequency: 'daily',
+      sync: true,
+      time_zone: 'Europe/London',
+      from_date: '2024-10-26',
+      where:
+        'properties["plan"] in ["pro", "enterprise"] and not properties["$os"] == "iOS" or properties["price"] >= 90',
+    }),
+    selects: (p) =>
+      (['pro', 'enterprise'].includes(p.plan as string) && p.$os !== 'iOS') || (p.price as number) >= 90,
+    firstDay: '2024-10-26',
     days: 2,
   },
 ];
@@ -134,6 +153,7 @@ describe('local run against an independent model of DESIGN section 4', () => {
             sync: config.sync,
             fromDate: config.from_date,
             ...(config.event_names === undefined ? {} : { eventNames: config.event_names }),
+            ...(scenario.selects === undefined ? {} : { selects: scenario.selects }),
             now,
           });
           assert.deepEqual(result.failures, []);

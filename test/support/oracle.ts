@@ -21,6 +21,8 @@ export interface OracleConfig {
   readonly sync: boolean;
   readonly fromDate: string;
   readonly eventNames?: readonly string[];
+  /** The pipeline's `where` filter, written independently as a function of the line's properties. */
+  readonly selects?: (properties: Readonly<Record<string, unknown>>) => boolean;
   readonly now: number;
 }
 
@@ -40,6 +42,7 @@ interface Copy {
   readonly arrivalHour: number;
   readonly key: string | undefined;
   readonly eventName: string;
+  readonly selected: boolean;
   readonly windowEnd: number;
 }
 
@@ -76,6 +79,7 @@ export function expectedOutput(rawDir: string, config: OracleConfig): Expected {
   for (const copy of copies) {
     if (copy.day < config.fromDate) continue;
     if (config.eventNames !== undefined && !config.eventNames.includes(copy.eventName)) continue;
+    if (!copy.selected) continue;
     if (copy.late && !config.sync) continue;
     const due = copy.late
       ? DateTime.fromMillis(copy.arrivalHour, { zone: config.timeZone })
@@ -160,6 +164,7 @@ function parse(line: Buffer, arrivalHour: number, config: OracleConfig): Copy | 
         ? undefined
         : JSON.stringify([insertId, distinctId, event, Math.floor(timeMs / 1000)]),
     eventName: event,
+    selected: config.selects?.(props) ?? true,
     windowEnd: windowEnd.toMillis(),
   };
 }
