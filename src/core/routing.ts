@@ -99,10 +99,20 @@ export function snapshotCut(window: Window): number {
   return floorHour(window.end);
 }
 
-/** The arrival hours that are complete at `now` (the hour ended), from the pipeline's ingest start. */
+/**
+ * How long after an arrival hour ends its folder may still receive objects: Firehose names an object
+ * by the arrival of its oldest record and writes it up to one buffering interval (at most 15 minutes)
+ * later. An hour is read only once settled, so steps run this long after their hours end.
+ */
+export const ARRIVAL_SETTLE_MS = 15 * 60_000;
+/** A step runs this long after the end of its window (regular) or arrival day (sync). */
+const DUE_AFTER_END_MS = 2 * HOUR_MS + ARRIVAL_SETTLE_MS;
+
+/** The arrival hours that are complete at `now` (ended and settled), from the pipeline's ingest start. */
 export function completeArrivalHours(config: PipelineConfig, calendar: ZoneCalendar, now: number): number[] {
   const hours: number[] = [];
-  for (let h = ingestStart(config, calendar); h + HOUR_MS <= now; h += HOUR_MS) hours.push(h);
+  for (let h = ingestStart(config, calendar); h + HOUR_MS + ARRIVAL_SETTLE_MS <= now; h += HOUR_MS)
+    hours.push(h);
   return hours;
 }
 
@@ -115,28 +125,28 @@ export function ingestNeededUntil(config: PipelineConfig, step: StepRef, calenda
 
 /**
  * Every step due at `now`, oldest due first (regular before sync at the same instant): the regular
- * run of each window from `from_date` whose end + 2 h has passed, and with sync the sync run of each
- * arrival day A from `from_date` whose end + 2 h has passed. Whether a step already ran is the
- * caller's business.
+ * run of each window from `from_date` once its end + 2 h has passed and the hours it reads settled, and
+ * with sync the sync run of each arrival day A from `from_date` likewise after the end of A. Whether a
+ * step already ran is the caller's business.
  */
 export function dueSteps(config: PipelineConfig, calendar: ZoneCalendar, now: number): DueStep[] {
   const due: DueStep[] = [];
   const lastWindowEnd =
     config.to_date === undefined
-      ? now - 2 * HOUR_MS
-      : Math.min(now - 2 * HOUR_MS, calendar.dayEnd(config.to_date));
+      ? now - DUE_AFTER_END_MS
+      : Math.min(now - DUE_AFTER_END_MS, calendar.dayEnd(config.to_date));
   const firstStart = calendar.dayStart(config.from_date);
   if (lastWindowEnd > firstStart) {
     for (const window of calendar.windowsBetween(config.frequency, firstStart, lastWindowEnd)) {
-      if (window.end + 2 * HOUR_MS > now) break;
+      if (window.end + DUE_AFTER_END_MS > now) break;
       const step: StepRef = { kind: 'regular', window };
-      due.push({ step, id: stepId(step), dueAt: window.end + 2 * HOUR_MS });
+      due.push({ step, id: stepId(step), dueAt: window.end + DUE_AFTER_END_MS });
     }
   }
   if (config.sync) {
-    for (let day = config.from_date; calendar.dayEnd(day) + 2 * HOUR_MS <= now; day = addDays(day, 1)) {
+    for (let day = config.from_date; calendar.dayEnd(day) + DUE_AFTER_END_MS <= now; day = addDays(day, 1)) {
       const step: StepRef = { kind: 'sync', arrivalDay: day };
-      due.push({ step, id: stepId(step), dueAt: calendar.dayEnd(day) + 2 * HOUR_MS });
+      due.push({ step, id: stepId(step), dueAt: calendar.dayEnd(day) + DUE_AFTER_END_MS });
     }
   }
   return due.sort((a, b) => a.dueAt - b.dueAt || kindOrder(a.step) - kindOrder(b.step));

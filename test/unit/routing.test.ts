@@ -6,6 +6,7 @@ import { stepId } from '../../src/core/layout.js';
 import { parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import { FILTERED, LATE_NOT_SYNCED, OUTSIDE_RANGE } from '../../src/core/records.js';
 import {
+  ARRIVAL_SETTLE_MS,
   completeArrivalHours,
   dueSteps,
   EventRouter,
@@ -74,9 +75,11 @@ describe('EventRouter', () => {
     );
     assert.equal(route.owner, 'sync-2024-01-03');
     assert.equal(route.window.day, '2024-01-01');
-    const due = dueSteps(config(), calendar, calendar.dayEnd('2024-01-03') + 2 * HOUR_MS).find(
-      (d) => d.id === route.owner,
-    );
+    const due = dueSteps(
+      config(),
+      calendar,
+      calendar.dayEnd('2024-01-03') + 2 * HOUR_MS + ARRIVAL_SETTLE_MS,
+    ).find((d) => d.id === route.owner);
     assert.ok(due);
     assert.equal(calendar.localDate(due.dueAt), '2024-01-04');
   });
@@ -144,13 +147,15 @@ describe('scheduling invariants (property-based)', () => {
           : ({ kind: 'regular', window: route.window } as const);
         assert.equal(route.owner, stepId(step));
         const dueAt =
-          (step.kind === 'sync' ? calendar.dayEnd(step.arrivalDay) : step.window.end) + 2 * HOUR_MS;
-        // The step runs no earlier than the end of the hour its event arrived in...
-        assert.ok(arrivalHour + HOUR_MS <= dueAt);
-        // ...and waits for the ingest of that hour, which is complete by the time the step is due.
+          (step.kind === 'sync' ? calendar.dayEnd(step.arrivalDay) : step.window.end) +
+          2 * HOUR_MS +
+          ARRIVAL_SETTLE_MS;
+        // The step runs no earlier than the end of the hour its event arrived in, settled...
+        assert.ok(arrivalHour + HOUR_MS + ARRIVAL_SETTLE_MS <= dueAt);
+        // ...and waits for the ingest of that hour, which is complete and settled when the step is due.
         const needed = ingestNeededUntil(pipeline, step, calendar);
         assert.ok(arrivalHour < needed);
-        assert.ok(needed <= dueAt);
+        assert.ok(needed + ARRIVAL_SETTLE_MS <= dueAt);
         // The window contains the event.
         assert.ok(route.window.start <= eventTime && eventTime < route.window.end);
       }),
@@ -175,10 +180,11 @@ describe('scheduling invariants (property-based)', () => {
             assert.ok(d.step.kind === 'regular');
             assert.equal(d.step.window.start, expectedStart);
             expectedStart = d.step.window.end;
+            assert.equal(d.dueAt, d.step.window.end + 2 * HOUR_MS + ARRIVAL_SETTLE_MS);
             assert.ok(d.dueAt <= now);
           }
           // The next window is not due yet.
-          assert.ok(calendar.window(frequency, expectedStart).end + 2 * HOUR_MS > now);
+          assert.ok(calendar.window(frequency, expectedStart).end + 2 * HOUR_MS + ARRIVAL_SETTLE_MS > now);
           for (let i = 1; i < due.length; i += 1) assert.ok(due[i - 1]!.dueAt <= due[i]!.dueAt);
           assert.equal(new Set(due.map((d) => d.id)).size, due.length);
         },
@@ -191,11 +197,27 @@ describe('scheduling invariants (property-based)', () => {
     const calendar = new ZoneCalendar('Asia/Kathmandu');
     const pipeline = config({ time_zone: 'Asia/Kathmandu', from_date: '2024-03-10' });
     const start = ingestStart(pipeline, calendar);
-    const hours = completeArrivalHours(pipeline, calendar, start + 5 * HOUR_MS + 1);
+    const hours = completeArrivalHours(pipeline, calendar, start + 5 * HOUR_MS + ARRIVAL_SETTLE_MS);
     assert.equal(calendar.localDate(start + HOUR_MS), '2024-03-09');
     assert.deepEqual(
       hours,
       [0, 1, 2, 3, 4].map((i) => start + i * HOUR_MS),
+    );
+  });
+
+  test('a step waits until the last arrival hour it reads has settled, not just ended', () => {
+    const calendar = new ZoneCalendar('UTC');
+    const pipeline = config({ time_zone: 'UTC', from_date: '2024-03-01', sync: true });
+    const ids = (now: string) => dueSteps(pipeline, calendar, Date.parse(now)).map((d) => d.id);
+    // Day 03-01 reads arrival hours up to 02:00 on 03-02; Firehose may still write the last one at 02:14.
+    assert.deepEqual(ids('2024-03-02T02:14:59.999Z'), []);
+    assert.deepEqual(ids('2024-03-02T02:15:00Z'), ['daily-2024-03-01', 'sync-2024-03-01']);
+    const lastHour = Date.parse('2024-03-02T01:00:00Z');
+    assert.ok(
+      !completeArrivalHours(pipeline, calendar, Date.parse('2024-03-02T02:14:59Z')).includes(lastHour),
+    );
+    assert.ok(
+      completeArrivalHours(pipeline, calendar, Date.parse('2024-03-02T02:15:00Z')).includes(lastHour),
     );
   });
 });
@@ -208,7 +230,7 @@ describe('snapshot pipelines', () => {
     time_zone: 'Asia/Kathmandu',
   });
   const calendar = new ZoneCalendar('Asia/Kathmandu');
-  const due = dueSteps(people, calendar, calendar.dayEnd('2024-01-05') + 2 * HOUR_MS);
+  const due = dueSteps(people, calendar, calendar.dayEnd('2024-01-05') + 2 * HOUR_MS + ARRIVAL_SETTLE_MS);
 
   test('run only their latest due window, until a snapshot at or after it is committed', () => {
     const ids = due.map((d) => d.id);
