@@ -166,7 +166,8 @@ export class FsObjectStore implements ObjectStore {
         continue;
       }
       try {
-        yield { key: `${keyPrefix}${child.name}`, size: statSync(full).size };
+        const stats = statSync(full);
+        yield { key: `${keyPrefix}${child.name}`, size: stats.size, lastModified: Math.floor(stats.mtimeMs) };
       } catch (error) {
         // Deleted since readdir: it is simply no longer there.
         if (!isMissing(error)) throw error;

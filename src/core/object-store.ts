@@ -1,9 +1,11 @@
 import type { Readable } from 'node:stream';
 
-/** One listed object: its key relative to the store's root, and its size in bytes. */
+/** One listed object: its key relative to the store's root, its size in bytes, when it was written. */
 export interface ObjectInfo {
   readonly key: string;
   readonly size: number;
+  /** Epoch ms of the last write (S3's Last-Modified, to the second; a file's modification time). */
+  readonly lastModified: number;
 }
 
 /**

@@ -13,7 +13,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { FsObjectStore } from '../../src/adapters/fs-object-store.js';
 import { S3ObjectStore } from '../../src/adapters/s3-object-store.js';
 import { ConfigError, TransientError } from '../../src/core/errors.js';
-import { listAll, type ObjectStore } from '../../src/core/object-store.js';
+import { listAll, type ObjectInfo, type ObjectStore } from '../../src/core/object-store.js';
 import { createBucket, type Moto, s3ClientFor, startMoto } from '../../src/local/moto.js';
 
 const MiB = 1024 * 1024;
@@ -101,6 +101,11 @@ async function* failingSource(): AsyncGenerator<Buffer> {
   throw new Error('source broke');
 }
 
+/** A listing without its write times, which differ from run to run. */
+function keysAndSizes(listed: readonly ObjectInfo[]): { key: string; size: number }[] {
+  return listed.map(({ key, size }) => ({ key, size }));
+}
+
 function count(commands: readonly string[], name: string): number {
   return commands.filter((command) => command === name).length;
 }
@@ -174,7 +179,7 @@ function objectStoreConformance(makeFixture: () => Promise<Fixture>, { manyKeys 
     const body = await store.get('big/blob.bin');
     assert.ok(body !== undefined);
     assert.equal(await sha256Of(body), source.sha256());
-    assert.deepEqual(await listAll(store, 'big/'), [{ key: 'big/blob.bin', size }]);
+    assert.deepEqual(keysAndSizes(await listAll(store, 'big/')), [{ key: 'big/blob.bin', size }]);
     if (fixture.commands !== undefined) {
       assert.equal(count(fixture.commands, 'CreateMultipartUploadCommand'), 1);
       assert.equal(count(fixture.commands, 'UploadPartCommand'), 3);
@@ -192,8 +197,23 @@ function objectStoreConformance(makeFixture: () => Promise<Fixture>, { manyKeys 
     const listed = await listAll(store, '');
 
     assert.deepEqual(
-      listed,
+      keysAndSizes(listed),
       expected.map((key) => ({ key, size: Buffer.byteLength(key, 'utf8') })),
+    );
+  });
+
+  it('lists when each object was last written, to the second', async () => {
+    const { store } = fixture;
+    const before = Math.floor(Date.now() / 1000) * 1000;
+    await store.put('written/now', Buffer.from('x'));
+    const after = Date.now();
+
+    const [listed] = await listAll(store, 'written/');
+
+    assert.ok(listed !== undefined);
+    assert.ok(
+      before <= listed.lastModified && listed.lastModified <= after,
+      `${listed.lastModified} within [${before}, ${after}]`,
     );
   });
 
@@ -241,7 +261,7 @@ function objectStoreConformance(makeFixture: () => Promise<Fixture>, { manyKeys 
         listed.map((info) => info.key),
         keys,
       );
-      assert.deepEqual(await listAll(store, ''), [{ key: 'other', size: 5 }]);
+      assert.deepEqual(keysAndSizes(await listAll(store, '')), [{ key: 'other', size: 5 }]);
       if (fixture.commands !== undefined) {
         assert.equal(
           count(fixture.commands, 'ListObjectsV2Command'),
@@ -260,7 +280,7 @@ function objectStoreConformance(makeFixture: () => Promise<Fixture>, { manyKeys 
     await store.delete(['d/1', 'missing/key', 'd/3']);
     await store.delete([]);
 
-    assert.deepEqual(await listAll(store, 'd/'), [{ key: 'd/2', size: 3 }]);
+    assert.deepEqual(keysAndSizes(await listAll(store, 'd/')), [{ key: 'd/2', size: 3 }]);
     assert.equal(await store.getBytes('d/1'), undefined);
     assert.equal(await store.getBytes('d/3'), undefined);
   });
@@ -322,7 +342,7 @@ describe('FsObjectStore', () => {
 
       assert.deepEqual(oldDuringWrite, Buffer.from('old'));
       assert.equal(newDuringWrite, undefined);
-      assert.deepEqual(listedDuringWrite, [{ key: 'slow/obj', size: 3 }]);
+      assert.deepEqual(keysAndSizes(listedDuringWrite), [{ key: 'slow/obj', size: 3 }]);
       assert.deepEqual(await store.getBytes('slow/obj'), Buffer.from('new content'));
       assert.deepEqual(await store.getBytes('slow/new'), Buffer.from('fresh object'));
       assert.deepEqual(await tempFiles(), []);
@@ -338,7 +358,7 @@ describe('FsObjectStore', () => {
       const all = await listAll(store, '');
       const dotted = await listAll(store, 'dir/.');
 
-      assert.deepEqual(all, [{ key: 'dir/visible', size: 1 }]);
+      assert.deepEqual(keysAndSizes(all), [{ key: 'dir/visible', size: 1 }]);
       assert.deepEqual(dotted, []);
     });
 
@@ -492,7 +512,7 @@ describe('S3ObjectStore', () => {
     const raw = await client.send(new GetObjectCommand({ Bucket: bucket, Key: 'exports/p1/inside/x' }));
 
     assert.equal(await raw.Body?.transformToString(), 'x');
-    assert.deepEqual(await listAll(store, ''), [{ key: 'inside/x', size: 1 }]);
+    assert.deepEqual(keysAndSizes(await listAll(store, '')), [{ key: 'inside/x', size: 1 }]);
     assert.equal(store.description, `s3://${bucket}/exports/p1/`);
     assert.equal(new S3ObjectStore({ client, bucket }).description, `s3://${bucket}/`);
   });
