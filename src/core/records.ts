@@ -34,7 +34,13 @@ export interface IngestRecord {
   readonly arrival_hour: string;
   /** Project-time date of the arrival hour's start (the arrival day of its late events). */
   readonly arrival_day: string;
-  readonly sources: readonly { readonly key: string; readonly bytes: number; readonly lines: number }[];
+  /** The objects read; `folder_hour` marks one written late into an earlier hour's folder (adopted). */
+  readonly sources: readonly {
+    readonly key: string;
+    readonly bytes: number;
+    readonly lines: number;
+    readonly folder_hour?: string;
+  }[];
   readonly source_lines: number;
   readonly valid: number;
   readonly quarantined: number;

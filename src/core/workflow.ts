@@ -155,6 +155,8 @@ export const METRICS = {
   lateEvents: 'LateEventsExported',
   duplicatesDropped: 'DuplicatesDropped',
   quarantined: 'LinesQuarantined',
+  /** Objects written into an arrival-hour folder after it was read, ingested with the hour they were written in. */
+  lateObjects: 'LateObjectsAdopted',
   /** People and identity: lines of the snapshot written, and updates or links folded into it. */
   snapshotRecords: 'SnapshotRecords',
   updatesFolded: 'UpdatesFolded',

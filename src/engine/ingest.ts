@@ -3,16 +3,16 @@ import {
   hourIso,
   hourStamp,
   ingestRecordKey,
-  rawHourPrefix,
   type StagedName,
   stagedKey,
   stagedKeysKey,
 } from '../core/layout.js';
-import { listAll, putJson } from '../core/object-store.js';
+import { putJson } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import { addOwnerCount, type IngestRecord, type OwnerCounts, type StagedObject } from '../core/records.js';
 import { EventRouter } from '../core/routing.js';
 import { floorHour, ZoneCalendar } from '../core/windows.js';
+import { arrivalObjects, sourceEntry } from './arrival-objects.js';
 import { NdjsonObjectWriter, RollingWriters, type Segment } from './object-writers.js';
 import { Quarantine } from './quarantine.js';
 import { type LineSink, readSourceLines } from './source-lines.js';
@@ -47,9 +47,7 @@ export async function ingestArrivalHour(
   });
   const quarantine = new Quarantine(stores, config.project_id, arrivalHour, 'events');
 
-  const sources = (await listAll(stores.raw, rawHourPrefix(config.project_id, arrivalHour))).filter(
-    (object) => !object.key.endsWith('/'),
-  );
+  const sources = await arrivalObjects(stores, config.project_id, arrivalHour, 'events');
   const sourceStats: IngestRecord['sources'][number][] = [];
   for (const source of sources) {
     const sink: LineSink = {
@@ -75,7 +73,7 @@ export async function ingestArrivalHour(
       await staging.settle();
       await quarantine.settle();
     });
-    sourceStats.push({ key: source.key, bytes: source.size, lines: stats.lines });
+    sourceStats.push(sourceEntry(source, stats.lines));
   }
 
   const staged = (await staging.finish()).sort((a, b) => (a.key < b.key ? -1 : 1));

@@ -1,11 +1,12 @@
 import { parseIdentityLine } from '../core/identity.js';
 import type { Rejected } from '../core/json-line.js';
-import { hourIso, ingestRecordKey, pendingUpdatesKey, rawHourPrefix } from '../core/layout.js';
-import { listAll, putJson } from '../core/object-store.js';
+import { hourIso, ingestRecordKey, pendingUpdatesKey } from '../core/layout.js';
+import { putJson } from '../core/object-store.js';
 import type { PipelineConfig, SnapshotSource } from '../core/pipeline-config.js';
 import { parseProfileUpdate } from '../core/profiles.js';
 import type { IngestRecord, PendingObject } from '../core/records.js';
 import { ZoneCalendar } from '../core/windows.js';
+import { arrivalObjects, sourceEntry } from './arrival-objects.js';
 import { NdjsonObjectWriter } from './object-writers.js';
 import { Quarantine } from './quarantine.js';
 import { readSourceLines } from './source-lines.js';
@@ -53,9 +54,7 @@ export async function ingestSnapshotHour(
     const quarantine = new Quarantine(stores, config.project_id, arrivalHour, source);
     const kept = new NdjsonObjectWriter(stores.state, pendingUpdatesKey(arrivalHour, source), 'none');
     const validate = validator(source);
-    const objects = (await listAll(stores.raw, rawHourPrefix(config.project_id, arrivalHour, source))).filter(
-      (object) => !object.key.endsWith('/'),
-    );
+    const objects = await arrivalObjects(stores, config.project_id, arrivalHour, source);
     for (const object of objects) {
       const stats = await readSourceLines(
         stores.raw,
@@ -78,7 +77,7 @@ export async function ingestSnapshotHour(
           await quarantine.settle();
         },
       );
-      sourceStats.push({ key: object.key, bytes: object.size, lines: stats.lines });
+      sourceStats.push(sourceEntry(object, stats.lines));
     }
     const written = await kept.close();
     pending.push({ key: written.key, source, records: written.records, bytes: written.bytes });

@@ -10,7 +10,7 @@ import { hourIso, ingestRecordKey, planKey, runRecordKey } from '../core/layout.
 import { getJson, type ObjectStore } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import { activeConfigs } from '../core/pipeline-rules.js';
-import type { RunRecord, SnapshotPlan, StepPlan, StepRunEntry } from '../core/records.js';
+import type { IngestRecord, RunRecord, SnapshotPlan, StepPlan, StepRunEntry } from '../core/records.js';
 import { ingestNeededUntil, ingestStart } from '../core/routing.js';
 import { CONFIG_TABLE_KEYS } from '../core/tables.js';
 import { HOUR_MS, ZoneCalendar } from '../core/windows.js';
@@ -186,14 +186,14 @@ export async function ingestHour(
   const { config } = input.step;
   const arrivalHour = parseInstant(input.arrival_hour, 'arrival_hour');
   const stores = rt.stores(config);
-  const existing = await getJson<{ source_lines: number; quarantined: number }>(
-    stores.state,
-    ingestRecordKey(arrivalHour),
-  );
+  const existing = await getJson<IngestRecord>(stores.state, ingestRecordKey(arrivalHour));
   const ingest = config.data_source === 'events' ? ingestArrivalHour : ingestSnapshotHour;
   const record = existing ?? (await ingest(stores, config, arrivalHour));
   if (existing === undefined)
-    rt.metrics.record(dimensionsOf(config), { [METRICS.quarantined]: record.quarantined });
+    rt.metrics.record(dimensionsOf(config), {
+      [METRICS.quarantined]: record.quarantined,
+      [METRICS.lateObjects]: record.sources.filter((object) => object.folder_hour !== undefined).length,
+    });
   return {
     arrival_hour: hourIso(arrivalHour),
     source_lines: record.source_lines,
