@@ -199,6 +199,8 @@ export function runRecordKey(id: string): string {
 
 /** Prefix of every run record. */
 export const RUN_RECORDS_PREFIX = 'runs/';
+/** How far the pipeline's due steps are known to be committed (see `engine/backlog.ts`). */
+export const BACKLOG_MARK_KEY = 'backlog-mark.json';
 
 /** Which snapshot the pipeline's state is at: written by a snapshot step's commit. */
 export const SNAPSHOT_POINTER_KEY = 'snapshot/current.json';

@@ -1,5 +1,5 @@
 import { ConfigError } from '../core/errors.js';
-import { PIPELINE_STATE_KEY, RUN_RECORDS_PREFIX } from '../core/layout.js';
+import { BACKLOG_MARK_KEY, PIPELINE_STATE_KEY, RUN_RECORDS_PREFIX, runRecordKey } from '../core/layout.js';
 import { getJson, listAll, putJson } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import { type DueStep, dueSteps, pendingSteps, snapshotCovered } from '../core/routing.js';
@@ -15,15 +15,27 @@ export async function committedStepIds(stores: EngineStores): Promise<Set<string
   return ids;
 }
 
+/**
+ * Every due step with `dueAt` at or before `settled_through` is committed (for a snapshot pipeline:
+ * covered by a committed snapshot). Steps never become uncommitted, so the mark only moves forward;
+ * it spares the schedule a listing of every run record on every tick. It holds for the config it was
+ * computed with only: a run with other settings must reach the check that names the differences.
+ */
+interface BacklogMark {
+  readonly settled_through: number;
+  readonly config: string;
+}
+
+/** Above this many due steps past the mark, one listing of the run records beats a lookup per step. */
+const LOOKUPS_BEFORE_LISTING = 32;
+
 /** The steps of a pipeline due at `now` and still to run, oldest first (see `pendingSteps`). */
 export async function pipelineBacklog(
   stores: EngineStores,
   config: PipelineConfig,
   now: number,
 ): Promise<DueStep[]> {
-  const due = dueSteps(config, new ZoneCalendar(config.time_zone), now);
-  if (due.length === 0) return due;
-  return pendingSteps(config, due, await committedStepIds(stores));
+  return (await backlogOf(stores, config, now)).pending;
 }
 
 /**
@@ -36,10 +48,51 @@ export async function firstPendingDue(
   config: PipelineConfig,
   now: number,
 ): Promise<number | undefined> {
-  const due = dueSteps(config, new ZoneCalendar(config.time_zone), now);
-  const committed = await committedStepIds(stores);
-  if (config.data_source === 'events') return pendingSteps(config, due, committed)[0]?.dueAt;
+  const { due, committed, pending } = await backlogOf(stores, config, now);
+  if (config.data_source === 'events') return pending[0]?.dueAt;
   return due[snapshotCovered(due, committed)]?.dueAt;
+}
+
+/**
+ * Moves the backlog mark over the steps committed by `now` (a step's commit calls it, so the schedule's
+ * reads find it current without writing themselves).
+ */
+export async function advanceBacklogMark(
+  stores: EngineStores,
+  config: PipelineConfig,
+  now: number,
+): Promise<void> {
+  const { due, committed, pending, settled } = await backlogOf(stores, config, now);
+  const settledNow =
+    config.data_source === 'events'
+      ? (pending[0]?.dueAt ?? Number.POSITIVE_INFINITY) - 1
+      : (due[snapshotCovered(due, committed) - 1]?.dueAt ?? Number.NEGATIVE_INFINITY);
+  const through = Math.min(settledNow, due.at(-1)?.dueAt ?? Number.NEGATIVE_INFINITY);
+  if (through > settled && Number.isFinite(through))
+    await putJson(stores.state, BACKLOG_MARK_KEY, {
+      settled_through: through,
+      config: JSON.stringify(config),
+    } satisfies BacklogMark);
+}
+
+/** The due steps, which of them are committed, those still to run, and how far the mark vouches. */
+async function backlogOf(
+  stores: EngineStores,
+  config: PipelineConfig,
+  now: number,
+): Promise<{ due: DueStep[]; committed: Set<string>; pending: DueStep[]; settled: number }> {
+  const due = dueSteps(config, new ZoneCalendar(config.time_zone), now);
+  const mark = await getJson<BacklogMark>(stores.state, BACKLOG_MARK_KEY);
+  const settled = mark?.config === JSON.stringify(config) ? mark.settled_through : Number.NEGATIVE_INFINITY;
+  const committed = new Set(due.filter((d) => d.dueAt <= settled).map((d) => d.id));
+  const open = due.filter((d) => d.dueAt > settled);
+  if (open.length > LOOKUPS_BEFORE_LISTING) {
+    for (const id of await committedStepIds(stores)) committed.add(id);
+  } else {
+    for (const d of open)
+      if ((await stores.state.getBytes(runRecordKey(d.id))) !== undefined) committed.add(d.id);
+  }
+  return { due, committed, pending: pendingSteps(config, due, committed), settled };
 }
 
 /**

@@ -37,7 +37,12 @@ import {
   stepFromId,
   type TickInput,
 } from '../core/workflow.js';
-import { checkStateConfig, pipelineBacklog, stateConfigDifferences } from '../engine/backlog.js';
+import {
+  advanceBacklogMark,
+  checkStateConfig,
+  pipelineBacklog,
+  stateConfigDifferences,
+} from '../engine/backlog.js';
 import { commitStep as commitEngineStep } from '../engine/commit.js';
 import { runExportTask } from '../engine/export-task.js';
 import { ingestArrivalHour } from '../engine/ingest.js';
@@ -260,6 +265,7 @@ export async function commitStep(
           await readPlan<SnapshotPlan>(stores.state, step.step_id),
           timing,
         ));
+  await advanceBacklogMark(stores, config, timing.finishedAt);
   const entry = succeededEntry(step, record);
   await rt.ledger.recordRun(entry);
   await rt.events.publish(STEP_SUCCEEDED, entry);
