@@ -61,13 +61,47 @@ export function idOf(value: unknown): string | undefined {
   return undefined;
 }
 
-/** JSON with object keys sorted, so deep-equal values compare equal as text. */
+/**
+ * JSON with object keys sorted, so deep-equal values compare equal as text. Iterative: a value nested
+ * thousands of levels deep (which `JSON.parse` accepts) must not exhaust the stack.
+ */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (isPlainObject(value))
-    return `{${Object.keys(value)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(value) ?? 'null';
+  let out = '';
+  const work: ({ readonly text: string } | { readonly value: unknown })[] = [{ value }];
+  for (let next = work.pop(); next !== undefined; next = work.pop()) {
+    if ('text' in next) {
+      out += next.text;
+      continue;
+    }
+    const v = next.value;
+    if (Array.isArray(v)) {
+      work.push({ text: ']' });
+      for (let i = v.length - 1; i >= 0; i -= 1) {
+        work.push({ value: v[i] });
+        if (i > 0) work.push({ text: ',' });
+      }
+      work.push({ text: '[' });
+    } else if (isPlainObject(v)) {
+      const keys = Object.keys(v).sort();
+      work.push({ text: '}' });
+      for (let i = keys.length - 1; i >= 0; i -= 1) {
+        work.push({ value: v[keys[i]!] });
+        work.push({ text: `${i > 0 ? ',' : ''}${JSON.stringify(keys[i])}:` });
+      }
+      work.push({ text: '{' });
+    } else out += JSON.stringify(v) ?? 'null';
+  }
+  return out;
+}
+
+/** True when `value` has arrays or objects nested more than `limit` levels deep (checked iteratively). */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  const work: [unknown, number][] = [[value, 0]];
+  for (let next = work.pop(); next !== undefined; next = work.pop()) {
+    const [v, depth] = next;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth + 1 > limit) return true;
+    for (const child of Object.values(v)) work.push([child, depth + 1]);
+  }
+  return false;
 }

@@ -9,6 +9,7 @@ import {
   idOf,
   isPlainObject,
   type JsonLineProblem,
+  nestedDeeperThan,
   ownField,
   parseObjectLine,
   type Rejected,
@@ -46,6 +47,12 @@ export interface ProfileUpdate {
   readonly operations: readonly Operation[];
 }
 
+/**
+ * Deepest nesting of an operation's values: profiles are written back with `JSON.stringify`, which
+ * overflows the stack a few thousand levels down; no real profile comes near this.
+ */
+export const MAX_VALUE_DEPTH = 100;
+
 export type ProfileLineProblem =
   | JsonLineProblem
   | 'missing_distinct_id'
@@ -78,6 +85,11 @@ export function parseProfileUpdate(
   const operations: Operation[] = [];
   for (const key of Object.keys(value)) {
     if (!OPERATIONS.has(key)) continue;
+    if (nestedDeeperThan(value[key], MAX_VALUE_DEPTH))
+      return rejectedLine(
+        'invalid_operation',
+        `"${key}" nests values more than ${MAX_VALUE_DEPTH} levels deep`,
+      );
     const operation = operationOf(key as ProfileOperation, value[key]);
     if (typeof operation === 'string') return rejectedLine('invalid_operation', `"${key}" ${operation}`);
     operations.push(operation);

@@ -18,7 +18,7 @@
  * null, missing, 0, "", [] or {}, and as true otherwise.
  */
 import { ConfigError } from './errors.js';
-import { canonicalJson, isPlainObject } from './json-line.js';
+import { canonicalJson, isPlainObject, ownField } from './json-line.js';
 
 /** An event's properties, as parsed from its line. */
 export type Properties = Readonly<Record<string, unknown>>;
@@ -230,7 +230,7 @@ class Parser {
       throw syntax(name.at, `a property name is a string in double quotes, found ${describe(name)}`);
     this.expectSymbol(']', 'after the property name');
     const key = name.value as string;
-    return (p) => (Object.hasOwn(p, key) ? p[key] : undefined);
+    return (p) => ownField(p, key);
   }
 
   private list(openedAt: number, depth: number): Evaluate {

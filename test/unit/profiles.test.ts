@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { canonicalJson } from '../../src/core/json-line.js';
+import { canonicalJson, nestedDeeperThan } from '../../src/core/json-line.js';
 import {
   applyUpdate,
   emptyFoldCounts,
   type FoldCounts,
+  MAX_VALUE_DEPTH,
   mergeProfile,
   type Operation,
   PROFILE_OPERATIONS,
@@ -145,6 +146,18 @@ describe('parseProfileUpdate: valid lines', () => {
 });
 
 describe('parseProfileUpdate: rejected lines', () => {
+  it(`invalid_operation: values nested more than ${MAX_VALUE_DEPTH} levels deep (they could not be written back)`, () => {
+    /** A `$set` line whose value nests `depth` levels (as text: JSON.stringify cannot write it). */
+    const deepSet = (depth: number) =>
+      `{"$distinct_id":"u1","$set":{"tags":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}}`;
+    assert.deepEqual(rejection(deepSet(5000)), {
+      reason: 'invalid_operation',
+      detail: `"$set" nests values more than ${MAX_VALUE_DEPTH} levels deep`,
+    });
+    updateOf(deepSet(MAX_VALUE_DEPTH));
+    assert.equal(rejection(deepSet(MAX_VALUE_DEPTH + 1)).reason, 'invalid_operation');
+  });
+
   it('empty_line: an empty or blank line', () => {
     assert.equal(rejection(Buffer.alloc(0)).reason, 'empty_line');
     assert.equal(rejection('   \t ').reason, 'empty_line');
@@ -650,6 +663,20 @@ describe('canonicalJson', () => {
     assert.notEqual(canonicalJson(1), canonicalJson('1'));
     assert.notEqual(canonicalJson({ a: '1' }), canonicalJson('{"a":"1"}'));
     assert.notEqual(canonicalJson(null), canonicalJson('null'));
+  });
+
+  it('writes a value nested far deeper than the stack allows recursion', () => {
+    const depth = 200_000;
+    const text = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    assert.equal(canonicalJson(JSON.parse(text)), text);
+  });
+
+  it('nestedDeeperThan counts levels of arrays and objects, iteratively', () => {
+    assert.equal(nestedDeeperThan(1, 0), false);
+    assert.equal(nestedDeeperThan([], 0), true);
+    assert.equal(nestedDeeperThan({ a: [1, { b: 2 }] }, 3), false);
+    assert.equal(nestedDeeperThan({ a: [1, { b: [] }] }, 3), true);
+    assert.equal(nestedDeeperThan(JSON.parse(`${'['.repeat(200_000)}${']'.repeat(200_000)}`), 100), true);
   });
 
   it('writes JSON scalars as JSON.stringify does, and undefined as null', () => {

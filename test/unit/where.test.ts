@@ -101,6 +101,18 @@ describe('where: comparisons', () => {
   });
 });
 
+describe('where: values of any depth', () => {
+  test('comparing deeply nested values neither overflows the stack nor errs', () => {
+    const nested = (depth: number, inner: string) =>
+      JSON.parse(`${'['.repeat(depth)}${inner}${']'.repeat(depth)}`) as unknown;
+    const p = { tags: nested(100_000, '1'), same: nested(100_000, '1'), other: nested(100_000, '2') };
+    assert.equal(matches('properties["tags"] == ["a"]', p), false);
+    assert.equal(matches('properties["tags"] == properties["same"]', p), true);
+    assert.equal(matches('properties["tags"] == properties["other"]', p), false);
+    assert.equal(matches('[1] in properties["tags"]', p), false);
+  });
+});
+
 describe('where: logic', () => {
   test('values read as false when false, null, missing, 0, "", [] or {}', () => {
     for (const name of ['churned', 'referrer', 'missing', 'zero', 'empty', 'none'])
