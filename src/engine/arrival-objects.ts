@@ -17,32 +17,50 @@ export interface ArrivalObject extends ObjectInfo {
 }
 
 /**
- * The objects of `source` that arrival hour `hour` ingests, in key order: every object of its own
- * folder, and every object written during the hour into the folder of one of the 24 hours before it,
- * after that folder was ingested without it. Such an object reached the landing zone when it was
- * written, so its lines arrive in this hour. Exactly one hour adopts it (the one its write falls in,
- * whose ingest runs after the write, since an hour is read once settled); a folder not ingested yet
- * keeps its objects for its own ingest.
+ * The objects of each of `sources` that arrival hour `hour` ingests, in key order: every object of its
+ * own folder, and every object found in the folder of one of the 24 hours before it that was ingested
+ * without it, which reached the landing zone after that folder was read. Such an object arrives in the
+ * hour it was written in (its Last-Modified; S3 stamps the start of an upload, so one that began in
+ * the folder's own hour goes to the next), and exactly that hour takes it: its ingest runs after the
+ * write, since an hour is read once settled. A key any hour of the lookback read is never read again,
+ * and a folder not ingested yet keeps its objects for its own ingest.
  */
 export async function arrivalObjects(
   stores: EngineStores,
   projectId: string,
   hour: number,
-  source: DataSource,
-): Promise<ArrivalObject[]> {
-  const objects: ArrivalObject[] = [];
-  // Earlier folders first: their keys sort before this hour's.
-  for (let back = LATE_OBJECT_LOOKBACK_HOURS; back >= 1; back -= 1) {
-    const folderHour = hour - back * HOUR_MS;
-    const record = await getJson<Pick<IngestRecord, 'sources'>>(stores.state, ingestRecordKey(folderHour));
-    if (record === undefined) continue;
-    const read = new Set(record.sources.map((object) => object.key));
-    for (const object of await listFolder(stores, projectId, folderHour, source))
-      if (!read.has(object.key) && floorHour(object.lastModified) === hour)
-        objects.push({ ...object, folderHour });
-  }
-  objects.push(...(await listFolder(stores, projectId, hour, source)));
-  return objects;
+  sources: readonly DataSource[],
+): Promise<ArrivalObject[][]> {
+  const folders = Array.from(
+    { length: LATE_OBJECT_LOOKBACK_HOURS },
+    (_, i) => hour - (LATE_OBJECT_LOOKBACK_HOURS - i) * HOUR_MS,
+  );
+  const records = await Promise.all(
+    folders.map((folderHour) =>
+      getJson<Pick<IngestRecord, 'sources'>>(stores.state, ingestRecordKey(folderHour)),
+    ),
+  );
+  const read = new Set(records.flatMap((record) => record?.sources.map((object) => object.key) ?? []));
+  return Promise.all(
+    sources.map(async (source) => {
+      // Earlier folders first: their keys sort before this hour's.
+      const adopted = await Promise.all(
+        folders.map(async (folderHour, i) => {
+          if (records[i] === undefined) return [];
+          const objects = await listFolder(stores, projectId, folderHour, source);
+          return objects
+            .filter((object) => !read.has(object.key) && adoptingHour(object, folderHour) === hour)
+            .map((object) => ({ ...object, folderHour }));
+        }),
+      );
+      return [...adopted.flat(), ...(await listFolder(stores, projectId, hour, source))];
+    }),
+  );
+}
+
+/** The hour that takes an object its already read folder did not hold: when it was written, never before the folder's next hour. */
+function adoptingHour(object: ObjectInfo, folderHour: number): number {
+  return Math.max(floorHour(object.lastModified), folderHour + HOUR_MS);
 }
 
 /** The ingest record's entry for an object read. */

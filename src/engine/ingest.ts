@@ -47,7 +47,7 @@ export async function ingestArrivalHour(
   });
   const quarantine = new Quarantine(stores, config.project_id, arrivalHour, 'events');
 
-  const sources = await arrivalObjects(stores, config.project_id, arrivalHour, 'events');
+  const [sources = []] = await arrivalObjects(stores, config.project_id, arrivalHour, ['events']);
   const sourceStats: IngestRecord['sources'][number][] = [];
   for (const source of sources) {
     const sink: LineSink = {

@@ -50,11 +50,13 @@ export async function ingestSnapshotHour(
   const pending: PendingObject[] = [];
   let valid = 0;
   let quarantined = 0;
-  for (const source of snapshotSources(config)) {
+  const sources = snapshotSources(config);
+  const objectsBySource = await arrivalObjects(stores, config.project_id, arrivalHour, sources);
+  for (const [index, source] of sources.entries()) {
     const quarantine = new Quarantine(stores, config.project_id, arrivalHour, source);
     const kept = new NdjsonObjectWriter(stores.state, pendingUpdatesKey(arrivalHour, source), 'none');
     const validate = validator(source);
-    const objects = await arrivalObjects(stores, config.project_id, arrivalHour, source);
+    const objects = objectsBySource[index] ?? [];
     for (const object of objects) {
       const stats = await readSourceLines(
         stores.raw,

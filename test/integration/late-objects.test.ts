@@ -58,10 +58,10 @@ describe('objects written into a folder after it was read', () => {
   });
 
   test('arrive in the hour they were written: exported once by sync, duplicates dropped, nothing lost', async () => {
-    // Day 03-01 is exported at 02:15 on 03-02, after reading the folders up to hour 01 of 03-02.
+    // Day 03-01 is exported at 02:20 on 03-02, after reading the folders up to hour 01 of 03-02.
     const purchase = eventLine('Purchase', '2024-03-01T10:30:00Z', 'i1');
     await land(raw.path, '2024-03-01T10', 'a.json', [purchase], '2024-03-01T10:40:00Z');
-    const first = await runLocalPipeline({ folders: folders(), config, now: at('2024-03-02T02:15:00Z') });
+    const first = await runLocalPipeline({ folders: folders(), config, now: at('2024-03-02T02:20:00Z') });
     assert.ok(first.ok, first.failures.join('\n'));
     assert.deepEqual(
       [...(await outputRecords(out.path, config.project_id)).values()]
@@ -83,7 +83,7 @@ describe('objects written into a folder after it was read', () => {
     const search = eventLine('Search', '2024-03-02T10:05:00Z', 'i3');
     await land(raw.path, '2024-03-02T10', 'slow.json', [search], '2024-03-02T12:30:00Z');
 
-    const second = await runLocalPipeline({ folders: folders(), config, now: at('2024-03-03T02:15:00Z') });
+    const second = await runLocalPipeline({ folders: folders(), config, now: at('2024-03-03T02:20:00Z') });
     assert.ok(second.ok, second.failures.join('\n'));
 
     const days = await outputRecords(out.path, config.project_id);
@@ -117,7 +117,7 @@ describe('objects written into a folder after it was read', () => {
 });
 
 describe('arrivalObjects', () => {
-  test('adopts only objects written during the hour into a folder of the day before that was read without them', async () => {
+  test('adopts only objects written during the hour into a folder of the day before that was read without them, once', async () => {
     const raw = await tempFolder('adopt-raw');
     const stateDir = await tempFolder('adopt-state');
     try {
@@ -133,18 +133,26 @@ describe('arrivalObjects', () => {
       await land(raw.path, '2024-03-01T04', 'too-old.json', ['{}'], '2024-03-02T05:10:00Z');
       await land(raw.path, '2024-03-02T03', 'read.json', ['{}'], '2024-03-02T05:10:00Z');
       await land(raw.path, '2024-03-02T03', 'other-hour.json', ['{}'], '2024-03-02T06:00:00Z');
-      await land(raw.path, '2024-03-02T04', 'unread-folder.json', ['{}'], '2024-03-02T05:01:00Z');
+      await land(raw.path, '2024-03-02T02', 'unread-folder.json', ['{}'], '2024-03-02T05:01:00Z');
+      // An upload begun in its folder's own hour, finished after the folder was read: the next hour's.
+      await land(raw.path, '2024-03-02T04', 'began-in-own-hour.json', ['{}'], '2024-03-02T04:59:00Z');
+      // Taken by an hour in between already, then rewritten in place: not read twice.
+      await land(raw.path, '2024-03-01T20', 'taken-before.json', ['{}'], '2024-03-02T05:30:00Z');
       await land(raw.path, '2024-03-02T05', 'own.json', ['{}'], '2024-03-02T07:00:00Z');
       await read('2024-03-01T05', []);
       await read('2024-03-01T04', []);
+      await read('2024-03-01T20', []);
+      await read('2024-03-01T23', [key('2024-03-01T20', 'taken-before.json')]);
       await read('2024-03-02T03', [key('2024-03-02T03', 'read.json')]);
+      await read('2024-03-02T04', []);
 
-      const objects = await arrivalObjects(stores, config.project_id, hour, 'events');
+      const [objects = []] = await arrivalObjects(stores, config.project_id, hour, ['events']);
 
       assert.deepEqual(
         objects.map((o) => [o.key, o.folderHour === undefined ? undefined : hourIso(o.folderHour)]),
         [
           [key('2024-03-01T05', 'day-old.json'), hourIso(hour - 24 * HOUR_MS)],
+          [key('2024-03-02T04', 'began-in-own-hour.json'), hourIso(hour - HOUR_MS)],
           [key('2024-03-02T05', 'own.json'), undefined],
         ],
       );
