@@ -48,7 +48,7 @@ export function buildProgram(): Command {
     .command('run')
     .description(
       'run every step of one pipeline that is due at --now: ingest complete arrival hours; events: export each ' +
-        'window whose end + 2 h has passed and, with --sync, the late events of each finished arrival day; ' +
+        'window whose end + 2 h 20 min has passed and, with --sync, the late events of each finished arrival day; ' +
         'people and identity: write the snapshot of the latest such window',
     )
     .requiredOption(

@@ -102,9 +102,9 @@ export function snapshotCut(window: Window): number {
 /**
  * How long after an arrival hour ends its folder may still receive objects: Firehose names an object
  * by the arrival of its oldest record and writes it up to one buffering interval (at most 15 minutes)
- * later. An hour is read only once settled, so steps run this long after their hours end.
+ * later, plus the write. An hour is read only once settled, so steps run this long after their hours end.
  */
-export const ARRIVAL_SETTLE_MS = 15 * 60_000;
+export const ARRIVAL_SETTLE_MS = 20 * 60_000;
 /** A step runs this long after the end of its window (regular) or arrival day (sync). */
 const DUE_AFTER_END_MS = 2 * HOUR_MS + ARRIVAL_SETTLE_MS;
 

@@ -123,9 +123,9 @@ describe('mp-pipelines local run', () => {
       assert.deepEqual(regular.records.map((r) => r.event_name).sort(), ['Ping', 'Ping', 'Purchase']);
       assert.ok(regular.files.includes('_manifest-daily-2024-01-01.json'));
 
-      // On Jan 4 at 02:15 (2 h after Jan 3, and the last arrival hour settled) the sync of Jan 3 has run;
+      // On Jan 4 at 02:20 (2 h after Jan 3, and the last arrival hour settled) the sync of Jan 3 has run;
       // the copies are dropped, the late event is extra files.
-      const day4 = await cli([...flags, '--now', '2024-01-04T02:15:00Z']);
+      const day4 = await cli([...flags, '--now', '2024-01-04T02:20:00Z']);
       assert.equal(day4.code, 0, day4.stderr);
       const synced = await readParts(out.path, '2024-01-01');
       assert.deepEqual(synced.records.map((r) => r.event_name).sort(), [
@@ -138,7 +138,7 @@ describe('mp-pipelines local run', () => {
       assert.ok(synced.files.includes('_manifest-sync-2024-01-03.json'));
 
       // On Jan 5 the copy that arrived on Jan 4 is a duplicate too.
-      const day5 = await cli([...flags, '--now', '2024-01-05T02:15:00Z']);
+      const day5 = await cli([...flags, '--now', '2024-01-05T02:20:00Z']);
       assert.equal(day5.code, 0, day5.stderr);
       assert.equal((await readParts(out.path, '2024-01-01')).records.length, 4);
       assert.match(day5.stdout, /reconciliation: balanced/);

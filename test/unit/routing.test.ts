@@ -209,15 +209,15 @@ describe('scheduling invariants (property-based)', () => {
     const calendar = new ZoneCalendar('UTC');
     const pipeline = config({ time_zone: 'UTC', from_date: '2024-03-01', sync: true });
     const ids = (now: string) => dueSteps(pipeline, calendar, Date.parse(now)).map((d) => d.id);
-    // Day 03-01 reads arrival hours up to 02:00 on 03-02; Firehose may still write the last one at 02:14.
-    assert.deepEqual(ids('2024-03-02T02:14:59.999Z'), []);
-    assert.deepEqual(ids('2024-03-02T02:15:00Z'), ['daily-2024-03-01', 'sync-2024-03-01']);
+    // Day 03-01 reads arrival hours up to 02:00 on 03-02; Firehose may still write the last one at 02:19.
+    assert.deepEqual(ids('2024-03-02T02:19:59.999Z'), []);
+    assert.deepEqual(ids('2024-03-02T02:20:00Z'), ['daily-2024-03-01', 'sync-2024-03-01']);
     const lastHour = Date.parse('2024-03-02T01:00:00Z');
     assert.ok(
-      !completeArrivalHours(pipeline, calendar, Date.parse('2024-03-02T02:14:59Z')).includes(lastHour),
+      !completeArrivalHours(pipeline, calendar, Date.parse('2024-03-02T02:19:59Z')).includes(lastHour),
     );
     assert.ok(
-      completeArrivalHours(pipeline, calendar, Date.parse('2024-03-02T02:15:00Z')).includes(lastHour),
+      completeArrivalHours(pipeline, calendar, Date.parse('2024-03-02T02:20:00Z')).includes(lastHour),
     );
   });
 });
