@@ -89,8 +89,8 @@ async function backlogOf(
   if (open.length > LOOKUPS_BEFORE_LISTING) {
     for (const id of await committedStepIds(stores)) committed.add(id);
   } else {
-    for (const d of open)
-      if ((await stores.state.getBytes(runRecordKey(d.id))) !== undefined) committed.add(d.id);
+    const found = await Promise.all(open.map((d) => stores.state.getBytes(runRecordKey(d.id))));
+    for (const [i, d] of open.entries()) if (found[i] !== undefined) committed.add(d.id);
   }
   return { due, committed, pending: pendingSteps(config, due, committed), settled };
 }

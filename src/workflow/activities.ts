@@ -265,7 +265,6 @@ export async function commitStep(
           await readPlan<SnapshotPlan>(stores.state, step.step_id),
           timing,
         ));
-  await advanceBacklogMark(stores, config, timing.finishedAt);
   const entry = succeededEntry(step, record);
   await rt.ledger.recordRun(entry);
   await rt.events.publish(STEP_SUCCEEDED, entry);
@@ -287,6 +286,10 @@ export async function commitStep(
     [METRICS.duration]: record.duration_ms / 1000,
   });
   rt.log.info('step committed', { ...entry });
+  // The mark only saves lookups: failing to move it must not fail a committed step.
+  await advanceBacklogMark(stores, config, timing.finishedAt).catch((error: unknown) =>
+    rt.log.warn('backlog mark not moved', { step_id: record.step_id, error: String(error) }),
+  );
   return {
     step_id: record.step_id,
     exported: record.exported,
