@@ -25,7 +25,7 @@ const count = Number((people ? process.argv[3] : process.argv[2]) ?? process.env
 const events = count;
 const root = resolve('.bench');
 const rawDir = join(root, people ? `raw-people-${count}` : `raw-${events}`);
-/** A filter that keeps about half of the generated events and reads two properties of each. */
+/** A filter that keeps about 60% of the generated events and reads two properties of each. */
 const BENCH_WHERE = 'properties["plan"] == "pro" or properties["$os"] in ["iOS", "Android"]';
 const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
