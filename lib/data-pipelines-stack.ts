@@ -22,10 +22,10 @@ const SERVICE = 'mp-pipelines';
 /** Props of the data pipelines stack. */
 export interface DataPipelinesStackProps extends StackProps {
   /**
-   * Days staged events are kept (late duplicates are recognised this long).
-   * @default 35
+   * Days after which staged data no step removed is swept (see `PipelineStateBucketProps`).
+   * @default 400
    */
-  readonly stagingRetentionDays?: number;
+  readonly stagingOrphanDays?: number;
   /**
    * ARN of an existing customer-managed KMS key encrypting the tables and the buckets the stack creates
    * (SSE-KMS). Its key policy must let DynamoDB and S3 use it in this account.
@@ -107,9 +107,7 @@ export class DataPipelinesStack extends Stack {
 
     this.state = new PipelineStateBucket(this, 'State', {
       ...encryption,
-      ...(props.stagingRetentionDays === undefined
-        ? {}
-        : { stagingRetentionDays: props.stagingRetentionDays }),
+      ...(props.stagingOrphanDays === undefined ? {} : { stagingOrphanDays: props.stagingOrphanDays }),
     });
     this.tables = new PipelineTables(this, 'Tables', encryption);
     const dataBucket = (name: string | undefined, id: string, prefix: string): s3.IBucket =>

@@ -53,10 +53,16 @@ export class S3ObjectStore implements ObjectStore {
     this.description = `s3://${this.bucket}/${this.prefix}`;
   }
 
-  async get(key: string): Promise<Readable | undefined> {
+  async get(key: string, from = 0): Promise<Readable | undefined> {
     const fullKey = this.fullKey(key);
     try {
-      const response = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: fullKey }));
+      const response = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: fullKey,
+          ...(from > 0 ? { Range: `bytes=${from}-` } : {}),
+        }),
+      );
       const body = response.Body;
       if (body === undefined) return Readable.from([]);
       if (!(body instanceof Readable))
@@ -78,6 +84,26 @@ export class S3ObjectStore implements ObjectStore {
       throw this.mapError(error, 'GetObject (reading the body)', this.fullKey(key));
     }
     return Buffer.concat(chunks);
+  }
+
+  async putIfAbsent(key: string, body: Buffer): Promise<boolean> {
+    const fullKey = this.fullKey(key);
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: fullKey,
+          Body: body,
+          IfNoneMatch: '*',
+          ...this.encryption,
+        }),
+      );
+      return true;
+    } catch (error) {
+      // 412: the key exists. (409 is a racing conditional write: retried as transient.)
+      if (errorFields(error)?.$metadata?.httpStatusCode === 412) return false;
+      throw this.mapError(error, 'PutObject (if absent)', fullKey);
+    }
   }
 
   async put(key: string, body: Buffer | Readable): Promise<number> {

@@ -27,11 +27,13 @@ export function exitCodeOf(error: unknown): number {
   return EXIT.failed;
 }
 
-interface OutputFlags extends TargetFlags {
+/** The flags every command acting on a target takes. */
+export interface OutputFlags extends TargetFlags {
   readonly json: boolean;
 }
 
-function targetOptions(command: Command): Command {
+/** Adds the target flags (`--stack`, `--region`, `--home`) and `--json`. */
+export function targetOptions(command: Command): Command {
   return command
     .option(
       '--stack <name>',
@@ -42,11 +44,13 @@ function targetOptions(command: Command): Command {
     .option('--json', 'print JSON instead of tables', false);
 }
 
-function print(flags: OutputFlags, json: unknown, text: () => string): void {
+/** Prints JSON with `--json`, else the text for people. */
+export function print(flags: OutputFlags, json: unknown, text: () => string): void {
   process.stdout.write(flags.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
 }
 
-async function withTarget<T>(flags: TargetFlags, work: (target: Target) => Promise<T>): Promise<T> {
+/** Opens the target the flags name, runs `work`, and closes it. */
+export async function withTarget<T>(flags: TargetFlags, work: (target: Target) => Promise<T>): Promise<T> {
   const target = await openTarget(flags);
   try {
     return await work(target);

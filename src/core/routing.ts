@@ -77,6 +77,27 @@ export class EventRouter {
   }
 }
 
+/**
+ * Days the dedup keys of a staged copy are read by sync steps: a late copy arriving on day A is dropped
+ * as a duplicate of every copy that arrived from 35 days before A on (DESIGN 4b asks for at least 30).
+ * Counted in days of the pipeline's own progress, not of the clock: a pipeline paused for months keeps
+ * the keys its next syncs need.
+ */
+export const DEDUP_HORIZON_DAYS = 35;
+
+/** The first arrival hour whose copies' dedup keys the sync of `arrivalDay` reads. */
+export function dedupHorizonStart(calendar: ZoneCalendar, arrivalDay: string): number {
+  return floorHour(calendar.dayStart(addDays(arrivalDay, -DEDUP_HORIZON_DAYS)));
+}
+
+/** The arrival day of the last sync that reads the dedup keys of copies that arrived in `arrivalHour`. */
+export function lastSyncReadingKeys(calendar: ZoneCalendar, arrivalHour: number): string {
+  const day = calendar.localDate(arrivalHour);
+  const next = addDays(day, 1);
+  const bucket = floorHour(calendar.dayStart(next)) <= arrivalHour ? next : day;
+  return addDays(bucket, DEDUP_HORIZON_DAYS);
+}
+
 /** A step and the instant it becomes due. */
 export interface DueStep {
   readonly step: StepRef;
@@ -106,7 +127,7 @@ export function snapshotCut(window: Window): number {
  */
 export const ARRIVAL_SETTLE_MS = 20 * 60_000;
 /** A step runs this long after the end of its window (regular) or arrival day (sync). */
-const DUE_AFTER_END_MS = 2 * HOUR_MS + ARRIVAL_SETTLE_MS;
+export const DUE_AFTER_END_MS = 2 * HOUR_MS + ARRIVAL_SETTLE_MS;
 
 /** The arrival hours that are complete at `now` (ended and settled), from the pipeline's ingest start. */
 export function completeArrivalHours(config: PipelineConfig, calendar: ZoneCalendar, now: number): number[] {

@@ -37,6 +37,16 @@ export const INGEST_BATCH_HOURS = 96;
 /** Steps one project workflow runs before it ends and leaves the rest to the next tick. */
 export const MAX_STEPS_PER_EXECUTION = 48;
 
+/** The daily reconciliation's result: the pipelines reconciled, and those that do not balance with why. */
+export interface ReconcileOutput {
+  readonly pipelines: number;
+  readonly imbalanced: readonly {
+    readonly project_id: string;
+    readonly pipeline: string;
+    readonly problems: readonly string[];
+  }[];
+}
+
 /** The dispatcher's input: EventBridge's scheduled event (only `time` is read). */
 export interface TickInput {
   readonly time: string;
@@ -88,6 +98,8 @@ export interface StepInput {
   readonly tick: string;
   /** The lock owner: step activities renew its lease. */
   readonly owner: string;
+  /** The owner's fencing token: every write that changes committed state checks it still holds. */
+  readonly token: number;
   /** When the step was picked (ISO), for its run record. */
   readonly started_at: string;
   /** The pipeline config, validated when the step was picked; the whole step uses this one. */
@@ -110,6 +122,13 @@ export interface PrepareIngestOutput {
 export interface IngestHourInput {
   readonly step: StepInput;
   readonly arrival_hour: string;
+}
+
+/** One piece of an arrival hour read; the Map item runs again until `done`. */
+export interface IngestHourOutput {
+  readonly arrival_hour: string;
+  readonly done: boolean;
+  readonly pieces: number;
 }
 
 /** A step's fan-out: task indexes 0..n-1. */
@@ -157,6 +176,10 @@ export const METRICS = {
   quarantined: 'LinesQuarantined',
   /** Objects written into an arrival-hour folder after it was read, ingested with the hour they were written in. */
   lateObjects: 'LateObjectsAdopted',
+  /** Source objects that could not be read (or passed a limit) and were set aside whole. */
+  objectsSetAside: 'ObjectsSetAside',
+  /** Steps whose counts did not balance: nothing was committed. */
+  reconciliationFailures: 'ReconciliationFailures',
   /** People and identity: lines of the snapshot written, and updates or links folded into it. */
   snapshotRecords: 'SnapshotRecords',
   updatesFolded: 'UpdatesFolded',
@@ -166,6 +189,15 @@ export const METRICS = {
   syncExportLag: 'SyncExportLagSeconds',
   duration: 'StepDurationSeconds',
   failures: 'StepFailures',
+  /**
+   * Published by the dispatcher every tick, per active pipeline: how long ago the data of its oldest step
+   * that is due and not committed ended (0 when none is): a pipeline that stopped committing alarms
+   * although no step succeeds to report a lag.
+   */
+  pendingExportLag: 'PendingExportLagSeconds',
+  pendingSyncLag: 'PendingSyncLagSeconds',
+  /** Published by the daily reconciliation, per pipeline: the problems its records show (0 when balanced). */
+  imbalances: 'ReconciliationImbalances',
 } as const;
 
 /**

@@ -170,11 +170,11 @@ describe('DataPipelinesStack without a KMS key', () => {
     });
   });
 
-  it('expires staging/ after the default 35 days and nothing else under it', () => {
+  it('sweeps staging/ orphans after the default 400 days and nothing else under it', () => {
     synth.template.hasResourceProperties('AWS::S3::Bucket', {
       LifecycleConfiguration: {
         Rules: Match.arrayWith([
-          Match.objectLike({ Prefix: 'staging/', ExpirationInDays: 35, Status: 'Enabled' }),
+          Match.objectLike({ Prefix: 'staging/', ExpirationInDays: 400, Status: 'Enabled' }),
         ]),
       },
     });
@@ -188,10 +188,10 @@ describe('DataPipelinesStack without a KMS key', () => {
   });
 });
 
-describe('DataPipelinesStack with a KMS key and 45 days of staging', () => {
+describe('DataPipelinesStack with a KMS key and a 450-day staging sweep', () => {
   let synth: SynthesizedStack;
   before(() => {
-    synth = synthesizeStack({ kmsKeyArn: TEST_KMS_KEY_ARN, stagingRetentionDays: 45 });
+    synth = synthesizeStack({ kmsKeyArn: TEST_KMS_KEY_ARN, stagingOrphanDays: 450 });
   });
   after(() => synth.cleanup());
 
@@ -229,10 +229,10 @@ describe('DataPipelinesStack with a KMS key and 45 days of staging', () => {
     );
   });
 
-  it('expires staging/ after the configured retention', () => {
+  it('sweeps staging/ after the configured days', () => {
     synth.template.hasResourceProperties('AWS::S3::Bucket', {
       LifecycleConfiguration: {
-        Rules: Match.arrayWith([Match.objectLike({ Prefix: 'staging/', ExpirationInDays: 45 })]),
+        Rules: Match.arrayWith([Match.objectLike({ Prefix: 'staging/', ExpirationInDays: 450 })]),
       },
     });
   });
@@ -252,14 +252,14 @@ describe('PipelineTables', () => {
 });
 
 describe('PipelineStateBucket', () => {
-  for (const days of [29, 30.5, 0]) {
-    it(`refuses a staging retention of ${days} days (DESIGN 4b keeps staging at least 30 days)`, () => {
+  for (const days of [89, 90.5, 0]) {
+    it(`refuses a staging sweep after ${days} days (the dedup keys of the horizon must outlive it)`, () => {
       // Arrange
       const stack = new Stack(testApp(), 'Bucket');
       // Act / Assert
       assert.throws(
-        () => new PipelineStateBucket(stack, 'State', { stagingRetentionDays: days }),
-        /stagingRetentionDays must be a whole number of days, at least 30/,
+        () => new PipelineStateBucket(stack, 'State', { stagingOrphanDays: days }),
+        /stagingOrphanDays must be a whole number of days, at least 90/,
       );
     });
   }
@@ -396,7 +396,7 @@ describe('bin/app.ts', () => {
     const { run, outdir } = runApp({
       stackName: 'PipelinesTest',
       kmsKeyArn: TEST_KMS_KEY_ARN,
-      stagingRetentionDays: '40',
+      stagingOrphanDays: '420',
     });
     try {
       // Assert
@@ -409,7 +409,7 @@ describe('bin/app.ts', () => {
       );
       template.hasResourceProperties('AWS::S3::Bucket', {
         LifecycleConfiguration: {
-          Rules: Match.arrayWith([Match.objectLike({ Prefix: 'staging/', ExpirationInDays: 40 })]),
+          Rules: Match.arrayWith([Match.objectLike({ Prefix: 'staging/', ExpirationInDays: 420 })]),
         },
       });
       template.resourcePropertiesCountIs(
@@ -423,7 +423,7 @@ describe('bin/app.ts', () => {
   });
 
   for (const [context, message] of [
-    [{ stagingRetentionDays: 'forty' }, /stagingRetentionDays must be a whole number/],
+    [{ stagingOrphanDays: 'forty' }, /stagingOrphanDays must be a whole number/],
     [{ kmsKeyArn: 'arn:aws:kms:eu-west-1:111122223333:alias/mine' }, /kmsKeyArn must be a KMS key ARN/],
   ] as const) {
     it(`refuses bad context ${JSON.stringify(context)} with a readable message`, () => {

@@ -27,6 +27,9 @@ class CountingStore implements ObjectStore {
   put(key: string, body: Parameters<ObjectStore['put']>[1]) {
     return this.inner.put(key, body);
   }
+  putIfAbsent(key: string, body: Buffer) {
+    return this.inner.putIfAbsent(key, body);
+  }
   list(prefix: string): AsyncIterable<ObjectInfo> {
     this.lists += 1;
     return this.inner.list(prefix);
