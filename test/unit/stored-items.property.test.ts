@@ -22,6 +22,7 @@ import {
   anyNumberText,
   attributeOverrides,
   canonicalValue,
+  decimalParts,
   KNOWN_ATTRIBUTES,
   surelyBad,
 } from '../support/attribute-values.js';
@@ -53,6 +54,19 @@ describe('storedNumber', () => {
     assert.equal(storedNumber('0.1'), 0.1);
     assert.equal(storedNumber('9007199254740991'), Number.MAX_SAFE_INTEGER);
     assert.ok(storedNumber('9007199254740993') instanceof UnreadableValue);
+  });
+
+  test('the generated numbers are those DynamoDB accepts: at most 38 digits, 1E-130 to 9.99E+125', () => {
+    fc.assert(
+      fc.property(anyNumberText, (text) => {
+        const { digits, exponent } = decimalParts(text);
+        if (digits === '') return;
+        assert.ok(digits.length <= 38, `${text} has ${digits.length} significant digits`);
+        const leading = exponent + digits.length - 1;
+        assert.ok(leading >= -130 && leading <= 125, `${text} is 1E${leading}`);
+      }),
+      { seed: 13, numRuns: 2000, includeErrorInReport: true },
+    );
   });
 
   test('every JavaScript number reads back as itself, in plain or exponent form', () => {
