@@ -49,6 +49,8 @@ export type CatalogWrite =
       readonly name: string;
       /** The version the decision was based on; the write bumps it. */
       readonly expectedVersion: number;
+      /** The item's `version` as read when it is not a version (`expectedVersion` is then 0). */
+      readonly invalidVersion?: unknown;
       readonly set: Partial<Omit<Management, 'version'>>;
       readonly remove?: readonly (keyof Management)[];
     };

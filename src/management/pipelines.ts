@@ -251,13 +251,15 @@ async function setStatus(
       kind: 'update',
       name: pipeline.name,
       expectedVersion: pipeline.management.version,
+      ...(pipeline.invalidVersion === undefined ? {} : { invalidVersion: pipeline.invalidVersion }),
       set,
       ...(change.status_reason === undefined ? { remove: ['status_reason'] } : {}),
     },
   );
   if (!written) return undefined;
+  const { invalidVersion: _replaced, ...rest } = pipeline;
   return {
-    ...pipeline,
+    ...rest,
     management: {
       ...pipeline.management,
       ...set,
