@@ -44,6 +44,18 @@ export function targetOptions(command: Command): Command {
     .option('--json', 'print JSON instead of tables', false);
 }
 
+/** A stored attribute as a table cell: any value a hand edit left there (a map, a set) shows, never throws. */
+function cellOf(value: unknown): string {
+  if (typeof value === 'string') return value;
+  try {
+    return JSON.stringify(value, (_key, inner: unknown) =>
+      inner instanceof Set ? [...inner] : typeof inner === 'bigint' ? String(inner) : inner,
+    );
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
 /** Prints JSON with `--json`, else the text for people. */
 export function print(flags: OutputFlags, json: unknown, text: () => string): void {
   process.stdout.write(flags.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
@@ -221,12 +233,12 @@ export function addManagementCommands(program: Command): void {
               all.map((p) => [
                 p.project_id,
                 p.name,
-                String(p.fields.data_source ?? 'events'),
-                String(p.fields.frequency ?? '?'),
+                cellOf(p.fields.data_source ?? 'events'),
+                cellOf(p.fields.frequency ?? '?'),
                 p.config?.sync ? 'yes' : 'no',
                 p.config?.trial ? 'yes' : 'no',
-                String(p.fields.from_date ?? '?'),
-                String(p.fields.to_date ?? '-'),
+                cellOf(p.fields.from_date ?? '?'),
+                cellOf(p.fields.to_date ?? '-'),
                 p.management.status,
                 p.management.status_reason ?? '',
               ]),

@@ -63,7 +63,13 @@ import type { DataRuntime, Runtime } from './runtime.js';
 export async function findDueProjects(rt: Runtime, input: TickInput): Promise<DispatchOutput> {
   const tick = parseInstant(input.time, 'time');
   const pipelines = await rt.configs.listAll();
-  for (const paused of await pauseEndedTrials(rt.configs, pipelines, tick))
+  const pauseFailed = (pipeline: { project_id: string; name: string }, error: unknown) =>
+    rt.log.warn('ended trial not paused', {
+      project_id: pipeline.project_id,
+      pipeline: pipeline.name,
+      error: String(error),
+    });
+  for (const paused of await pauseEndedTrials(rt.configs, pipelines, tick, pauseFailed))
     rt.log.info('trial pipeline paused', { ...paused });
   // Ended trials are left out whether or not their pause landed.
   const { configs, invalid } = activeConfigs(pipelines, tick);
