@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { compileWhere } from './where.js';
@@ -164,4 +165,28 @@ export function parsePipelineConfig(input: unknown): PipelineConfig {
   const { config, problems } = checkPipelineConfig(input);
   if (config === undefined) throw new ConfigError(`invalid pipeline config:\n  ${problems.join('\n  ')}`);
   return config;
+}
+
+/**
+ * A short fingerprint of a config's settings: a step carries it instead of the config (state payloads
+ * are logged, and a config holds the external id of a destination role), and every activity of the step
+ * checks the stored config still has it, so a whole step runs with one config.
+ */
+export function configFingerprint(config: PipelineConfig): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
+}
+
+/** Config fields that must not be shown or logged as they are. */
+const SECRET_FIELDS = new Set<string>(['s3_external_id']);
+
+/** A copy of config fields with the secrets masked, for output people and logs see. */
+export function withoutSecrets<T extends Readonly<Record<string, unknown>>>(fields: T): T {
+  const shown: Record<string, unknown> = { ...fields };
+  for (const field of SECRET_FIELDS) if (shown[field] !== undefined) shown[field] = '****';
+  return shown as T;
+}
+
+/** True for a config field whose value must not be shown. */
+export function isSecretField(field: string): boolean {
+  return SECRET_FIELDS.has(field);
 }

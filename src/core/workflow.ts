@@ -102,8 +102,11 @@ export interface StepInput {
   readonly token: number;
   /** When the step was picked (ISO), for its run record. */
   readonly started_at: string;
-  /** The pipeline config, validated when the step was picked; the whole step uses this one. */
-  readonly config: PipelineConfig;
+  /**
+   * The fingerprint of the config the step was picked with (`configFingerprint`): activities read the
+   * config themselves and check it, so the whole step uses one config and no state payload carries it.
+   */
+  readonly config: string;
 }
 
 /** The next step, or why there is none. */

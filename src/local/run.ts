@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
+import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { INGEST_RECORDS_PREFIX, isIngestRecordKey, runRecordKey } from '../core/layout.js';
 import { getJson, listAll } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
@@ -16,6 +17,7 @@ import {
   DEFAULT_SCHEDULE_MINUTES,
   MAX_STEPS_PER_EXECUTION,
   STEP_FAILED,
+  type StepInput,
   TASK_STATES,
 } from '../core/workflow.js';
 import type { IngestLimits } from '../engine/arrival-hour.js';
@@ -267,15 +269,22 @@ export async function runLocalPipelines(options: LocalPipelinesRunOptions): Prom
   const pool = options.pool ?? new LocalTaskPool(options.workers);
   const metrics = options.metrics ?? new SummingMetrics();
   const progress = options.progress ?? (() => undefined);
-  const onPool =
-    (type: WorkerTask['type'], { control, clock }: RunContext) =>
-    async (input: JSONValue): Promise<JSONValue> => {
-      const { step } = input as { step: { config: PipelineConfig } };
+  const onPool = (type: WorkerTask['type'], { control, clock }: RunContext) => {
+    const configs = new DynamoConfigStore({ client: control.dynamo, ...control });
+    return async (input: JSONValue): Promise<JSONValue> => {
       // The input crossed JSON: it is the Map item the definition built for this Task.
+      const { step } = input as unknown as { step: StepInput };
+      const config = (await configs.readPipeline(step.project_id, step.pipeline))?.config;
+      if (config === undefined)
+        throw new NamedError('ConfigError', `no valid config of ${step.project_id}/${step.pipeline}`);
       const task = {
         type,
-        folders: options.folders(step.config),
-        control: { endpoint: control.endpoint, stateTable: control.stateTable },
+        folders: options.folders(config),
+        control: {
+          endpoint: control.endpoint,
+          configsTable: control.configsTable,
+          stateTable: control.stateTable,
+        },
         clockOffset: clock() - Date.now(),
         ...(options.ingestLimits === undefined ? {} : { ingestLimits: options.ingestLimits }),
         input,
@@ -286,6 +295,7 @@ export async function runLocalPipelines(options: LocalPipelinesRunOptions): Prom
       if (result.error !== undefined) throw new NamedError(result.error.name, result.error.message);
       return result.output as JSONValue;
     };
+  };
   try {
     return await runPipelines({
       ...options,
