@@ -4,7 +4,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { RETRYABLE_ERRORS } from '../src/core/workflow.js';
+import { CRASH_ERRORS, RETRYABLE_ERRORS, THROTTLING_ERRORS } from '../src/core/workflow.js';
 
 /** Options of one Lambda Task of a workflow. */
 export interface LambdaTaskOptions {
@@ -23,7 +23,8 @@ export interface LambdaTaskOptions {
 
 /**
  * A Task invoking a pipeline function with its result as the state's result (`payloadResponseOnly`),
- * retried with exponential backoff and jitter on throttling and transient errors only.
+ * retried with exponential backoff and jitter on throttling, crashes and transient errors only (each
+ * with its own budget).
  */
 export function lambdaTask(
   scope: Construct,
@@ -39,6 +40,22 @@ export function lambdaTask(
     retryOnServiceExceptions: false,
     ...(options.resultPath === undefined ? {} : { resultPath: options.resultPath }),
     taskTimeout: sfn.Timeout.duration(options.timeout.plus(Duration.seconds(30))),
+  });
+  // Step Functions takes the first retrier whose errors match: each error is in one list only.
+  task.addRetry({
+    errors: [...THROTTLING_ERRORS],
+    interval: Duration.seconds(5),
+    backoffRate: 2,
+    maxAttempts: 10,
+    maxDelay: Duration.minutes(5),
+    jitterStrategy: sfn.JitterType.FULL,
+  });
+  task.addRetry({
+    errors: [...CRASH_ERRORS],
+    interval: Duration.seconds(10),
+    backoffRate: 2,
+    maxAttempts: 2,
+    jitterStrategy: sfn.JitterType.FULL,
   });
   task.addRetry({
     errors: [...RETRYABLE_ERRORS, sfn.Errors.TIMEOUT],

@@ -4,7 +4,7 @@ import { Match } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { DataPipelinesStack } from '../../lib/data-pipelines-stack.js';
 import { STACK_OUTPUTS } from '../../src/core/tables.js';
-import { TASK_STATES } from '../../src/core/workflow.js';
+import { CRASH_ERRORS, RETRYABLE_ERRORS, TASK_STATES, THROTTLING_ERRORS } from '../../src/core/workflow.js';
 import {
   allStates,
   type SynthesizedTemplate,
@@ -54,6 +54,7 @@ interface FlowState {
   readonly ItemSelector?: Record<string, unknown>;
   readonly TimeoutSeconds?: number;
   readonly MaxConcurrency?: number;
+  readonly Retry?: readonly { readonly ErrorEquals: readonly string[]; readonly MaxAttempts?: number }[];
 }
 
 /** The states of one state machine of the stack (nested Map processors included), by name. */
@@ -247,6 +248,36 @@ describe('DataPipelinesStack workflow definitions', () => {
     assert.deepEqual(catchTargets(record, 'States.ALL'), [TASK_STATES.releaseLockAfterFailure]);
     assert.equal(release.Type, 'Task');
     assert.equal(stateNamed(project, release.Next ?? '').Type, 'Fail');
+  });
+
+  it('retries every Lambda task on throttling, crashes and transient errors, each in one retrier', () => {
+    // Arrange: every Task invoking a function, in all three state machines
+    const machines = [synth.stack.dispatcher, synth.stack.projectWorkflow, synth.stack.stepWorkflow];
+    const nested = new Set<string>([TASK_STATES.runStep, TASK_STATES.startProjectWorkflow]);
+    const lambdaTasks = machines.flatMap((m) =>
+      [...statesOf(synth, m.stateMachine)].filter(
+        ([name, state]) => state.Type === 'Task' && !nested.has(name),
+      ),
+    );
+    // Act / Assert: a crash (Lambda.Unknown, out of memory, timeout) retries twice, throttling longest
+    assert.equal(lambdaTasks.length, 11, lambdaTasks.map(([name]) => name).join(', '));
+    for (const [name, state] of lambdaTasks) {
+      const retriers = state.Retry ?? [];
+      const attemptsFor = (error: string) => {
+        const matching = retriers.filter((r) => r.ErrorEquals.includes(error));
+        assert.equal(matching.length, 1, `${name}: ${error} in ${matching.length} retriers`);
+        return matching[0]?.MaxAttempts;
+      };
+      for (const error of CRASH_ERRORS) assert.equal(attemptsFor(error), 2, `${name}: ${error}`);
+      for (const error of THROTTLING_ERRORS) assert.equal(attemptsFor(error), 10, `${name}: ${error}`);
+      for (const error of [...RETRYABLE_ERRORS, 'States.Timeout']) assert.equal(attemptsFor(error), 6, name);
+      assert.ok(attemptsFor('Lambda.Unknown') !== undefined && attemptsFor('Sandbox.Timedout') !== undefined);
+      assert.equal(
+        retriers.some((r) => r.ErrorEquals.includes('States.ALL')),
+        false,
+        `${name} retries everything`,
+      );
+    }
   });
 
   it('ends no path after the lock is taken without releasing it', () => {
