@@ -81,8 +81,13 @@ export const pipelineSchema = z
       )
       .optional(),
     s3_external_id: z.string().min(2).max(1224).optional(),
-    /** Server-side encryption of output objects: `aes` is SSE-S3, `kms` needs `s3_kms_key_id`. */
-    s3_encryption: z.enum(['none', 'aes', 'kms']).default('aes'),
+    /**
+     * Server-side encryption the pipeline asks for on its writes to the destination: `aes` sends SSE-S3,
+     * `kms` SSE-KMS with `s3_kms_key_id` and an S3 bucket key. Absent or `none`, it asks for nothing and
+     * the bucket's default encryption applies (S3 encrypts every new object, with SSE-S3 at least, so
+     * `none` never means unencrypted); a header would override a bucket's SSE-KMS default.
+     */
+    s3_encryption: z.enum(['none', 'aes', 'kms']).optional(),
     s3_kms_key_id: z.string().min(1).optional(),
   })
   .strict()

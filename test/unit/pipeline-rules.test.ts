@@ -65,8 +65,8 @@ const candidate = (extra: Fields, createdAt = CREATED): RuleCandidate => ({
 });
 
 describe('pipelineSchema', () => {
-  test('fills the defaults of a minimal config', () => {
-    const defaults = { trial: false, sync: false, s3_encryption: 'aes', compression_level: 1 };
+  test('fills the defaults of a minimal config, asking for no encryption (the bucket default applies)', () => {
+    const defaults = { trial: false, sync: false, compression_level: 1 };
     assert.deepEqual(checkPipelineConfig(BASE), {
       config: { ...BASE, ...defaults, data_source: 'events', part_max_bytes: DEFAULT_PART_MAX_BYTES },
     });
