@@ -134,12 +134,14 @@ export class DataPipelinesStack extends Stack {
       logRetention,
       service: SERVICE,
       destinationRoleArns: props.destinationRoleArns ?? [],
+      ...encryption,
     });
     this.stepWorkflow = new StepWorkflow(this, 'StepWorkflow', {
       functions: this.functions,
       fanOutWidth,
       timeout: stepTimeout,
       logRetention,
+      ...encryption,
     });
     this.projectWorkflow = new ProjectWorkflow(this, 'ProjectWorkflow', {
       functions: this.functions,
@@ -147,6 +149,7 @@ export class DataPipelinesStack extends Stack {
       stepTimeout,
       timeout: Duration.hours(24),
       logRetention,
+      ...encryption,
     });
     this.dispatcher = new Dispatcher(this, 'Dispatcher', {
       functions: this.functions,
@@ -154,6 +157,7 @@ export class DataPipelinesStack extends Stack {
       everyMinutes: props.scheduleMinutes ?? DEFAULT_SCHEDULE_MINUTES,
       timeout: Duration.minutes(10),
       logRetention,
+      ...encryption,
     });
     this.alarms = new PipelineAlarms(this, 'Alarms', {
       dispatcher: this.dispatcher.stateMachine,

@@ -3,6 +3,7 @@ import { Duration, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -50,6 +51,13 @@ function grantItemActions(
   table.encryptionKey?.grant(grantee, ...TABLE_KEY_ACTIONS[access]);
 }
 
+/** A queue's encryption: the customer key when there is one, SQS-managed keys otherwise. */
+export function queueEncryption(encryptionKey: kms.IKey | undefined): sqs.QueueProps {
+  return encryptionKey === undefined
+    ? { encryption: sqs.QueueEncryption.SQS_MANAGED }
+    : { encryption: sqs.QueueEncryption.KMS, encryptionMasterKey: encryptionKey };
+}
+
 /** Props of the pipelines' Lambda functions. */
 export interface PipelineFunctionsProps {
   /** The raw landing zone (read only). */
@@ -68,6 +76,11 @@ export interface PipelineFunctionsProps {
   readonly logRetention: logs.RetentionDays;
   /** The `service` name in logs and metrics (Powertools). */
   readonly service: string;
+  /**
+   * Customer key for the functions' log groups and the review failure queue.
+   * @default CloudWatch Logs' own encryption, and SQS-managed encryption for the queue
+   */
+  readonly encryptionKey?: kms.IKey;
   /**
    * IAM roles (in other accounts) that pipelines write their destination through (`s3_role`): the
    * functions writing destinations (ingest-hour, export-task, commit-step) may `sts:AssumeRole` exactly
@@ -115,6 +128,7 @@ export class PipelineFunctions extends Construct {
         size,
         { ...environment, POWERTOOLS_SERVICE_NAME: props.service },
         props.logRetention,
+        props.encryptionKey,
       );
 
     /**
@@ -185,7 +199,7 @@ export class PipelineFunctions extends Construct {
     );
     grantStatusChanges(this.reviewConfig);
     this.reviewConfigFailures = new sqs.Queue(this, 'ReviewConfigFailures', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      ...queueEncryption(props.encryptionKey),
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
@@ -223,12 +237,16 @@ export class PipelineFunctions extends Construct {
     size: 'control' | 'data',
     environment: Record<string, string>,
     retention: logs.RetentionDays,
+    encryptionKey: kms.IKey | undefined,
   ): nodejs.NodejsFunction {
     const id = name
       .split('-')
       .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
       .join('');
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention });
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+      retention,
+      ...(encryptionKey === undefined ? {} : { encryptionKey }),
+    });
     const fn = new nodejs.NodejsFunction(this, id, {
       description,
       entry: `${PROJECT_ROOT}functions/${name}.ts`,

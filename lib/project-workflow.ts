@@ -1,11 +1,12 @@
 import type { Duration } from 'aws-cdk-lib';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { TASK_STATES } from '../src/core/workflow.js';
 import { FUNCTION_TIMEOUTS, type PipelineFunctions } from './pipeline-functions.js';
-import { lambdaTask, workflowObservability } from './workflow-tasks.js';
+import { grantExecutionKey, lambdaTask, workflowObservability } from './workflow-tasks.js';
 
 /** Props of the project workflow. */
 export interface ProjectWorkflowProps {
@@ -17,6 +18,11 @@ export interface ProjectWorkflowProps {
   /** Longest the whole workflow may run. */
   readonly timeout: Duration;
   readonly logRetention: logs.RetentionDays;
+  /**
+   * Customer key for the execution data and the log group.
+   * @default AWS-owned encryption, and CloudWatch Logs' own for the logs
+   */
+  readonly encryptionKey?: kms.IKey;
 }
 
 /**
@@ -107,7 +113,8 @@ export class ProjectWorkflow extends Construct {
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
       timeout: props.timeout,
-      ...workflowObservability(this, 'Logs', props.logRetention),
+      ...workflowObservability(this, 'Logs', props.logRetention, props.encryptionKey),
     });
+    grantExecutionKey(this.stateMachine, props.stepWorkflow, props.encryptionKey);
   }
 }

@@ -1,4 +1,5 @@
 import type { Duration } from 'aws-cdk-lib';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -15,6 +16,11 @@ export interface StepWorkflowProps {
   /** Longest a step may run. */
   readonly timeout: Duration;
   readonly logRetention: logs.RetentionDays;
+  /**
+   * Customer key for the execution data and the log group.
+   * @default AWS-owned encryption, and CloudWatch Logs' own for the logs
+   */
+  readonly encryptionKey?: kms.IKey;
 }
 
 /**
@@ -72,7 +78,7 @@ export class StepWorkflow extends Construct {
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
       timeout: props.timeout,
-      ...workflowObservability(this, 'Logs', props.logRetention),
+      ...workflowObservability(this, 'Logs', props.logRetention, props.encryptionKey),
     });
   }
 }

@@ -1,4 +1,6 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Names } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -68,18 +70,52 @@ export function lambdaTask(
   return task;
 }
 
-/** State machine settings every workflow shares: full logs and X-Ray tracing. */
+/**
+ * State machine settings every workflow shares: full logs and X-Ray tracing; with a customer key, the
+ * log group and the execution data (definition, history, state input and output) encrypted with it.
+ */
 export function workflowObservability(
   scope: Construct,
   id: string,
   retention: logs.RetentionDays,
-): Pick<sfn.StateMachineProps, 'logs' | 'tracingEnabled'> {
+  encryptionKey: kms.IKey | undefined,
+): Pick<sfn.StateMachineProps, 'logs' | 'tracingEnabled' | 'encryptionConfiguration' | 'stateMachineName'> {
   return {
     logs: {
-      destination: new logs.LogGroup(scope, id, { retention }),
+      destination: new logs.LogGroup(scope, id, { retention, ...(encryptionKey ? { encryptionKey } : {}) }),
       level: sfn.LogLevel.ALL,
       includeExecutionData: true,
     },
     tracingEnabled: true,
+    ...(encryptionKey === undefined
+      ? {}
+      : {
+          encryptionConfiguration: new sfn.CustomerManagedEncryptionConfiguration(encryptionKey),
+          // CDK limits the role's use of the key to the machine's ARN, made from its name: without a
+          // name given here, that ARN would end in an empty name and match no execution.
+          stateMachineName: Names.uniqueResourceName(scope, { maxLength: 80 }),
+        }),
   };
+}
+
+/**
+ * Lets a caller start, follow and stop executions of a state machine encrypted with a customer key:
+ * StartExecution needs `kms:GenerateDataKey` and `kms:Decrypt`, DescribeExecution and StopExecution
+ * `kms:Decrypt`. Limited to that state machine's encryption context.
+ */
+export function grantExecutionKey(
+  caller: iam.IGrantable,
+  target: sfn.IStateMachine,
+  encryptionKey: kms.IKey | undefined,
+): void {
+  if (encryptionKey === undefined) return;
+  caller.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      resources: [encryptionKey.keyArn],
+      conditions: {
+        StringEquals: { 'kms:EncryptionContext:aws:states:stateMachineArn': target.stateMachineArn },
+      },
+    }),
+  );
 }

@@ -19,11 +19,15 @@ import {
   STATE_TABLE_TTL_ATTRIBUTE,
 } from '../../src/core/tables.js';
 import {
+  allows,
   CDK_JSON_CONTEXT,
   denyWithoutSsl,
+  logicalIdOf,
+  PIPELINE_FUNCTION_NAMES,
   pipelineFunctions,
   runApp,
   STACK_VARIANTS,
+  type Statement,
   type SynthesizedStack,
   synthesizeStack,
   TEST_KMS_KEY_ARN,
@@ -235,6 +239,125 @@ describe('DataPipelinesStack with a KMS key and 45 days of staging', () => {
         Rules: Match.arrayWith([Match.objectLike({ Prefix: 'staging/', ExpirationInDays: 45 })]),
       },
     });
+  });
+});
+
+/**
+ * Resource types that keep no pipeline data (identities, policies, code, rules, alarms): every other
+ * type must be one {@link ENCRYPTED_WITH_KEY} checks, so a new kind of store fails the test below until
+ * it is encrypted and checked.
+ */
+const HOLDS_NO_DATA = new Set([
+  'AWS::IAM::Role',
+  'AWS::IAM::Policy',
+  'AWS::S3::BucketPolicy',
+  'AWS::SQS::QueuePolicy',
+  // Code and the environment (bucket and table names), encrypted with Lambda's own key.
+  'AWS::Lambda::Function',
+  'AWS::Lambda::EventSourceMapping',
+  'AWS::Lambda::Permission',
+  'AWS::Events::Rule',
+  'AWS::CloudWatch::Alarm',
+]);
+
+/** Per resource type that keeps data, the properties saying the customer key encrypts it. */
+const ENCRYPTED_WITH_KEY: Readonly<Record<string, Record<string, unknown>>> = {
+  'AWS::S3::Bucket': {
+    BucketEncryption: {
+      ServerSideEncryptionConfiguration: [
+        {
+          ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: TEST_KMS_KEY_ARN },
+          BucketKeyEnabled: true,
+        },
+      ],
+    },
+  },
+  'AWS::DynamoDB::Table': {
+    SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: TEST_KMS_KEY_ARN },
+  },
+  'AWS::Logs::LogGroup': { KmsKeyId: TEST_KMS_KEY_ARN },
+  'AWS::SQS::Queue': { KmsMasterKeyId: TEST_KMS_KEY_ARN },
+  'AWS::StepFunctions::StateMachine': {
+    EncryptionConfiguration: Match.objectLike({
+      Type: 'CUSTOMER_MANAGED_KMS_KEY',
+      KmsKeyId: TEST_KMS_KEY_ARN,
+    }),
+  },
+};
+
+describe('DataPipelinesStack with a KMS key: every store the stack creates uses it', () => {
+  let synth: SynthesizedStack;
+  before(() => {
+    synth = synthesizeStack({ kmsKeyArn: TEST_KMS_KEY_ARN });
+  });
+  after(() => synth.cleanup());
+
+  it('keeps data only in resource types it checks', () => {
+    // Arrange / Act
+    const types = new Set(
+      Object.values(synth.template.toJSON().Resources as Record<string, { Type: string }>).map((r) => r.Type),
+    );
+    // Assert
+    assert.deepEqual(
+      [...types].filter((type) => !HOLDS_NO_DATA.has(type) && ENCRYPTED_WITH_KEY[type] === undefined),
+      [],
+    );
+  });
+
+  it('encrypts every bucket but the access log bucket, both tables, every log group, queue and state machine with the key', () => {
+    // Arrange: the access log bucket is SSE-S3, the only encryption server access logging writes to
+    const counts: Record<string, number> = {};
+    for (const type of Object.keys(ENCRYPTED_WITH_KEY))
+      counts[type] = Object.keys(synth.template.findResources(type)).length;
+    // Act / Assert: counted, so one new resource without the key fails
+    for (const [type, properties] of Object.entries(ENCRYPTED_WITH_KEY)) {
+      const exempt = type === 'AWS::S3::Bucket' ? 1 : 0;
+      synth.template.resourcePropertiesCountIs(type, properties, (counts[type] ?? 0) - exempt);
+    }
+    assert.deepEqual(counts, {
+      'AWS::S3::Bucket': 4,
+      'AWS::DynamoDB::Table': 2,
+      'AWS::Logs::LogGroup': PIPELINE_FUNCTION_NAMES.length + 3,
+      'AWS::SQS::Queue': 1,
+      'AWS::StepFunctions::StateMachine': 3,
+    });
+    const accessLogs = logicalIdOf(synth, synth.stack.state.accessLogsBucket);
+    assert.deepEqual(
+      synth.template.findResources('AWS::S3::Bucket')[accessLogs]?.Properties?.BucketEncryption,
+      { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+    );
+  });
+
+  it('lets each starter of an encrypted state machine use the key for that state machine only', () => {
+    // Arrange: who starts what (the schedule the dispatcher, which starts project workflows, which run steps)
+    const { stack } = synth;
+    const starters = [
+      [stack.dispatcher.scheduleRole, stack.dispatcher.stateMachine],
+      [stack.dispatcher.stateMachine.role, stack.projectWorkflow.stateMachine],
+      [stack.projectWorkflow.stateMachine.role, stack.stepWorkflow.stateMachine],
+    ] as const;
+    const policies = Object.values(synth.template.findResources('AWS::IAM::Policy'));
+    for (const [role, target] of starters) {
+      const roleId = logicalIdOf(synth, role);
+      // Act
+      const statements = policies
+        .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
+        .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+      // Assert
+      assert.ok(
+        statements.some(
+          (st) =>
+            allows(st, 'kms:GenerateDataKey') &&
+            allows(st, 'kms:Decrypt') &&
+            JSON.stringify(st).includes(
+              JSON.stringify({
+                'kms:EncryptionContext:aws:states:stateMachineArn': { Ref: logicalIdOf(synth, target) },
+              }),
+            ),
+        ),
+        `${role.node.path} may not use the key of ${target.node.path}`,
+      );
+    }
   });
 });
 
