@@ -59,6 +59,7 @@ if (kmsKeyArn !== undefined && !KMS_KEY_ARN.test(kmsKeyArn)) {
 /** Context values that become stack props unchanged when given. */
 const optional = {
   stagingRetentionDays: integerContext(app, 'stagingRetentionDays'),
+  noncurrentVersionDays: integerContext(app, 'noncurrentVersionDays'),
   scheduleMinutes: integerContext(app, 'scheduleMinutes'),
   fanOutWidth: integerContext(app, 'fanOutWidth'),
   stepTimeoutMinutes: integerContext(app, 'stepTimeoutMinutes'),

@@ -27,6 +27,12 @@ export interface DataPipelinesStackProps extends StackProps {
    */
   readonly stagingRetentionDays?: number;
   /**
+   * Days a replaced or deleted object version is kept in the buckets the stack creates (a `$delete`d
+   * profile leaves the last snapshot's parts this long after the snapshot replacing them).
+   * @default 7
+   */
+  readonly noncurrentVersionDays?: number;
+  /**
    * ARN of an existing customer-managed KMS key encrypting the tables and the buckets the stack creates
    * (SSE-KMS). Its key policy must let DynamoDB and S3 use it in this account.
    * @default no customer key: AWS-managed encryption for the tables, SSE-S3 for the buckets
@@ -105,8 +111,11 @@ export class DataPipelinesStack extends Stack {
     }
     const logRetention = logs.RetentionDays.THREE_MONTHS;
 
+    const retention =
+      props.noncurrentVersionDays === undefined ? {} : { noncurrentVersionDays: props.noncurrentVersionDays };
     this.state = new PipelineStateBucket(this, 'State', {
       ...encryption,
+      ...retention,
       ...(props.stagingRetentionDays === undefined
         ? {}
         : { stagingRetentionDays: props.stagingRetentionDays }),
@@ -118,6 +127,7 @@ export class DataPipelinesStack extends Stack {
             accessLogsBucket: this.state.accessLogsBucket,
             accessLogsPrefix: prefix,
             ...encryption,
+            ...retention,
           }).bucket
         : s3.Bucket.fromBucketName(this, id, name);
     this.rawBucket = dataBucket(props.rawBucketName, 'Raw', 'raw/');

@@ -9,6 +9,7 @@ import type { CfnTable } from 'aws-cdk-lib/aws-dynamodb';
 import type { CfnBucket } from 'aws-cdk-lib/aws-s3';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { DataPipelinesStack } from '../../lib/data-pipelines-stack.js';
 import { PipelineStateBucket } from '../../lib/pipeline-state-bucket.js';
 import { PipelineTables } from '../../lib/pipeline-tables.js';
 import { ACCEPTED_WILDCARDS } from '../../lib/wildcard-acknowledgements.js';
@@ -361,6 +362,93 @@ describe('DataPipelinesStack with a KMS key: every store the stack creates uses 
   });
 });
 
+/** The lifecycle rules of every bucket the stack creates, by logical id. */
+function lifecycleRules(synth: SynthesizedStack): Map<string, Record<string, unknown>[]> {
+  return new Map(
+    Object.entries(synth.template.findResources('AWS::S3::Bucket')).map(([id, bucket]) => [
+      id,
+      (bucket.Properties?.LifecycleConfiguration?.Rules ?? []) as Record<string, unknown>[],
+    ]),
+  );
+}
+
+describe('DataPipelinesStack retention', () => {
+  const days = (synth: SynthesizedStack) =>
+    [...lifecycleRules(synth)].map(([id, rules]) => {
+      const versioned =
+        synth.template.findResources('AWS::S3::Bucket')[id]?.Properties?.VersioningConfiguration?.Status ===
+        'Enabled';
+      // Rules that apply to the whole bucket (no prefix, no filter).
+      const whole = rules.filter(
+        (r) => r.Prefix === undefined && r.Filter === undefined && r.Status === 'Enabled',
+      );
+      return {
+        versioned,
+        noncurrent: whole
+          .map((r) => (r.NoncurrentVersionExpiration as { NoncurrentDays?: number })?.NoncurrentDays)
+          .find((d) => d !== undefined),
+        deleteMarkers: whole.some((r) => r.ExpiredObjectDeleteMarker === true),
+        abortUploads: whole
+          .map(
+            (r) =>
+              (r.AbortIncompleteMultipartUpload as { DaysAfterInitiation?: number })?.DaysAfterInitiation,
+          )
+          .find((d) => d !== undefined),
+      };
+    });
+
+  it('expires old versions after 7 days and aborts incomplete uploads after 3 days in every bucket it creates', () => {
+    // Arrange
+    const synth = synthesizeStack();
+    try {
+      // Act
+      const buckets = days(synth);
+      // Assert: state, raw and destination are versioned; the access log bucket is not
+      assert.equal(buckets.length, 4);
+      assert.deepEqual(
+        buckets.filter((b) => b.versioned),
+        Array(3).fill({ versioned: true, noncurrent: 7, deleteMarkers: true, abortUploads: 3 }),
+      );
+      assert.deepEqual(
+        buckets.filter((b) => !b.versioned).map((b) => b.abortUploads),
+        [3],
+      );
+    } finally {
+      synth.cleanup();
+    }
+  });
+
+  it('keeps old versions for the noncurrentVersionDays given, in the raw and destination buckets too', () => {
+    const synth = synthesizeStack({ noncurrentVersionDays: 30 });
+    try {
+      const versioned = days(synth).filter((b) => b.versioned);
+      assert.deepEqual(
+        versioned.map((b) => b.noncurrent),
+        [30, 30, 30],
+      );
+      // The raw and destination buckets by name: the rules are theirs, not only the state bucket's
+      for (const bucket of [synth.stack.rawBucket, synth.stack.destinationBucket]) {
+        const rules = lifecycleRules(synth).get(logicalIdOf(synth, bucket)) ?? [];
+        assert.ok(
+          rules.some((r) => JSON.stringify(r.NoncurrentVersionExpiration) === '{"NoncurrentDays":30}'),
+          bucket.node.path,
+        );
+      }
+    } finally {
+      synth.cleanup();
+    }
+  });
+
+  for (const noncurrentVersionDays of [0, 2.5, -1]) {
+    it(`refuses noncurrentVersionDays ${noncurrentVersionDays}`, () => {
+      assert.throws(
+        () => new DataPipelinesStack(testApp(), 'Pipelines', { noncurrentVersionDays }),
+        /noncurrentVersionDays must be a whole number of days, at least 1/,
+      );
+    });
+  }
+});
+
 describe('PipelineTables', () => {
   it('applies the given removal policy, keeping deletion protection on', () => {
     // Arrange
@@ -520,6 +608,7 @@ describe('bin/app.ts', () => {
       stackName: 'PipelinesTest',
       kmsKeyArn: TEST_KMS_KEY_ARN,
       stagingRetentionDays: '40',
+      noncurrentVersionDays: '14',
     });
     try {
       // Assert
@@ -540,6 +629,17 @@ describe('bin/app.ts', () => {
         { SSESpecification: Match.objectLike({ KMSMasterKeyId: TEST_KMS_KEY_ARN }) },
         2,
       );
+      template.resourcePropertiesCountIs(
+        'AWS::S3::Bucket',
+        {
+          LifecycleConfiguration: {
+            Rules: Match.arrayWith([
+              Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 14 } }),
+            ]),
+          },
+        },
+        3,
+      );
     } finally {
       rmSync(outdir, { recursive: true, force: true });
     }
@@ -547,6 +647,7 @@ describe('bin/app.ts', () => {
 
   for (const [context, message] of [
     [{ stagingRetentionDays: 'forty' }, /stagingRetentionDays must be a whole number/],
+    [{ noncurrentVersionDays: '0' }, /noncurrentVersionDays must be a whole number of days, at least 1/],
     [{ kmsKeyArn: 'arn:aws:kms:eu-west-1:111122223333:alias/mine' }, /kmsKeyArn must be a KMS key ARN/],
   ] as const) {
     it(`refuses bad context ${JSON.stringify(context)} with a readable message`, () => {
