@@ -173,6 +173,18 @@ export class DataPipelinesStack extends Stack {
       dispatcher: this.dispatcher.stateMachine,
       projectWorkflow: this.projectWorkflow.stateMachine,
       service: SERVICE,
+      deadLetterQueues: [
+        {
+          id: 'ScheduleDeadLetters',
+          what: 'The schedule could not start the dispatcher: ticks were skipped (the queue holds their events)',
+          queue: this.dispatcher.scheduleDeadLetters,
+        },
+        {
+          id: 'ReviewConfigFailures',
+          what: 'The review function failed on config edits: those pipelines were not validated again (the queue holds their stream positions)',
+          queue: this.functions.reviewConfigFailures,
+        },
+      ],
     });
 
     const outputs: [keyof typeof STACK_OUTPUTS, string, string][] = [

@@ -122,7 +122,6 @@ describe('DataPipelinesStack config reviewer (console-edit validator)', () => {
     // Arrange
     const queueId = logicalIdOf(synth, synth.stack.functions.reviewConfigFailures);
     // Act / Assert
-    synth.template.resourceCountIs('AWS::SQS::Queue', 1);
     synth.template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
     synth.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
       Queues: [{ Ref: queueId }],

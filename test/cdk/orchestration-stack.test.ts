@@ -15,6 +15,7 @@ import {
   allows,
   allowsService,
   asList,
+  denyWithoutSsl,
   functionRole,
   logicalIdOf,
   mentions,
@@ -142,6 +143,57 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     });
   });
 
+  it('sends schedule events it could not deliver to an encrypted, SSL-only dead-letter queue only EventBridge may fill', () => {
+    // Arrange
+    const { stack } = synth;
+    const queueId = logicalIdOf(synth, stack.dispatcher.scheduleDeadLetters);
+    const ruleId = logicalIdOf(synth, stack.dispatcher.schedule);
+    // Act / Assert
+    synth.template.resourceCountIs('AWS::SQS::Queue', 2);
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      Targets: [Match.objectLike({ DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } } })],
+    });
+    assert.equal(
+      synth.template.findResources('AWS::SQS::Queue')[queueId]?.Properties?.SqsManagedSseEnabled,
+      true,
+    );
+    synth.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: queueId }],
+      ...denyWithoutSsl('sqs'),
+    });
+    synth.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: queueId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Action: 'sqs:SendMessage',
+            Principal: { Service: 'events.amazonaws.com' },
+            Condition: { ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [ruleId, 'Arn'] } } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('alarms on any message in either dead-letter queue, the schedule one and the config review one', () => {
+    for (const queue of [
+      synth.stack.dispatcher.scheduleDeadLetters,
+      synth.stack.functions.reviewConfigFailures,
+    ]) {
+      synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [
+          { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalIdOf(synth, queue), 'QueueName'] } },
+        ],
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+      });
+    }
+  });
+
   it('fans out at most 40 Lambdas per Map of the step workflow by default', () => {
     const states = statesOf(synth, synth.stack.stepWorkflow.stateMachine);
     const maps = [...states.values()].filter((state) => state.Type === 'Map');
@@ -150,7 +202,7 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
   });
 
   it('alarms on the export SLA (24 h), the late-data SLA (48 h) and on failures', () => {
-    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 7);
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'MpPipelines',
       MetricName: 'ExportLagSeconds',

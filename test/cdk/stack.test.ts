@@ -319,7 +319,7 @@ describe('DataPipelinesStack with a KMS key: every store the stack creates uses 
       'AWS::S3::Bucket': 4,
       'AWS::DynamoDB::Table': 2,
       'AWS::Logs::LogGroup': PIPELINE_FUNCTION_NAMES.length + 3,
-      'AWS::SQS::Queue': 1,
+      'AWS::SQS::Queue': 2,
       'AWS::StepFunctions::StateMachine': 3,
     });
     const accessLogs = logicalIdOf(synth, synth.stack.state.accessLogsBucket);
@@ -535,14 +535,17 @@ describe('cdk-nag AwsSolutions', () => {
   }
 
   for (const variant of variants) {
-    it(`acknowledges only accepted wildcards, S1 on the access log bucket, L1 on the functions, SQS3 on the review failure queue ${variant.name}`, () => {
+    it(`acknowledges only accepted wildcards, S1 on the access log bucket, L1 on the functions, SQS3 on the two dead-letter queues ${variant.name}`, () => {
       // Arrange
       const synth = synths.get(variant.name);
       assert.ok(synth);
       const { stack } = synth;
       const accessLogsPath = stack.state.accessLogsBucket.node.path;
       const functionPaths = pipelineFunctions(stack).map(([, fn]) => fn.node.path);
-      const failureQueuePath = stack.functions.reviewConfigFailures.node.path;
+      const deadLetterPaths = [
+        stack.functions.reviewConfigFailures.node.path,
+        stack.dispatcher.scheduleDeadLetters.node.path,
+      ].sort();
       // Act
       const acknowledged = acknowledgmentsOf(stack);
       // Assert: every acknowledgment is justified and one of the four kinds the stack means to make
@@ -560,19 +563,19 @@ describe('cdk-nag AwsSolutions', () => {
         } else if (id === 'AwsSolutions-L1') {
           if (!functionPaths.includes(path)) unexpected.push(`${where}: L1 belongs on the functions only`);
         } else if (id === 'AwsSolutions-SQS3') {
-          if (path !== failureQueuePath)
-            unexpected.push(`${where}: SQS3 belongs on ${failureQueuePath} only`);
+          if (!deadLetterPaths.includes(path))
+            unexpected.push(`${where}: SQS3 belongs on the dead-letter queues only`);
         } else {
           unexpected.push(`${where}: not a rule the stack acknowledges`);
         }
       }
       assert.deepEqual(unexpected, []);
       // The access logs bucket cannot log to itself (S1); every function keeps Node 22 (L1); the review
-      // failure queue is the stream mapping's dead-letter queue, which cdk-nag does not recognise (SQS3).
+      // failure queue and the schedule's are dead-letter queues cdk-nag does not recognise (SQS3).
       const pathsOf = (id: string) => acknowledged.filter((a) => a.id === id).map((a) => a.path);
       assert.deepEqual(pathsOf('AwsSolutions-S1'), [accessLogsPath]);
       assert.deepEqual(pathsOf('AwsSolutions-L1').sort(), [...functionPaths].sort());
-      assert.deepEqual(pathsOf('AwsSolutions-SQS3'), [failureQueuePath]);
+      assert.deepEqual(pathsOf('AwsSolutions-SQS3').sort(), deadLetterPaths);
     });
   }
 
