@@ -165,7 +165,8 @@ export class PipelineFunctions extends Construct {
       'Lists the arrival hours a step still needs ingested',
       'control',
     );
-    this.planStep = make('plan-step', 'Plans the export tasks of a step', 'control');
+    // A data function: planning a people or identity snapshot folds the run's links and ids, the heaviest fold.
+    this.planStep = make('plan-step', 'Plans the export tasks of a step', 'data');
     for (const fn of [this.prepareIngest, this.planStep]) {
       stateBucket.grantReadWrite(fn, 'state/*');
       stateBucket.grantRead(fn, 'staging/*');

@@ -58,7 +58,7 @@ export class StepWorkflow extends Construct {
     );
     const plan = lambdaTask(this, TASK_STATES.planStep, fns.planStep, {
       inputPath: step,
-      timeout: FUNCTION_TIMEOUTS.control,
+      timeout: FUNCTION_TIMEOUTS.data,
       resultPath: '$.plan',
     });
     const exports = fanOut('Export tasks', '$.plan.tasks', 'task', TASK_STATES.exportTask, fns.exportTask);

@@ -120,6 +120,28 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     assert.deepEqual(functionIds, expectedIds.sort());
   });
 
+  it('sizes the data functions (ingest, plan, export) 2 GB and 15 minutes, every other one 512 MB and 2 minutes', () => {
+    // Arrange: planning a snapshot is the heaviest fold; the README promises it 15 minutes
+    const data = new Set<string>(['ingestHour', 'planStep', 'exportTask']);
+    const functions = synth.template.findResources('AWS::Lambda::Function');
+    // Act
+    const sizes = Object.fromEntries(
+      pipelineFunctions(synth.stack).map(([name, fn]) => {
+        const props = functions[logicalIdOf(synth, fn)]?.Properties as {
+          MemorySize?: number;
+          Timeout?: number;
+        };
+        return [name, [props.MemorySize, props.Timeout]];
+      }),
+    );
+    // Assert
+    for (const [name, size] of Object.entries(sizes))
+      assert.deepEqual(size, data.has(name) ? [2048, 900] : [512, 120], name);
+    const step = statesOf(synth, synth.stack.stepWorkflow.stateMachine);
+    for (const task of [TASK_STATES.planStep, TASK_STATES.ingestHour, TASK_STATES.exportTask])
+      assert.equal(stateNamed(step, task).TimeoutSeconds, 900 + 30, task);
+  });
+
   it('logs every state machine execution in full and traces it with X-Ray', () => {
     synth.template.resourceCountIs('AWS::StepFunctions::StateMachine', 3);
     synth.template.allResourcesProperties('AWS::StepFunctions::StateMachine', {
