@@ -12,7 +12,7 @@ import { PipelineAlarms } from './pipeline-alarms.js';
 import { PipelineFunctions } from './pipeline-functions.js';
 import { PipelineStateBucket } from './pipeline-state-bucket.js';
 import { PipelineTables } from './pipeline-tables.js';
-import { ProjectWorkflow } from './project-workflow.js';
+import { ProjectWorkflow, STEP_MARGIN } from './project-workflow.js';
 import { StepWorkflow } from './step-workflow.js';
 import { acknowledgeAcceptedWildcards } from './wildcard-acknowledgements.js';
 
@@ -140,7 +140,7 @@ export class DataPipelinesStack extends Stack {
       configsTable: this.tables.configs,
       stateTable: this.tables.state,
       eventBus: events.EventBus.fromEventBusName(this, 'DefaultBus', 'default'),
-      leaseSeconds: stepTimeout.toSeconds() + 15 * 60,
+      leaseSeconds: stepTimeout.plus(STEP_MARGIN).toSeconds(),
       logRetention,
       service: SERVICE,
       destinationRoleArns: props.destinationRoleArns ?? [],
@@ -157,7 +157,6 @@ export class DataPipelinesStack extends Stack {
       functions: this.functions,
       stepWorkflow: this.stepWorkflow.stateMachine,
       stepTimeout,
-      timeout: Duration.hours(24),
       logRetention,
       ...encryption,
     });

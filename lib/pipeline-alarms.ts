@@ -84,7 +84,7 @@ export class PipelineAlarms extends Construct {
       ),
       alarm(
         'ProjectWorkflowTimeouts',
-        'A project workflow timed out: its lock is released only when the lease expires',
+        'A project workflow timed out: more steps than its budget allows took their whole timeout (release-abandoned-lock gave its lock back)',
         props.projectWorkflow.metricTimedOut({ period: Duration.hours(1), statistic: 'Sum' }),
         1,
       ),

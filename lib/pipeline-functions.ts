@@ -102,6 +102,8 @@ export class PipelineFunctions extends Construct {
   public readonly exportTask: lambda.IFunction;
   public readonly commitStep: lambda.IFunction;
   public readonly recordFailure: lambda.IFunction;
+  /** Releases the lock a project workflow that timed out, was aborted or failed may have left. */
+  public readonly releaseAbandonedLock: lambda.IFunction;
   /** The console-edit validator, on the config table stream. */
   public readonly reviewConfig: lambda.IFunction;
   /** Where the stream records the reviewer still failed on after its retries go (their stream positions). */
@@ -188,6 +190,13 @@ export class PipelineFunctions extends Construct {
     destinationBucket.grantDelete(this.commitStep, '*/mp_master_event/*');
     stateTable.grantReadWriteData(this.commitStep);
     eventBus.grantPutEventsTo(this.commitStep);
+
+    this.releaseAbandonedLock = make(
+      'release-abandoned-lock',
+      'Releases the lock of a project workflow that ended without releasing it',
+      'control',
+    );
+    grantItemActions(stateTable, this.releaseAbandonedLock, 'write', 'dynamodb:DeleteItem');
 
     this.recordFailure = make('record-failure', 'Records a failed step and announces it', 'control');
     stateTable.grantReadWriteData(this.recordFailure);

@@ -4,7 +4,13 @@ import { Match } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { DataPipelinesStack } from '../../lib/data-pipelines-stack.js';
 import { STACK_OUTPUTS } from '../../src/core/tables.js';
-import { CRASH_ERRORS, RETRYABLE_ERRORS, TASK_STATES, THROTTLING_ERRORS } from '../../src/core/workflow.js';
+import {
+  CRASH_ERRORS,
+  MAX_STEPS_PER_EXECUTION,
+  RETRYABLE_ERRORS,
+  TASK_STATES,
+  THROTTLING_ERRORS,
+} from '../../src/core/workflow.js';
 import {
   allStates,
   type SynthesizedTemplate,
@@ -68,6 +74,13 @@ function statesOf(synth: SynthesizedStack, stateMachine: IConstruct): Map<string
   );
 }
 
+/** A state machine's own timeout (`TimeoutSeconds` of its definition). */
+function workflowTimeoutSeconds(synth: SynthesizedStack, stateMachine: IConstruct): number | undefined {
+  const definitions = stateMachineDefinitions(synth.template.toJSON() as SynthesizedTemplate);
+  return (definitions.get(logicalIdOf(synth, stateMachine)) as { TimeoutSeconds?: number } | undefined)
+    ?.TimeoutSeconds;
+}
+
 function stateNamed(states: ReadonlyMap<string, FlowState>, name: string): FlowState {
   const state = states.get(name);
   assert.ok(state, `state ${JSON.stringify(name)} missing (have: ${[...states.keys()].join(', ')})`);
@@ -109,7 +122,7 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     // Assert: the handlers validate exactly these variables at cold start
     assert.deepEqual(Object.keys(expected).sort(), Object.keys(LAMBDA_ENVIRONMENT).sort());
     synth.template.resourceCountIs('AWS::Lambda::Function', PIPELINE_FUNCTION_NAMES.length);
-    assert.equal(PIPELINE_FUNCTION_NAMES.length, 11);
+    assert.equal(PIPELINE_FUNCTION_NAMES.length, 12);
     synth.template.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
@@ -157,12 +170,48 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     // Arrange
     const dispatcherId = logicalIdOf(synth, synth.stack.dispatcher.stateMachine);
     // Assert
-    synth.template.resourceCountIs('AWS::Events::Rule', 1);
+    synth.template.resourcePropertiesCountIs(
+      'AWS::Events::Rule',
+      { ScheduleExpression: Match.anyValue() },
+      1,
+    );
     synth.template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'cron(0/15 * * * ? *)',
       State: 'ENABLED',
       Targets: [Match.objectLike({ Arn: { Ref: dispatcherId }, RoleArn: Match.anyValue() })],
     });
+  });
+
+  it('runs release-abandoned-lock when a project workflow execution times out, is aborted or fails', () => {
+    // Arrange
+    const { stack } = synth;
+    const projectId = logicalIdOf(synth, stack.projectWorkflow.stateMachine);
+    const functionId = logicalIdOf(synth, stack.functions.releaseAbandonedLock);
+    // Act / Assert: only that state machine's executions, only the statuses that skip its own release
+    synth.template.resourceCountIs('AWS::Events::Rule', 2);
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.states'],
+        'detail-type': ['Step Functions Execution Status Change'],
+        detail: { stateMachineArn: [{ Ref: projectId }], status: ['TIMED_OUT', 'ABORTED', 'FAILED'] },
+      },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [functionId, 'Arn'] } })],
+    });
+    synth.template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [functionId, 'Arn'] },
+      Principal: 'events.amazonaws.com',
+    });
+  });
+
+  it('lets the project workflow run its whole step budget of steps that take their whole timeout', () => {
+    // Arrange: 48 steps of up to 120 minutes each, each with 15 minutes to pick and record it
+    // Act
+    const timeoutSeconds = workflowTimeoutSeconds(synth, synth.stack.projectWorkflow.stateMachine);
+    // Assert: longer than the budget of full-length steps, so a live workflow never times out mid-step
+    assert.equal(MAX_STEPS_PER_EXECUTION, 48);
+    assert.equal(timeoutSeconds, (48 * (120 + 15) + 15) * 60);
+    assert.ok(timeoutSeconds > MAX_STEPS_PER_EXECUTION * 120 * 60);
   });
 
   it('sends schedule events it could not deliver to an encrypted, SSL-only dead-letter queue only EventBridge may fill', () => {
@@ -482,6 +531,16 @@ describe('DataPipelinesStack function permissions (least privilege)', () => {
     });
   }
 
+  it('lets release-abandoned-lock delete items of the state table and do nothing else', () => {
+    // Arrange / Act
+    const statements = roleStatements(synth, 'releaseAbandonedLock').filter((s) => !allowsService(s, 'xray'));
+    // Assert: the release is one conditional DeleteItem of the lock item
+    assert.deepEqual(
+      statements.map((s) => [asList(s.Action), mentions(s, ids.state)]),
+      [[['dynamodb:DeleteItem'], true]],
+    );
+  });
+
   it('lets only commit-step and record-failure put events', () => {
     // Arrange / Act
     const putters = PIPELINE_FUNCTION_NAMES.filter((name) =>
@@ -553,6 +612,13 @@ describe('DataPipelinesStack with scheduleMinutes 30, fanOutWidth 12 and stepTim
     const maps = [...states.values()].filter((state) => state.Type === 'Map');
     assert.equal(maps.length, 2);
     for (const map of maps) assert.equal(map.MaxConcurrency, 12);
+  });
+
+  it('times the project workflow out after its budget of 60-minute steps', () => {
+    assert.equal(
+      workflowTimeoutSeconds(synth, synth.stack.projectWorkflow.stateMachine),
+      (48 * (60 + 15) + 15) * 60,
+    );
   });
 
   it('times a step out after 60 minutes, 15 minutes before its lock lease would run out', () => {

@@ -55,6 +55,7 @@ export const PIPELINE_FUNCTION_NAMES = [
   'exportTask',
   'commitStep',
   'recordFailure',
+  'releaseAbandonedLock',
   'reviewConfig',
 ] as const satisfies readonly (keyof PipelineFunctions)[];
 
