@@ -62,6 +62,7 @@ const optional = {
   noncurrentVersionDays: integerContext(app, 'noncurrentVersionDays'),
   scheduleMinutes: integerContext(app, 'scheduleMinutes'),
   fanOutWidth: integerContext(app, 'fanOutWidth'),
+  dataFunctionConcurrency: integerContext(app, 'dataFunctionConcurrency'),
   stepTimeoutMinutes: integerContext(app, 'stepTimeoutMinutes'),
   rawBucketName: stringContext(app, 'rawBucketName'),
   destinationBucketName: stringContext(app, 'destinationBucketName'),

@@ -59,6 +59,15 @@ export interface DataPipelinesStackProps extends StackProps {
    */
   readonly fanOutWidth?: number;
   /**
+   * Concurrent executions reserved for each of the two fan-out functions (ingest-hour, export-task),
+   * which is also their cap: the data tasks of many busy projects (each fans out up to `fanOutWidth`)
+   * cannot starve the functions that take and release locks, pick steps and record failures of the
+   * account's concurrency (1000 by default). At least `fanOutWidth`; the account must keep 100
+   * unreserved, so twice this must stay below its limit minus 100.
+   * @default 300 (600 of the default 1000 reserved, 400 left for the rest)
+   */
+  readonly dataFunctionConcurrency?: number;
+  /**
    * Longest a step may run before it counts as failed; the project lease is this plus 15 minutes, so a
    * live step never loses its lock and a dead one blocks its project this long at most.
    * @default 120
@@ -102,6 +111,12 @@ export class DataPipelinesStack extends Stack {
       throw new Error(`fanOutWidth must be a whole number from 1 to 40 (got ${fanOutWidth})`);
     }
     const stepTimeout = Duration.minutes(props.stepTimeoutMinutes ?? 120);
+    const dataFunctionConcurrency = props.dataFunctionConcurrency ?? 300;
+    if (!Number.isInteger(dataFunctionConcurrency) || dataFunctionConcurrency < fanOutWidth) {
+      throw new Error(
+        `dataFunctionConcurrency must be a whole number, at least fanOutWidth (${fanOutWidth}) so one step can fan out fully (got ${dataFunctionConcurrency})`,
+      );
+    }
     for (const arn of props.destinationRoleArns ?? []) {
       if (!Token.isUnresolved(arn) && !ROLE_ARN.test(arn)) {
         throw new Error(
@@ -144,6 +159,7 @@ export class DataPipelinesStack extends Stack {
       logRetention,
       service: SERVICE,
       destinationRoleArns: props.destinationRoleArns ?? [],
+      dataFunctionConcurrency,
       ...encryption,
     });
     this.stepWorkflow = new StepWorkflow(this, 'StepWorkflow', {

@@ -77,6 +77,12 @@ export interface PipelineFunctionsProps {
   /** The `service` name in logs and metrics (Powertools). */
   readonly service: string;
   /**
+   * Reserved (so also the most) concurrent executions of each fan-out function, ingest-hour and
+   * export-task.
+   * @default no reservation: they share the account's unreserved concurrency with everything else
+   */
+  readonly dataFunctionConcurrency?: number;
+  /**
    * Customer key for the functions' log groups and the review failure queue.
    * @default CloudWatch Logs' own encryption, and SQS-managed encryption for the queue
    */
@@ -123,7 +129,7 @@ export class PipelineFunctions extends Construct {
       EVENT_BUS_NAME: eventBus.eventBusName,
       LEASE_SECONDS: String(props.leaseSeconds),
     };
-    const make = (name: string, description: string, size: 'control' | 'data') =>
+    const make = (name: string, description: string, size: 'control' | 'data', reserved?: number) =>
       this.makeFunction(
         name,
         description,
@@ -131,6 +137,7 @@ export class PipelineFunctions extends Construct {
         { ...environment, POWERTOOLS_SERVICE_NAME: props.service },
         props.logRetention,
         props.encryptionKey,
+        reserved,
       );
 
     /**
@@ -174,12 +181,24 @@ export class PipelineFunctions extends Construct {
       stateBucket.grantRead(fn, 'staging/*');
     }
 
-    this.ingestHour = make('ingest-hour', 'Validates, quarantines and stages one arrival hour', 'data');
+    // The fan-out functions are capped (their concurrency reserved): many busy projects' ingest and
+    // export tasks cannot take the account's whole concurrency from the functions holding the locks.
+    this.ingestHour = make(
+      'ingest-hour',
+      'Validates, quarantines and stages one arrival hour',
+      'data',
+      props.dataFunctionConcurrency,
+    );
     rawBucket.grantRead(this.ingestHour);
     stateBucket.grantReadWrite(this.ingestHour);
     destinationBucket.grantPut(this.ingestHour, '*/_quarantine/*');
 
-    this.exportTask = make('export-task', 'Exports one task of a step: dedup, parts', 'data');
+    this.exportTask = make(
+      'export-task',
+      'Exports one task of a step: dedup, parts',
+      'data',
+      props.dataFunctionConcurrency,
+    );
     stateBucket.grantReadWrite(this.exportTask);
     destinationBucket.grantPut(this.exportTask, '*/mp_master_event/*');
 
@@ -248,6 +267,7 @@ export class PipelineFunctions extends Construct {
     environment: Record<string, string>,
     retention: logs.RetentionDays,
     encryptionKey: kms.IKey | undefined,
+    reservedConcurrentExecutions: number | undefined,
   ): nodejs.NodejsFunction {
     const id = name
       .split('-')
@@ -267,6 +287,7 @@ export class PipelineFunctions extends Construct {
       // Data functions stream and gzip: 2 GB gives them more than one vCPU; control functions do little.
       memorySize: size === 'data' ? 2048 : 512,
       timeout: FUNCTION_TIMEOUTS[size],
+      ...(reservedConcurrentExecutions === undefined ? {} : { reservedConcurrentExecutions }),
       environment,
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,

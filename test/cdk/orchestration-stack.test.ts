@@ -155,6 +155,26 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
       assert.equal(stateNamed(step, task).TimeoutSeconds, 900 + 30, task);
   });
 
+  it('reserves 300 concurrent executions for each fan-out function and none for the others', () => {
+    // Arrange
+    const functions = synth.template.findResources('AWS::Lambda::Function');
+    // Act
+    const reserved = Object.fromEntries(
+      pipelineFunctions(synth.stack).map(([name, fn]) => [
+        name,
+        (
+          functions[logicalIdOf(synth, fn)]?.Properties as
+            | { ReservedConcurrentExecutions?: number }
+            | undefined
+        )?.ReservedConcurrentExecutions,
+      ]),
+    );
+    // Assert: 600 of an account's default 1000 are the data tasks' at most; the rest stays for the
+    // functions holding locks, and reserving those would cap them instead
+    for (const [name, value] of Object.entries(reserved))
+      assert.equal(value, name === 'ingestHour' || name === 'exportTask' ? 300 : undefined, name);
+  });
+
   it('logs every state machine execution in full and traces it with X-Ray', () => {
     synth.template.resourceCountIs('AWS::StepFunctions::StateMachine', 3);
     synth.template.allResourcesProperties('AWS::StepFunctions::StateMachine', {
@@ -635,12 +655,45 @@ describe('DataPipelinesStack with scheduleMinutes 30, fanOutWidth 12 and stepTim
   });
 });
 
+describe('DataPipelinesStack with dataFunctionConcurrency 60 and fanOutWidth 12', () => {
+  it('reserves 60 concurrent executions for each fan-out function', () => {
+    const synth = synthesizeStack({ dataFunctionConcurrency: 60, fanOutWidth: 12 });
+    try {
+      synth.template.resourcePropertiesCountIs(
+        'AWS::Lambda::Function',
+        { ReservedConcurrentExecutions: 60 },
+        2,
+      );
+      synth.template.resourcePropertiesCountIs(
+        'AWS::Lambda::Function',
+        { ReservedConcurrentExecutions: Match.anyValue() },
+        2,
+      );
+    } finally {
+      synth.cleanup();
+    }
+  });
+});
+
 describe('DataPipelinesStack props', () => {
   for (const scheduleMinutes of [7, 45, 0]) {
     it(`refuses a schedule every ${scheduleMinutes} minutes (the minutes must divide 60)`, () => {
       assert.throws(
         () => new DataPipelinesStack(testApp(), 'Pipelines', { scheduleMinutes }),
         /every N minutes with N dividing 60/,
+      );
+    });
+  }
+
+  for (const [dataFunctionConcurrency, fanOutWidth] of [
+    [39, 40],
+    [11, 12],
+    [100.5, 40],
+  ] as const) {
+    it(`refuses dataFunctionConcurrency ${dataFunctionConcurrency} with fanOutWidth ${fanOutWidth}`, () => {
+      assert.throws(
+        () => new DataPipelinesStack(testApp(), 'Pipelines', { dataFunctionConcurrency, fanOutWidth }),
+        /dataFunctionConcurrency must be a whole number, at least fanOutWidth/,
       );
     });
   }

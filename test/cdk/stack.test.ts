@@ -612,6 +612,7 @@ describe('bin/app.ts', () => {
       kmsKeyArn: TEST_KMS_KEY_ARN,
       stagingRetentionDays: '40',
       noncurrentVersionDays: '14',
+      dataFunctionConcurrency: '120',
     });
     try {
       // Assert
@@ -643,6 +644,7 @@ describe('bin/app.ts', () => {
         },
         3,
       );
+      template.resourcePropertiesCountIs('AWS::Lambda::Function', { ReservedConcurrentExecutions: 120 }, 2);
     } finally {
       rmSync(outdir, { recursive: true, force: true });
     }
