@@ -12,6 +12,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { LAMBDA_ENVIRONMENT } from '../src/workflow/lambda-environment.js';
+import { grantItemActions, grantList, grantObjects, grantSendTo, OBJECT_KEYS } from './grants.js';
 
 /** The repository root (this file runs from `dist/lib/`): entries and the lock file live there. */
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -30,26 +31,6 @@ export const CONFIG_REVIEW_STREAM = {
   batchSize: 25,
   retryAttempts: 5,
 } as const;
-
-/** The key actions CDK's table grants add for a customer-managed key: reads, and writes on top. */
-const TABLE_KEY_ACTIONS = {
-  read: ['kms:Decrypt', 'kms:DescribeKey'],
-  write: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'],
-} as const;
-
-/**
- * Grants item actions on a table (not the read or write sets of CDK's grants) and, when a customer key
- * encrypts it, the use of that key these actions need.
- */
-function grantItemActions(
-  table: dynamodb.ITable,
-  grantee: iam.IGrantable,
-  access: keyof typeof TABLE_KEY_ACTIONS,
-  ...actions: string[]
-): void {
-  table.grant(grantee, ...actions);
-  table.encryptionKey?.grant(grantee, ...TABLE_KEY_ACTIONS[access]);
-}
 
 /** A queue's encryption: the customer key when there is one, SQS-managed keys otherwise. */
 export function queueEncryption(encryptionKey: kms.IKey | undefined): sqs.QueueProps {
@@ -140,16 +121,20 @@ export class PipelineFunctions extends Construct {
         reserved,
       );
 
+    // Each function gets exactly what its activity does (src/workflow/activities.ts): the item
+    // actions its stores send, and objects under the keys it reads, writes or deletes.
+    const { state, staging, raw, quarantine, exports } = OBJECT_KEYS;
+
     /**
-     * What deciding a pipeline's status needs: read the project (revision item, then its configs) and
-     * each pipeline's state (backlog, the settings it was built with), and set the status in a
-     * transaction with the revision item.
+     * What deciding a pipeline's status needs: read the project (the revision item, then a Query of its
+     * configs) and each pipeline's state (backlog, the settings it was built with), and update the
+     * config item and the revision item in one transaction.
      */
     const grantStatusChanges = (fn: lambda.IFunction): void => {
-      configsTable.grantReadData(fn);
-      grantItemActions(configsTable, fn, 'write', 'dynamodb:UpdateItem');
+      grantItemActions(configsTable, fn, 'write', 'dynamodb:Query', 'dynamodb:UpdateItem');
       grantItemActions(stateTable, fn, 'write', 'dynamodb:GetItem', 'dynamodb:UpdateItem');
-      stateBucket.grantRead(fn, 'state/*');
+      grantObjects(fn, stateBucket, ['read'], state);
+      grantList(fn, stateBucket);
     };
 
     this.findDueProjects = make(
@@ -157,29 +142,43 @@ export class PipelineFunctions extends Construct {
       'Lists the projects with due steps at a tick',
       'control',
     );
-    // Pauses ended trials, deciding as the reviewer does.
+    // Scans every config, and pauses ended trials deciding as the reviewer does.
+    grantItemActions(configsTable, this.findDueProjects, 'read', 'dynamodb:Scan');
     grantStatusChanges(this.findDueProjects);
 
     this.acquireLock = make('acquire-lock', 'Takes a project lock with a lease', 'control');
+    // A conditional put, then a read of the holder when it fails.
+    grantItemActions(stateTable, this.acquireLock, 'write', 'dynamodb:PutItem', 'dynamodb:GetItem');
     this.releaseLock = make('release-lock', 'Releases a project lock held by the caller', 'control');
-    for (const fn of [this.acquireLock, this.releaseLock]) stateTable.grantReadWriteData(fn);
+    grantItemActions(stateTable, this.releaseLock, 'write', 'dynamodb:DeleteItem');
 
     this.pickNextStep = make('pick-next-step', "Picks a project's next step, round-robin", 'control');
-    configsTable.grantReadData(this.pickNextStep);
-    stateTable.grantReadWriteData(this.pickNextStep);
-    stateBucket.grantRead(this.pickNextStep, 'state/*');
+    // Renews the lease, reads the project and the cursor, moves the cursor; reads each backlog.
+    grantItemActions(configsTable, this.pickNextStep, 'read', 'dynamodb:Query');
+    grantItemActions(
+      stateTable,
+      this.pickNextStep,
+      'write',
+      'dynamodb:UpdateItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+    );
+    grantObjects(this.pickNextStep, stateBucket, ['read'], state);
+    grantList(this.pickNextStep, stateBucket);
 
     this.prepareIngest = make(
       'prepare-ingest',
       'Lists the arrival hours a step still needs ingested',
       'control',
     );
+    grantObjects(this.prepareIngest, stateBucket, ['read', 'write'], state);
+    grantList(this.prepareIngest, stateBucket);
+
     // A data function: planning a people or identity snapshot folds the run's links and ids, the heaviest fold.
     this.planStep = make('plan-step', 'Plans the export tasks of a step', 'data');
-    for (const fn of [this.prepareIngest, this.planStep]) {
-      stateBucket.grantReadWrite(fn, 'state/*');
-      stateBucket.grantRead(fn, 'staging/*');
-    }
+    // Lists the staged objects of the step's hours (never reads them).
+    grantObjects(this.planStep, stateBucket, ['read', 'write'], state);
+    grantList(this.planStep, stateBucket);
 
     // The fan-out functions are capped (their concurrency reserved): many busy projects' ingest and
     // export tasks cannot take the account's whole concurrency from the functions holding the locks.
@@ -189,9 +188,13 @@ export class PipelineFunctions extends Construct {
       'data',
       props.dataFunctionConcurrency,
     );
-    rawBucket.grantRead(this.ingestHour);
-    stateBucket.grantReadWrite(this.ingestHour);
-    destinationBucket.grantPut(this.ingestHour, '*/_quarantine/*');
+    grantObjects(this.ingestHour, rawBucket, ['read'], raw);
+    grantList(this.ingestHour, rawBucket);
+    // Ingest records and a snapshot pipeline's pending updates; staged events; quarantined lines.
+    grantObjects(this.ingestHour, stateBucket, ['read', 'write'], state);
+    grantObjects(this.ingestHour, stateBucket, ['write'], staging);
+    grantList(this.ingestHour, stateBucket);
+    grantObjects(this.ingestHour, destinationBucket, ['write'], quarantine);
 
     this.exportTask = make(
       'export-task',
@@ -199,15 +202,21 @@ export class PipelineFunctions extends Construct {
       'data',
       props.dataFunctionConcurrency,
     );
-    stateBucket.grantReadWrite(this.exportTask);
-    destinationBucket.grantPut(this.exportTask, '*/mp_master_event/*');
+    // The plan, task results and a snapshot's new tables; staged events; the parts it exports.
+    grantObjects(this.exportTask, stateBucket, ['read', 'write'], state);
+    grantObjects(this.exportTask, stateBucket, ['read'], staging);
+    grantList(this.exportTask, stateBucket);
+    grantObjects(this.exportTask, destinationBucket, ['write'], exports);
 
     this.commitStep = make('commit-step', 'Writes manifests and the run record of a step', 'control');
-    stateBucket.grantReadWrite(this.commitStep, 'state/*');
-    stateBucket.grantDelete(this.commitStep, 'state/*');
-    destinationBucket.grantReadWrite(this.commitStep, '*/mp_master_event/*');
-    destinationBucket.grantDelete(this.commitStep, '*/mp_master_event/*');
-    stateTable.grantReadWriteData(this.commitStep);
+    // Run record, dropped work files and tables; manifests, and parts of crashed attempts or of the
+    // snapshot replaced, found by listing.
+    grantObjects(this.commitStep, stateBucket, ['read', 'write', 'delete'], state);
+    grantList(this.commitStep, stateBucket);
+    grantObjects(this.commitStep, destinationBucket, ['write', 'delete'], exports);
+    grantList(this.commitStep, destinationBucket);
+    // Renews the lease, records the run.
+    grantItemActions(stateTable, this.commitStep, 'write', 'dynamodb:UpdateItem', 'dynamodb:PutItem');
     eventBus.grantPutEventsTo(this.commitStep);
 
     this.releaseAbandonedLock = make(
@@ -218,7 +227,7 @@ export class PipelineFunctions extends Construct {
     grantItemActions(stateTable, this.releaseAbandonedLock, 'write', 'dynamodb:DeleteItem');
 
     this.recordFailure = make('record-failure', 'Records a failed step and announces it', 'control');
-    stateTable.grantReadWriteData(this.recordFailure);
+    grantItemActions(stateTable, this.recordFailure, 'write', 'dynamodb:PutItem');
     eventBus.grantPutEventsTo(this.recordFailure);
 
     this.reviewConfig = make(
@@ -237,6 +246,14 @@ export class PipelineFunctions extends Construct {
       reason:
         'This queue is itself a dead-letter queue: the on-failure destination of the config stream event source mapping, which cdk-nag does not recognise as one.',
     });
+    // The mapping sends as the function's role: exactly SendMessage to this queue (and its key), not
+    // the wider set (and key action wildcards) of CDK's SqsDlq.
+    const failureQueue: lambda.IEventSourceDlq = {
+      bind: (_mapping, fn) => {
+        grantSendTo(fn, this.reviewConfigFailures);
+        return { destination: this.reviewConfigFailures.queueArn };
+      },
+    };
     this.reviewConfig.addEventSource(
       new sources.DynamoEventSource(configsTable, {
         startingPosition: CONFIG_REVIEW_STREAM.startingPosition,
@@ -248,7 +265,7 @@ export class PipelineFunctions extends Construct {
         ],
         bisectBatchOnError: true,
         retryAttempts: CONFIG_REVIEW_STREAM.retryAttempts,
-        onFailure: new sources.SqsDlq(this.reviewConfigFailures),
+        onFailure: failureQueue,
       }),
     );
 
@@ -277,8 +294,16 @@ export class PipelineFunctions extends Construct {
       retention,
       ...(encryptionKey === undefined ? {} : { encryptionKey }),
     });
+    // Its own role writing its own log group only, instead of AWSLambdaBasicExecutionRole (which may
+    // create and write every log group of the account).
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Runs the ${name} function`,
+    });
+    logGroup.grantWrite(role);
     const fn = new nodejs.NodejsFunction(this, id, {
       description,
+      role,
       entry: `${PROJECT_ROOT}functions/${name}.ts`,
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
