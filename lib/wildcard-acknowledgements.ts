@@ -14,7 +14,7 @@ export const ACCEPTED_WILDCARDS: readonly { readonly pattern: RegExp; readonly r
       'Object keys under the prefixes the function works in (state/, staging/, <project>/<data source>/ of the landing zone, <project>/_quarantine/, <project>/mp_master_event/, mp_people_data/, mp_identity_mappings_data/): keys name projects, pipelines and hours.',
   },
   {
-    pattern: /^AwsSolutions-IAM5\[Resource::arn:aws:s3:::[a-z0-9.-]+\/[a-z_*/]*\*\]$/,
+    pattern: /^AwsSolutions-IAM5\[Resource::arn:(aws|<AWS::Partition>):s3:::[a-z0-9.-]+\/[a-z_*/]*\*\]$/,
     reason: 'Object keys under the prefixes the function works in, in a bucket given by name at deploy time.',
   },
   {

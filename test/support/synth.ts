@@ -17,10 +17,14 @@ import type { PipelineFunctions } from '../../lib/pipeline-functions.js';
 /** A customer-managed key ARN for tests (never resolved: synthesis stays offline). */
 export const TEST_KMS_KEY_ARN = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 
-/** The stack's two encryption set-ups, which every whole-stack check (cdk-nag, cfn-lint) covers. */
+/** The stack's encryption and bucket set-ups, which every whole-stack check (cdk-nag, cfn-lint) covers. */
 export const STACK_VARIANTS = [
   { name: 'without a KMS key', props: {} },
   { name: 'with a KMS key', props: { kmsKeyArn: TEST_KMS_KEY_ARN } },
+  {
+    name: 'with buckets given by name and a KMS key',
+    props: { rawBucketName: 'my-landing', destinationBucketName: 'my-exports', kmsKeyArn: TEST_KMS_KEY_ARN },
+  },
 ] as const;
 
 /**
