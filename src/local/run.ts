@@ -16,6 +16,7 @@ import { DAY_MS } from '../core/windows.js';
 import {
   DEFAULT_SCHEDULE_MINUTES,
   MAX_STEPS_PER_EXECUTION,
+  projectOfExecution,
   STEP_FAILED,
   type StepInput,
   TASK_STATES,
@@ -188,14 +189,17 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
       const interval = (options.scheduleMinutes ?? DEFAULT_SCHEDULE_MINUTES) * MINUTE_MS;
       // The clock never runs backwards: a schedule resumed at `startAt` fires nothing before it.
       let last = options.startAt === undefined ? Number.NEGATIVE_INFINITY : options.startAt - interval;
+      let stalled = 0;
       for (;;) {
         const due = await earliestPendingDue(storesOf, await active(until), until);
         if (due === undefined) break;
         const tick = Math.min(until, Math.max(Math.ceil(due / interval) * interval, last + interval));
         if (tick <= last) break;
         last = tick;
-        // A tick that commits nothing means a failure that repeats: the next run retries it.
-        if (!(await fire(tick))) break;
+        // Two ticks in a row that commit nothing mean a failure that repeats: the next run retries it.
+        // (One is not enough: a step's failed reads count towards setting its object aside next tick.)
+        stalled = (await fire(tick)) ? 0 : stalled + 1;
+        if (stalled === 2) break;
       }
     }
 
@@ -214,16 +218,11 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
       const failures = (await runtime.ledger.listRuns(config.project_id, config.name))
         .filter((entry) => entry.status === 'failed' && !after.committed.has(entry.step_id))
         .map((entry) => `step ${entry.step_id} failed: ${entry.error}: ${entry.cause}`);
-      if (failures.length === 0) {
-        // A project workflow can fail before any step runs (e.g. the state belongs to other settings).
-        failures.push(
-          ...outcomes
-            .filter(
-              (o) => o.status === 'failed' && o.name.slice(0, -'-YYYYMMDDTHHMM'.length) === config.project_id,
-            )
-            .map((o) => `project workflow ${o.name} failed: ${o.error}`),
-        );
-      }
+      // A project workflow can fail before any step runs (e.g. the state belongs to other settings):
+      // the project's last one tells, since a later one retries what an earlier one failed on.
+      const last = outcomes.findLast((o) => projectOfExecution(o.name) === config.project_id);
+      if (failures.length === 0 && last?.status === 'failed')
+        failures.push(`project workflow ${last.name} failed: ${last.error}`);
       const reconciliation = await reconcilePipeline(stores);
       results.set(pipelineId(config), {
         config,
