@@ -6,6 +6,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { STACK_OUTPUTS } from '../src/core/tables.js';
 import { DEFAULT_SCHEDULE_MINUTES } from '../src/core/workflow.js';
+import { DailyReconciliation } from './daily-reconciliation.js';
 import { DataBucket } from './data-bucket.js';
 import { Dispatcher } from './dispatcher.js';
 import { PipelineAlarms } from './pipeline-alarms.js';
@@ -99,6 +100,7 @@ export class DataPipelinesStack extends Stack {
   public readonly stepWorkflow: StepWorkflow;
   public readonly projectWorkflow: ProjectWorkflow;
   public readonly dispatcher: Dispatcher;
+  public readonly reconciliation: DailyReconciliation;
   public readonly alarms: PipelineAlarms;
 
   constructor(scope: Construct, id: string, props: DataPipelinesStackProps = {}) {
@@ -182,11 +184,21 @@ export class DataPipelinesStack extends Stack {
       logRetention,
       ...encryption,
     });
+    this.reconciliation = new DailyReconciliation(this, 'Reconciliation', {
+      reconcile: this.functions.reconcilePipelines,
+      ...encryption,
+    });
     this.alarms = new PipelineAlarms(this, 'Alarms', {
       dispatcher: this.dispatcher.stateMachine,
       projectWorkflow: this.projectWorkflow.stateMachine,
+      reconcile: this.functions.reconcilePipelines,
       service: SERVICE,
       deadLetterQueues: [
+        {
+          id: 'ReconciliationDeadLetters',
+          what: 'The daily reconciliation could not be started: the pipelines were not checked that day (the queue holds its events)',
+          queue: this.reconciliation.deadLetters,
+        },
         {
           id: 'ScheduleDeadLetters',
           what: 'The schedule could not start the dispatcher: ticks were skipped (the queue holds their events)',

@@ -1,5 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
@@ -10,6 +11,8 @@ export interface PipelineAlarmsProps {
   /** The workflows whose failed executions alarm. */
   readonly dispatcher: sfn.IStateMachine;
   readonly projectWorkflow: sfn.IStateMachine;
+  /** The daily reconciliation, whose errors alarm (a day no pipeline was checked). */
+  readonly reconcile: lambda.IFunction;
   /** The `service` dimension the functions' metrics carry (Powertools). */
   readonly service: string;
   /** Queues holding what failed for good, each with what a message in it means: any message alarms. */
@@ -26,13 +29,13 @@ export class PipelineAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: PipelineAlarmsProps) {
     super(scope, id);
-    const metric = (name: string, statistic: string) =>
+    const metric = (name: string, statistic: string, period = Duration.hours(1)) =>
       new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
         metricName: name,
         dimensionsMap: { service: props.service },
         statistic,
-        period: Duration.hours(1),
+        period,
       });
     // Missing data is no breach: quiet hours have no steps.
     const alarm = (
@@ -68,6 +71,47 @@ export class PipelineAlarms extends Construct {
         2 * EXPORT_SLA_SECONDS,
         1,
         ABOVE,
+      ),
+      // Published every tick whether or not anything commits: a pipeline that stopped committing alarms.
+      alarm(
+        'PendingExportLag',
+        'A due window has waited more than 24 h after it ended without being exported (a pipeline stopped committing)',
+        metric(METRICS.pendingExportLag, 'Maximum'),
+        EXPORT_SLA_SECONDS,
+        1,
+        ABOVE,
+      ),
+      alarm(
+        'PendingSyncLag',
+        'Late data has waited more than 48 h after its arrival day ended without being exported',
+        metric(METRICS.pendingSyncLag, 'Maximum'),
+        2 * EXPORT_SLA_SECONDS,
+        1,
+        ABOVE,
+      ),
+      alarm(
+        'ReconciliationImbalances',
+        "The daily reconciliation found a pipeline whose records do not balance: events lost or doubled (the function's log names the step and day)",
+        metric(METRICS.imbalances, 'Maximum', Duration.days(1)),
+        1,
+      ),
+      alarm(
+        'ReconciliationFailures',
+        'A step did not balance at its commit and committed nothing (it fails until fixed)',
+        metric(METRICS.reconciliationFailures, 'Sum'),
+        1,
+      ),
+      alarm(
+        'ObjectsSetAside',
+        'Source objects could not be read (or passed a size limit) and were set aside under _quarantine/: their events are not exported until put back',
+        metric(METRICS.objectsSetAside, 'Sum'),
+        1,
+      ),
+      alarm(
+        'ReconciliationErrors',
+        'The daily reconciliation failed: the pipelines were not checked',
+        props.reconcile.metricErrors({ period: Duration.days(1), statistic: 'Sum' }),
+        1,
       ),
       alarm(
         'StepFailures',

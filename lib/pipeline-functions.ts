@@ -93,6 +93,8 @@ export class PipelineFunctions extends Construct {
   public readonly releaseAbandonedLock: lambda.IFunction;
   /** The console-edit validator, on the config table stream. */
   public readonly reviewConfig: lambda.IFunction;
+  /** Reconciles every pipeline from its ingest and run records (daily). */
+  public readonly reconcilePipelines: lambda.IFunction;
   /** Where the stream records the reviewer still failed on after its retries go (their stream positions). */
   public readonly reviewConfigFailures: sqs.Queue;
   /** The functions that write pipeline destinations, through an assumed role when a pipeline has one. */
@@ -253,6 +255,16 @@ export class PipelineFunctions extends Construct {
     grantObjects(this.recordFailure, stateBucket, ['read'], state);
     grantList(this.recordFailure, stateBucket);
     eventBus.grantPutEventsTo(this.recordFailure);
+
+    // A data function: a pipeline's history is thousands of small records, read for every pipeline.
+    this.reconcilePipelines = make(
+      'reconcile-pipelines',
+      'Reconciles every pipeline from its ingest and run records',
+      'data',
+    );
+    grantItemActions(configsTable, this.reconcilePipelines, 'read', 'dynamodb:Scan');
+    grantObjects(this.reconcilePipelines, stateBucket, ['read'], state);
+    grantList(this.reconcilePipelines, stateBucket);
 
     this.reviewConfig = make(
       'review-config',

@@ -137,6 +137,7 @@ const EXPECTED: Readonly<Record<PipelineFunctionName, Partial<Record<Kind, reado
   recordFailure: { state: ['read'] },
   releaseAbandonedLock: {},
   reviewConfig: { state: ['read'] },
+  reconcilePipelines: { state: ['read'] },
 };
 
 /** The buckets each function lists (the landing zone's hours, its state, the destination's folders). */
@@ -150,6 +151,7 @@ const LISTS: Readonly<Partial<Record<PipelineFunctionName, readonly ('raw' | 'st
   commitStep: ['state', 'destination'],
   recordFailure: ['state'],
   reviewConfig: ['state'],
+  reconcilePipelines: ['state'],
 };
 
 /** Actions no function needs on any object: old versions stay with versioning, ACLs are disabled. */

@@ -122,7 +122,7 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     // Assert: the handlers validate exactly these variables at cold start
     assert.deepEqual(Object.keys(expected).sort(), Object.keys(LAMBDA_ENVIRONMENT).sort());
     synth.template.resourceCountIs('AWS::Lambda::Function', PIPELINE_FUNCTION_NAMES.length);
-    assert.equal(PIPELINE_FUNCTION_NAMES.length, 12);
+    assert.equal(PIPELINE_FUNCTION_NAMES.length, 13);
     synth.template.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
@@ -133,9 +133,9 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     assert.deepEqual(functionIds, expectedIds.sort());
   });
 
-  it('sizes the data functions (ingest, plan, export) 2 GB and 15 minutes, every other one 512 MB and 2 minutes', () => {
+  it('sizes the data functions (ingest, plan, export, reconcile) 2 GB and 15 minutes, every other one 512 MB and 2 minutes', () => {
     // Arrange: planning a snapshot is the heaviest fold; the README promises it 15 minutes
-    const data = new Set<string>(['ingestHour', 'planStep', 'exportTask']);
+    const data = new Set<string>(['ingestHour', 'planStep', 'exportTask', 'reconcilePipelines']);
     const functions = synth.template.findResources('AWS::Lambda::Function');
     // Act
     const sizes = Object.fromEntries(
@@ -189,11 +189,11 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
   it('starts the dispatcher every 15 minutes by default', () => {
     // Arrange
     const dispatcherId = logicalIdOf(synth, synth.stack.dispatcher.stateMachine);
-    // Assert
+    // Assert: two schedules, the ticks and the daily reconciliation
     synth.template.resourcePropertiesCountIs(
       'AWS::Events::Rule',
       { ScheduleExpression: Match.anyValue() },
-      1,
+      2,
     );
     synth.template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'cron(0/15 * * * ? *)',
@@ -208,7 +208,7 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     const projectId = logicalIdOf(synth, stack.projectWorkflow.stateMachine);
     const functionId = logicalIdOf(synth, stack.functions.releaseAbandonedLock);
     // Act / Assert: only that state machine's executions, only the statuses that skip its own release
-    synth.template.resourceCountIs('AWS::Events::Rule', 2);
+    synth.template.resourceCountIs('AWS::Events::Rule', 3);
     synth.template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
         source: ['aws.states'],
@@ -240,7 +240,7 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     const queueId = logicalIdOf(synth, stack.dispatcher.scheduleDeadLetters);
     const ruleId = logicalIdOf(synth, stack.dispatcher.schedule);
     // Act / Assert
-    synth.template.resourceCountIs('AWS::SQS::Queue', 2);
+    synth.template.resourceCountIs('AWS::SQS::Queue', 3);
     synth.template.hasResourceProperties('AWS::Events::Rule', {
       Targets: [Match.objectLike({ DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } } })],
     });
@@ -267,10 +267,11 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     });
   });
 
-  it('alarms on any message in either dead-letter queue, the schedule one and the config review one', () => {
+  it('alarms on any message in a dead-letter queue: the schedule, the config review, the reconciliation', () => {
     for (const queue of [
       synth.stack.dispatcher.scheduleDeadLetters,
       synth.stack.functions.reviewConfigFailures,
+      synth.stack.reconciliation.deadLetters,
     ]) {
       synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
         Namespace: 'AWS/SQS',
@@ -292,20 +293,54 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     for (const map of maps) assert.equal(map.MaxConcurrency, 40);
   });
 
-  it('alarms on the export SLA (24 h), the late-data SLA (48 h) and on failures', () => {
-    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 7);
-    synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: 'MpPipelines',
-      MetricName: 'ExportLagSeconds',
-      Threshold: 86400,
-      ComparisonOperator: 'GreaterThanThreshold',
+  it('alarms on the export SLA (24 h), the late-data SLA (48 h), on failures and on lost balance', () => {
+    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 14);
+    // The lags of commits, and of what waits without committing (published every tick).
+    for (const [metric, seconds] of [
+      ['ExportLagSeconds', 86400],
+      ['SyncExportLagSeconds', 172800],
+      ['PendingExportLagSeconds', 86400],
+      ['PendingSyncLagSeconds', 172800],
+    ] as const) {
+      synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'MpPipelines',
+        MetricName: metric,
+        Threshold: seconds,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+    }
+    // Any step that did not balance, any pipeline the daily reconciliation found out of balance, any
+    // object set aside.
+    for (const metric of ['ReconciliationFailures', 'ReconciliationImbalances', 'ObjectsSetAside']) {
+      synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'MpPipelines',
+        MetricName: metric,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      });
+    }
+  });
+
+  it('reconciles every pipeline once a day with the reconcile function, which may only read', () => {
+    const functionId = logicalIdOf(synth, synth.stack.functions.reconcilePipelines);
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'cron(30 6 * * ? *)',
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [functionId, 'Arn'] },
+          DeadLetterConfig: {
+            Arn: { 'Fn::GetAtt': [logicalIdOf(synth, synth.stack.reconciliation.deadLetters), 'Arn'] },
+          },
+        }),
+      ],
     });
-    synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      Namespace: 'MpPipelines',
-      MetricName: 'SyncExportLagSeconds',
-      Threshold: 172800,
-      ComparisonOperator: 'GreaterThanThreshold',
-    });
+    const actions = roleStatements(synth, 'reconcilePipelines').flatMap((s) => asList(s.Action));
+    assert.deepEqual(
+      actions.filter(
+        (a) => /^(s3|dynamodb):/.test(a) && !/^(s3:(Get|List)|dynamodb:(Scan|Describe))/.test(a),
+      ),
+      [],
+    );
   });
 
   it('outputs the bucket names and the state machine ARNs for the CLI', () => {
@@ -554,9 +589,10 @@ describe('DataPipelinesStack function permissions (least privilege)', () => {
         statements.filter((s) => allowsService(s, 's3')),
         [],
       );
-      // acquire: a conditional put, then a read of the holder; release: a conditional delete
-      const change = name === 'acquireLock' ? 'dynamodb:PutItem' : 'dynamodb:DeleteItem';
-      assert.ok(statements.some((s) => mentions(s, ids.state) && allows(s, change)));
+      // Both change the lock item in place (a takeover that counts the fencing token, a release that
+      // keeps the token); neither may remove it, or the token would start again.
+      assert.ok(statements.some((s) => mentions(s, ids.state) && allows(s, 'dynamodb:UpdateItem')));
+      assert.ok(!statements.some((s) => allows(s, 'dynamodb:DeleteItem')));
       assert.equal(
         statements.some((s) => mentions(s, ids.configs)),
         false,
@@ -564,15 +600,15 @@ describe('DataPipelinesStack function permissions (least privilege)', () => {
     });
   }
 
-  it('lets release-abandoned-lock delete items of the state table and do nothing else', () => {
+  it('lets release-abandoned-lock update items of the state table and do nothing else', () => {
     // Arrange / Act
     const statements = roleStatements(synth, 'releaseAbandonedLock').filter(
       (s) => !allowsService(s, 'xray') && !allowsService(s, 'logs'),
     );
-    // Assert: the release is one conditional DeleteItem of the lock item
+    // Assert: the release is one conditional UpdateItem of the lock item (its token stays)
     assert.deepEqual(
       statements.map((s) => [asList(s.Action), mentions(s, ids.state)]),
-      [[['dynamodb:DeleteItem'], true]],
+      [[['dynamodb:UpdateItem'], true]],
     );
   });
 

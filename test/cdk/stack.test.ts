@@ -319,7 +319,7 @@ describe('DataPipelinesStack with a KMS key: every store the stack creates uses 
       'AWS::S3::Bucket': 4,
       'AWS::DynamoDB::Table': 2,
       'AWS::Logs::LogGroup': PIPELINE_FUNCTION_NAMES.length + 3,
-      'AWS::SQS::Queue': 2,
+      'AWS::SQS::Queue': 3,
       'AWS::StepFunctions::StateMachine': 3,
     });
     const accessLogs = logicalIdOf(synth, synth.stack.state.accessLogsBucket);
@@ -535,7 +535,7 @@ describe('cdk-nag AwsSolutions', () => {
   }
 
   for (const variant of variants) {
-    it(`acknowledges only accepted wildcards, S1 on the access log bucket, L1 on the functions, SQS3 on the two dead-letter queues ${variant.name}`, () => {
+    it(`acknowledges only accepted wildcards, S1 on the access log bucket, L1 on the functions, SQS3 on the three dead-letter queues ${variant.name}`, () => {
       // Arrange
       const synth = synths.get(variant.name);
       assert.ok(synth);
@@ -545,6 +545,7 @@ describe('cdk-nag AwsSolutions', () => {
       const deadLetterPaths = [
         stack.functions.reviewConfigFailures.node.path,
         stack.dispatcher.scheduleDeadLetters.node.path,
+        stack.reconciliation.deadLetters.node.path,
       ].sort();
       // Act
       const acknowledged = acknowledgmentsOf(stack);
@@ -571,7 +572,7 @@ describe('cdk-nag AwsSolutions', () => {
       }
       assert.deepEqual(unexpected, []);
       // The access logs bucket cannot log to itself (S1); every function keeps Node 22 (L1); the review
-      // failure queue and the schedule's are dead-letter queues cdk-nag does not recognise (SQS3).
+      // failure queue and the two schedules' are dead-letter queues cdk-nag does not recognise (SQS3).
       const pathsOf = (id: string) => acknowledged.filter((a) => a.id === id).map((a) => a.path);
       assert.deepEqual(pathsOf('AwsSolutions-S1'), [accessLogsPath]);
       assert.deepEqual(pathsOf('AwsSolutions-L1').sort(), [...functionPaths].sort());

@@ -16,17 +16,18 @@ import { awsStores } from '../../src/adapters/aws-stores.js';
 import { rawHourPrefix } from '../../src/core/layout.js';
 import type { ObjectStore } from '../../src/core/object-store.js';
 import { type PipelineConfig, parsePipelineConfig } from '../../src/core/pipeline-config.js';
+import type { EngineStores } from '../../src/core/ports.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { TASK_STATES } from '../../src/core/workflow.js';
 import { DEFAULT_INGEST_LIMITS } from '../../src/engine/arrival-hour.js';
-import type { EngineStores } from '../../src/engine/stores.js';
-import { startControlPlane } from '../../src/local/control-plane.js';
+import { localRuntime, startControlPlane } from '../../src/local/control-plane.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { generateProfileLandingZone } from '../../src/local/generate-profiles.js';
 import { defaultStateFolder, localStores } from '../../src/local/local-stores.js';
 import type { TaskStateName } from '../../src/local/local-workflows.js';
 import { type Moto, startMoto } from '../../src/local/moto.js';
 import { pipelineId, runPipelines } from '../../src/local/run.js';
+import { reconcileDeployment } from '../../src/workflow/activities.js';
 import { tempFolder } from '../support/fixtures.js';
 import {
   allowedBy,
@@ -111,7 +112,7 @@ describe('the grants the functions use, as a local schedule uses them', () => {
     await moto.stop();
   });
 
-  test('every call an activity makes is allowed to the function that runs it', async () => {
+  test('every call an activity makes is allowed to the function that runs it', async (t) => {
     // Arrange: which Task is running, and every call made under it.
     const task = new AsyncLocalStorage<PipelineFunctionName>();
     const calls: Call[] = [];
@@ -195,6 +196,17 @@ describe('the grants the functions use, as a local schedule uses them', () => {
           `${config.name}: ${[...result.failures, ...result.reconciliation.problems].join('\n')}`,
         );
       }
+      // The daily reconciliation of the deployment, over the same records.
+      const now = calendar.dayEnd('2024-11-04') + 4 * HOUR_MS;
+      const runtime = localRuntime({
+        control,
+        stores: (config) => stores(config, () => now),
+        clock: () => now,
+      });
+      const reconciled = await task.run('reconcilePipelines', () =>
+        reconcileDeployment(runtime, { time: new Date(now).toISOString() }),
+      );
+      assert.deepEqual(reconciled, { pipelines: PIPELINES.length, imbalanced: [] });
       const events = results.get('acme/events-daily')!.reconciliation.arrivalDays;
       assert.ok(events.some((row) => row.quarantined > 0));
       assert.ok(events.some((row) => row.objects_set_aside > 0));
@@ -213,9 +225,11 @@ describe('the grants the functions use, as a local schedule uses them', () => {
           );
       }
       assert.ok(calls.length > 1000, `${calls.length} calls recorded`);
+      t.diagnostic(`${calls.length} calls by ${new Set(calls.map((c) => c.fn)).size} functions checked`);
       assert.deepEqual([...denied].sort(), []);
       const used = new Set(calls.map((call) => call.fn));
-      for (const fn of Object.values(FUNCTION_OF)) assert.ok(used.has(fn), `${fn} was exercised`);
+      for (const fn of [...Object.values(FUNCTION_OF), 'reconcilePipelines' as const])
+        assert.ok(used.has(fn), `${fn} was exercised`);
     } finally {
       await control.stop();
     }

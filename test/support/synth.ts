@@ -61,6 +61,7 @@ export const PIPELINE_FUNCTION_NAMES = [
   'recordFailure',
   'releaseAbandonedLock',
   'reviewConfig',
+  'reconcilePipelines',
 ] as const satisfies readonly (keyof PipelineFunctions)[];
 
 /** A pipeline function's property name in `PipelineFunctions`. */
