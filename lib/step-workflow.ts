@@ -3,7 +3,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { TASK_STATES } from '../src/core/workflow.js';
+import { MAX_INGEST_ROUNDS, TASK_STATES } from '../src/core/workflow.js';
 import { FUNCTION_TIMEOUTS, type PipelineFunctions } from './pipeline-functions.js';
 import { lambdaTask, workflowObservability } from './workflow-tasks.js';
 
@@ -80,11 +80,30 @@ export class StepWorkflow extends Construct {
       resultPath: '$.run',
     });
 
-    const definition = prepare
+    // Rounds are counted: a step missing more hours than one execution's history can hold ends, and
+    // its next run (the project workflow picks it again) ingests on from the records.
+    const firstRound = new sfn.Pass(this, 'First ingest round', {
+      parameters: { 'step.$': step, rounds: 1 },
+    });
+    const nextRound = new sfn.Pass(this, 'Next ingest round', {
+      parameters: { 'step.$': step, 'rounds.$': 'States.MathAdd($.rounds, 1)' },
+    });
+    const definition = firstRound
+      .next(prepare)
       .next(ingest)
       .next(
         new sfn.Choice(this, 'More hours to ingest?')
-          .when(sfn.Condition.booleanEquals('$.ingest.more', true), prepare)
+          .when(
+            sfn.Condition.and(
+              sfn.Condition.booleanEquals('$.ingest.more', true),
+              sfn.Condition.numberLessThan('$.rounds', MAX_INGEST_ROUNDS),
+            ),
+            nextRound.next(prepare),
+          )
+          .when(
+            sfn.Condition.booleanEquals('$.ingest.more', true),
+            new sfn.Succeed(this, 'Ingest goes on at the next run'),
+          )
           .otherwise(plan.next(exports).next(commit)),
       );
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {

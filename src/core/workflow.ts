@@ -34,6 +34,13 @@ export const DEFAULT_SCHEDULE_MINUTES = 15;
 /** Arrival hours one ingest round of a step fans out (the step loops until none is missing). */
 export const INGEST_BATCH_HOURS = 96;
 
+/**
+ * Ingest rounds one step execution runs before it ends and leaves the rest to its next run (the
+ * project workflow picks the step again). An execution's history holds at most 25,000 events and each
+ * ingested hour adds about 11: 8 rounds of 96 hours leave room for 1,000 export tasks (about 7 each).
+ */
+export const MAX_INGEST_ROUNDS = 8;
+
 /** Steps one project workflow runs before it ends and leaves the rest to the next tick. */
 export const MAX_STEPS_PER_EXECUTION = 48;
 
