@@ -1,7 +1,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import type { PipelineConfig } from '../core/pipeline-config.js';
-import type { EngineStores } from '../engine/stores.js';
+import type { EngineStores } from '../core/ports.js';
 import { S3ObjectStore, type S3ObjectStoreOptions } from './s3-object-store.js';
 
 /** The buckets of a deployment. */

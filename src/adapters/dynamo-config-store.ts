@@ -12,6 +12,7 @@ import { marshall } from '@aws-sdk/util-dynamodb';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import {
   activeConfigs,
+  type ConfigListing,
   readStoredPipeline,
   type StoredPipeline,
   storedNumber,
@@ -19,7 +20,6 @@ import {
 } from '../core/pipeline-rules.js';
 import type {
   CatalogWrite,
-  ConfigListing,
   PipelineCatalog,
   PipelineConfigStore,
   ProjectPipelines,

@@ -10,9 +10,8 @@ import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { DynamoLedger } from '../adapters/dynamo-ledger.js';
 import { UsageError } from '../core/errors.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
-import type { ProjectLedger } from '../core/ports.js';
+import type { EngineStores, ProjectLedger } from '../core/ports.js';
 import { STACK_OUTPUTS } from '../core/tables.js';
-import type { EngineStores } from '../engine/stores.js';
 import { LocalHome, type LocalServer } from '../local/local-home.js';
 import { localStores } from '../local/local-stores.js';
 

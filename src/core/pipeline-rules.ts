@@ -5,7 +5,6 @@
  */
 import { z } from 'zod';
 import { checkPipelineConfig, type PipelineConfig } from './pipeline-config.js';
-import type { ConfigListing } from './ports.js';
 import { addDays, DAY_MS, ZoneCalendar } from './windows.js';
 
 export const PIPELINE_STATUSES = ['active', 'paused', 'error', 'deleted'] as const;
@@ -229,6 +228,19 @@ export function trialEnd(trialStartedAt: string): number {
 export function trialEnded(pipeline: StoredPipeline, now: number): boolean {
   const started = pipeline.management.trial_started_at;
   return pipeline.config?.trial === true && started !== undefined && now >= trialEnd(started);
+}
+
+/** A stored config that fails validation: it never runs, and the problem is reported. */
+export interface InvalidConfig {
+  readonly project_id: string;
+  readonly name: string;
+  readonly problem: string;
+}
+
+/** The active pipelines found, and the stored configs that are invalid. */
+export interface ConfigListing {
+  readonly configs: readonly PipelineConfig[];
+  readonly invalid: readonly InvalidConfig[];
 }
 
 /** The pipelines that run at `now` (active, valid, not a trial that ended), and the invalid active ones. */

@@ -1,23 +1,24 @@
 /**
- * The control plane's ports besides storage and locks: where pipeline configs live, where step outcomes
+ * The ports (with `ObjectStore` and `LockStore` beside their helpers): the stores a pipeline works
+ * with, and the control plane's: where pipeline configs live, where step outcomes
  * are logged, and where events and metrics go. DynamoDB, EventBridge and CloudWatch implement them in
  * AWS; the local runtime uses the same DynamoDB adapters on the emulator.
  */
+import type { ObjectStore } from './object-store.js';
 import type { PipelineConfig } from './pipeline-config.js';
-import type { Management, StoredPipeline } from './pipeline-rules.js';
+import type { ConfigListing, Management, StoredPipeline } from './pipeline-rules.js';
 import type { StepRunEntry } from './records.js';
 
-/** A stored config that fails validation: it never runs, and the problem is reported. */
-export interface InvalidConfig {
-  readonly project_id: string;
-  readonly name: string;
-  readonly problem: string;
-}
-
-/** The active pipelines found, and the stored configs that are invalid. */
-export interface ConfigListing {
-  readonly configs: readonly PipelineConfig[];
-  readonly invalid: readonly InvalidConfig[];
+/** The three stores a pipeline works with. */
+export interface EngineStores {
+  /** The raw landing zone (bucket root): `<project>/events/YYYY/MM/DD/HH/...`. */
+  readonly raw: ObjectStore;
+  /** The destination (bucket root plus the pipeline's prefix): output, manifests, quarantine. */
+  readonly destination: ObjectStore;
+  /** This pipeline's private state: ingest records, step work files, run records. */
+  readonly state: ObjectStore;
+  /** This pipeline's staged events (expire after the retention period; may be the state store). */
+  readonly staging: ObjectStore;
 }
 
 /** Pipeline configs, one per (project_id, name), as the workflows read them. */

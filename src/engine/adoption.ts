@@ -1,10 +1,10 @@
 import { adoptionKey, hourIso, ingestRecordKey, ingestSourcesKey, rawHourPrefix } from '../core/layout.js';
 import { getJson, listAll, putJsonOnce } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
+import type { EngineStores } from '../core/ports.js';
 import type { IngestRecord } from '../core/records.js';
 import { floorHour, HOUR_MS } from '../core/windows.js';
 import { type HourObject, hourSourcesOf } from './arrival-hour.js';
-import type { EngineStores } from './stores.js';
 
 /**
  * How far back late objects are looked for: Firehose retries a failed S3 delivery for up to 24 hours,

@@ -31,6 +31,7 @@ import {
 } from '../core/layout.js';
 import { getJson, listAll, putJson, putJsonOnce } from '../core/object-store.js';
 import type { DataSource, PipelineConfig } from '../core/pipeline-config.js';
+import type { EngineStores } from '../core/ports.js';
 import type {
   IngestRecord,
   OwnerCounts,
@@ -41,7 +42,6 @@ import type {
 import { ZoneCalendar } from '../core/windows.js';
 import { Quarantine } from './quarantine.js';
 import { ObjectLimitError, type ObjectLimits, type ReadPosition, readSourceLines } from './source-lines.js';
-import type { EngineStores } from './stores.js';
 
 /** How an arrival hour is cut into pieces, and when an object is set aside. */
 export interface IngestLimits {

@@ -2,9 +2,9 @@ import { ConfigError } from '../core/errors.js';
 import { BACKLOG_MARK_KEY, PIPELINE_STATE_KEY, RUN_RECORDS_PREFIX, runRecordKey } from '../core/layout.js';
 import { getJson, listAll, putJson } from '../core/object-store.js';
 import { isSecretField, type PipelineConfig } from '../core/pipeline-config.js';
+import type { EngineStores } from '../core/ports.js';
 import { type DueStep, dueStepsAfter, pendingSteps, snapshotCovered } from '../core/routing.js';
 import { ZoneCalendar } from '../core/windows.js';
-import type { EngineStores } from './stores.js';
 
 /** Ids of the steps a pipeline has committed (each has a run record). */
 export async function committedStepIds(stores: EngineStores): Promise<Set<string>> {

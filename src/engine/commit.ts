@@ -10,6 +10,7 @@ import {
 } from '../core/layout.js';
 import { getJson, listAll, putJson, putJsonOnce } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
+import type { EngineStores } from '../core/ports.js';
 import type {
   DayCounts,
   IngestRecord,
@@ -23,7 +24,6 @@ import type {
 import { dedupHorizonStart, lastSyncReadingKeys } from '../core/routing.js';
 import { addDays, HOUR_MS, ZoneCalendar } from '../core/windows.js';
 import { IngestRecords, readPlan } from './plan.js';
-import type { EngineStores } from './stores.js';
 
 /** When the step started and finished, for its run record (never for its output). */
 export interface StepTiming {

@@ -2,11 +2,11 @@ import { StagingLostError } from '../core/errors.js';
 import { partKey, taskResultKey } from '../core/layout.js';
 import { getJson, putJson } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
+import type { EngineStores } from '../core/ports.js';
 import type { DayCounts, ExportUnit, PartRecord, StepPlan, TaskResult } from '../core/records.js';
 import { isOnTime, ZoneCalendar } from '../core/windows.js';
 import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
 import { MAX_LINE_BYTES, readSourceLines, type SourceReadOptions } from './source-lines.js';
-import type { EngineStores } from './stores.js';
 
 /** A staged line is an input line's record plus a short header. */
 const STAGED_LINE_BYTES = 2 * MAX_LINE_BYTES;

@@ -1,5 +1,6 @@
 import { parseEventLine } from '../core/event-line.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
+import type { EngineStores } from '../core/ports.js';
 import { addOwnerCount, type OwnerCounts } from '../core/records.js';
 import { EventRouter } from '../core/routing.js';
 import { floorHour, ZoneCalendar } from '../core/windows.js';
@@ -11,7 +12,6 @@ import {
   type PieceOutcome,
 } from './arrival-hour.js';
 import { DEFAULT_STAGING_BUDGET, type StagingBudget, StagingBuffers } from './staging.js';
-import type { EngineStores } from './stores.js';
 
 /**
  * Ingests the next piece of one arrival hour for an events pipeline (DESIGN 4b): validates every line,

@@ -12,10 +12,10 @@ import {
 } from '../core/layout.js';
 import { getJson, listAll, putJson, putJsonOnce } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
+import type { EngineStores } from '../core/ports.js';
 import type { ExportUnit, IngestRecord, PlannedObject, StepPlan, UnitObject } from '../core/records.js';
 import { dedupHorizonStart, ingestNeededUntil, ingestStart } from '../core/routing.js';
 import { floorHour, HOUR_MS, type Window, ZoneCalendar } from '../core/windows.js';
-import type { EngineStores } from './stores.js';
 
 /** How a step is cut into tasks. */
 export interface PlanLimits {

@@ -1,8 +1,8 @@
 import { hourIso, quarantineKey } from '../core/layout.js';
 import type { DataSource, PipelineConfig } from '../core/pipeline-config.js';
+import type { EngineStores } from '../core/ports.js';
 import type { IngestRecord } from '../core/records.js';
 import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
-import type { EngineStores } from './stores.js';
 
 /** Quarantine parts are capped like output parts, and small and rare enough to compress well. */
 const QUARANTINE_PART_BYTES = 64 * 1024 * 1024;

@@ -1,9 +1,9 @@
 import pLimit from 'p-limit';
 import { INGEST_RECORDS_PREFIX, isIngestRecordKey, RUN_RECORDS_PREFIX } from '../core/layout.js';
 import { getJson, listAll } from '../core/object-store.js';
+import type { EngineStores } from '../core/ports.js';
 import { type DayRange, type Reconciliation, reconcile } from '../core/reconcile.js';
 import type { IngestRecord, RunRecord } from '../core/records.js';
-import type { EngineStores } from './stores.js';
 
 /** Records read at once: a pipeline's history is thousands of small objects. */
 const READS_IN_FLIGHT = 32;

@@ -1,6 +1,7 @@
 import { parseIdentityLine } from '../core/identity.js';
 import { pendingUpdatesKey } from '../core/layout.js';
 import type { PipelineConfig, SnapshotSource } from '../core/pipeline-config.js';
+import type { EngineStores } from '../core/ports.js';
 import { parseProfileUpdate } from '../core/profiles.js';
 import type { PendingObject } from '../core/records.js';
 import {
@@ -11,7 +12,6 @@ import {
   type PieceOutcome,
 } from './arrival-hour.js';
 import { NdjsonObjectWriter } from './object-writers.js';
-import type { EngineStores } from './stores.js';
 
 /** Validates a line of a source: the value to keep (with its time, when it has one), or why it is bad. */
 function validator(

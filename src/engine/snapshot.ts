@@ -32,6 +32,7 @@ import {
 } from '../core/layout.js';
 import { getJson, listAll, type ObjectStore, putJson, putJsonOnce } from '../core/object-store.js';
 import type { PipelineConfig, SnapshotSource } from '../core/pipeline-config.js';
+import type { EngineStores } from '../core/ports.js';
 import {
   applyUpdate,
   emptyFoldCounts,
@@ -65,7 +66,6 @@ import {
   windowRecord,
 } from './plan.js';
 import { readSourceLines } from './source-lines.js';
-import type { EngineStores } from './stores.js';
 
 /** Files the profile table is split into, by the hash of the canonical id: the unit of a task. */
 export const PROFILE_SHARDS = 32;

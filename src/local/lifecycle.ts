@@ -4,8 +4,8 @@
  * from a copy.
  */
 import type { ObjectStore } from '../core/object-store.js';
+import type { EngineStores } from '../core/ports.js';
 import { DAY_MS } from '../core/windows.js';
-import type { EngineStores } from '../engine/stores.js';
 
 /** One expiration rule of the state bucket: objects under `prefix` expire `days` after they were written. */
 export interface ExpirationRule {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { FsObjectStore } from '../adapters/fs-object-store.js';
-import type { EngineStores } from '../engine/stores.js';
+import type { EngineStores } from '../core/ports.js';
 
 /** Folders of a local run: the landing zone, the destination bucket root, the pipeline's state. */
 export interface LocalFolders {

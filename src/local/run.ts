@@ -9,7 +9,7 @@ import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { INGEST_RECORDS_PREFIX, isIngestRecordKey, runRecordKey } from '../core/layout.js';
 import { getJson, listAll } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
-import type { MetricsSink } from '../core/ports.js';
+import type { EngineStores, MetricsSink } from '../core/ports.js';
 import type { Reconciliation } from '../core/reconcile.js';
 import type { RunRecord, StepRunEntry } from '../core/records.js';
 import { DAY_MS } from '../core/windows.js';
@@ -25,7 +25,6 @@ import type { IngestLimits } from '../engine/arrival-hour.js';
 import { committedStepIds, firstPendingDue, pipelineBacklog } from '../engine/backlog.js';
 import type { PlanLimits } from '../engine/plan.js';
 import { reconcilePipeline } from '../engine/reconciliation.js';
-import type { EngineStores } from '../engine/stores.js';
 import type { Runtime } from '../workflow/runtime.js';
 import {
   type ControlPlane,

@@ -3,13 +3,12 @@
  * the next step due, backfill progress and the last failure not yet retried successfully.
  */
 import type { StoredPipeline } from '../core/pipeline-rules.js';
-import type { ProjectLedger } from '../core/ports.js';
+import type { EngineStores, ProjectLedger } from '../core/ports.js';
 import type { StepRunEntry } from '../core/records.js';
 import { dueSteps, pendingSteps, snapshotCovered } from '../core/routing.js';
 import { DAY_MS, ZoneCalendar } from '../core/windows.js';
 import { EXPORT_SLA_SECONDS } from '../core/workflow.js';
 import { committedStepIds } from '../engine/backlog.js';
-import type { EngineStores } from '../engine/stores.js';
 
 /** One pipeline's standing at an instant. */
 export interface PipelineStanding {

@@ -11,6 +11,7 @@ import { lockFence } from '../core/lock.js';
 import { fencedStore } from '../core/object-store.js';
 import { configFingerprint, type PipelineConfig } from '../core/pipeline-config.js';
 import { activeConfigs } from '../core/pipeline-rules.js';
+import type { EngineStores } from '../core/ports.js';
 import type { RunRecord, SnapshotPlan, StepPlan, StepRunEntry } from '../core/records.js';
 import { DUE_AFTER_END_MS, type DueStep, ingestNeededUntil, ingestStart } from '../core/routing.js';
 import { CONFIG_TABLE_KEYS } from '../core/tables.js';
@@ -55,7 +56,6 @@ import { advanceIngestWatermark, planStep as planEngineStep, readPlan } from '..
 import { reconcilePipeline } from '../engine/reconciliation.js';
 import { commitSnapshot, planSnapshot, runSnapshotTask } from '../engine/snapshot.js';
 import { ingestSnapshotPiece } from '../engine/snapshot-ingest.js';
-import type { EngineStores } from '../engine/stores.js';
 import { pauseEndedTrials, type ReviewOutcome, reviewPipeline } from '../management/pipelines.js';
 import type { DataRuntime, Runtime } from './runtime.js';
 

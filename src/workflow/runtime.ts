@@ -1,6 +1,7 @@
 import type { LockStore } from '../core/lock.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import type {
+  EngineStores,
   EventSink,
   MetricsSink,
   PipelineCatalog,
@@ -9,7 +10,6 @@ import type {
 } from '../core/ports.js';
 import type { IngestLimits } from '../engine/arrival-hour.js';
 import type { PlanLimits } from '../engine/plan.js';
-import type { EngineStores } from '../engine/stores.js';
 
 /** Structured log lines: a message and fields (Powertools Logger in Lambda). */
 export interface Log {

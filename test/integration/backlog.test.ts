@@ -5,6 +5,7 @@ import { FsObjectStore } from '../../src/adapters/fs-object-store.js';
 import { BACKLOG_MARK_KEY, runRecordKey } from '../../src/core/layout.js';
 import { getJson, type ObjectInfo, type ObjectStore, putJson } from '../../src/core/object-store.js';
 import { type PipelineConfig, parsePipelineConfig } from '../../src/core/pipeline-config.js';
+import type { EngineStores } from '../../src/core/ports.js';
 import { dueSteps, pendingSteps, snapshotCovered } from '../../src/core/routing.js';
 import { DAY_MS, HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import {
@@ -14,7 +15,6 @@ import {
   pipelineBacklog,
   writeBacklogMark,
 } from '../../src/engine/backlog.js';
-import type { EngineStores } from '../../src/engine/stores.js';
 import { tempFolder } from '../support/fixtures.js';
 
 /** A store that counts its listings. */

@@ -13,13 +13,13 @@ import {
 } from '../../src/core/layout.js';
 import { getJson, type ObjectStore } from '../../src/core/object-store.js';
 import { type PipelineConfig, parsePipelineConfig } from '../../src/core/pipeline-config.js';
+import type { EngineStores } from '../../src/core/ports.js';
 import type { IngestRecord, SnapshotManifest, SnapshotPlan } from '../../src/core/records.js';
 import { ingestStart } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { advanceIngestWatermark } from '../../src/engine/plan.js';
 import { commitSnapshot, planSnapshot, runSnapshotTask } from '../../src/engine/snapshot.js';
 import { ingestSnapshotPiece } from '../../src/engine/snapshot-ingest.js';
-import type { EngineStores } from '../../src/engine/stores.js';
 import { generateProfileLandingZone } from '../../src/local/generate-profiles.js';
 import { outputTree, readTree, tempFolder } from '../support/fixtures.js';
 import { modelSnapshot, readSnapshot } from '../support/snapshot-model.js';

@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { synthesizeWorkflows } from '../../bin/write-workflows.js';
 import { TASK_STATES } from '../../src/core/workflow.js';
 import { allStates, locallyUnsupported } from '../../src/local/state-machines.js';
-import {
-  loadWorkflowDefinitions,
-  synthesizeWorkflows,
-  workflowDefinitions,
-} from '../../src/local/workflow-definitions.js';
+import { loadWorkflowDefinitions, workflowDefinitions } from '../../src/local/workflow-definitions.js';
 
 describe('the workflows local runs execute', () => {
   test('are the ones the stack synthesizes now (the built copy is not stale)', () => {

@@ -41,6 +41,6 @@ node22() {
 NODE22="$(node22)"
 echo "Node 22 tests with $("$NODE22" --version) ($NODE22)"
 "$NODE22" node_modules/typescript/bin/tsc -p tsconfig.json
-"$NODE22" dist/src/local/write-workflows.js
+"$NODE22" dist/bin/write-workflows.js
 # Anything the tests start as `node` is Node 22 too.
 PATH="$(dirname "$NODE22"):$PATH" "$NODE22" --enable-source-maps --test --test-concurrency=2 "${TESTS[@]}"

@@ -10,10 +10,10 @@ import { formatReconciliation } from '../cli/format.js';
 import { snapshotFolder } from '../core/layout.js';
 import { type PipelineConfig, parsePipelineConfig } from '../core/pipeline-config.js';
 import { addDays, ZoneCalendar } from '../core/windows.js';
-import { generateLandingZone } from './generate.js';
-import { generateProfileLandingZone } from './generate-profiles.js';
-import { defaultStateFolder } from './local-stores.js';
-import { runLocalPipelines } from './run.js';
+import { generateLandingZone } from '../local/generate.js';
+import { generateProfileLandingZone } from '../local/generate-profiles.js';
+import { defaultStateFolder } from '../local/local-stores.js';
+import { runLocalPipelines } from '../local/run.js';
 
 const HOUR = 3_600_000;
 const FIRST_DAY = '2024-11-01';
