@@ -38,8 +38,8 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /**
  * Chance per call (per landing-zone object for `late-listing`) that a fault of the kind strikes, tuned
- * so that 20 seeds inject well over 1,000 faults while a step still meets fewer than the six attempts
- * its Task retries.
+ * so that 20 seeds of the default scenario inject well over 1,000 faults (about 3,000 into calls) and
+ * still converge within the extra ticks a run may fire.
  */
 export const DEFAULT_FAULT_RATES: Readonly<Record<FaultKind, number>> = {
   's3-errors': 0.003,
@@ -136,9 +136,8 @@ export class FaultPlan {
 
 /** One invocation of a Task's function. */
 interface FunctionCall {
-  readonly state: TaskStateName;
-  /** Set when the lease is to run out at the function's next write (a holder that keeps writing). */
-  takeOverAtWrite?: () => Promise<void>;
+  /** Set when the lease is to run out at one of the function's writes (a holder that keeps writing). */
+  takeOverAtWrite?: { writesBefore: number; readonly takeOver: () => Promise<void> };
 }
 
 /** The function running: faults strike inside functions, never the local harness. */
@@ -153,13 +152,17 @@ function insideFunction(): boolean {
   return activeFunction.getStore() !== undefined;
 }
 
-/** Before a write of the running function: lets its lease run out first when that fault is armed. */
+/** Before a write of the running function: lets its lease run out first when that fault is armed for it. */
 async function beforeWrite(): Promise<void> {
   const call = activeFunction.getStore();
-  const takeOver = call?.takeOverAtWrite;
-  if (call === undefined || takeOver === undefined) return;
+  const armed = call?.takeOverAtWrite;
+  if (call === undefined || armed === undefined) return;
+  if (armed.writesBefore > 0) {
+    armed.writesBefore -= 1;
+    return;
+  }
   call.takeOverAtWrite = undefined;
-  await outsideFunctions(takeOver);
+  await outsideFunctions(armed.takeOver);
 }
 
 /** The Tasks backed by a Lambda function (the others are Step Functions service integrations). */
@@ -437,10 +440,11 @@ export interface FaultInterceptorOptions {
 
 /**
  * The Task boundary's faults: a function killed before its work or after it (with an error name the
- * definitions retry), now and then on every attempt of the Task, a Map item delivered twice (one after the other or at the same time, as a Task
- * retried after a timeout while the first invocation still runs), and the lease running out mid-step
- * (before a step Task, or inside it at its first write: the old holder then keeps writing). Marks
- * every function's work, so the store and DynamoDB faults strike there only.
+ * definitions retry; now and then on every attempt of the Task), a Map item delivered twice (one after
+ * the other or at the same time, as a Task retried after a timeout while the first invocation still
+ * runs), and the lease running out mid-step (before a step Task, or inside it at one of its first
+ * three writes: the old holder then keeps writing). Marks every function's work, so the store and
+ * DynamoDB faults strike there only.
  */
 export class FaultInterceptor {
   private running = 0;
@@ -473,14 +477,15 @@ export class FaultInterceptor {
   ): Promise<JSONValue> {
     const { plan } = this.options;
     const identity = taskIdentity(state, input);
-    const call: FunctionCall = { state };
+    const call: FunctionCall = {};
     const lease = STEP_TASKS.has(state) ? plan.strikes('lease-expiry', identity) : undefined;
     if (lease !== undefined) {
       const takeOver = (when: string) => async () => {
         if (await this.takeOver(state, input)) plan.record('lease-expiry', `${when} ${state}`);
       };
-      if (lease.chance(0.5)) await outsideFunctions(takeOver('before'));
-      else call.takeOverAtWrite = takeOver('at the first write of');
+      const write = lease.int(0, 3);
+      if (write === 0) await outsideFunctions(takeOver('before'));
+      else call.takeOverAtWrite = { writesBefore: write - 1, takeOver: takeOver(`at write ${write} of`) };
     }
     if (this.failing.has(identity))
       throw new TaskError(TASK_TIMEOUT, `the function of ${state} keeps timing out (chaos)`);

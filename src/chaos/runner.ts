@@ -14,7 +14,7 @@ import { RUN_RECORDS_PREFIX } from '../core/layout.js';
 import { LockLostError } from '../core/lock.js';
 import type { ObjectInfo } from '../core/object-store.js';
 import { type PipelineConfig, parsePipelineConfig } from '../core/pipeline-config.js';
-import { ARRIVAL_SETTLE_MS, dueSteps } from '../core/routing.js';
+import { dueSteps } from '../core/routing.js';
 import { addDays, DAY_MS, HOUR_MS, ZoneCalendar } from '../core/windows.js';
 import { DEFAULT_SCHEDULE_MINUTES } from '../core/workflow.js';
 import { committedStepIds, pipelineBacklog } from '../engine/backlog.js';
@@ -46,6 +46,12 @@ const TICK_MS = DEFAULT_SCHEDULE_MINUTES * MINUTE_MS;
 const FIRST_DAY = '2024-11-01';
 /** Firehose writes an object at most one buffering interval (15 minutes) after its hour ends. */
 const LATEST_WRITE_AFTER_HOUR_MS = HOUR_MS + 15 * MINUTE_MS;
+/**
+ * Every object of an arrival-hour folder is listed 20 minutes after the hour ends: the buffering
+ * interval plus the write. The engine's ARRIVAL_SETTLE_MS must wait that long; this copy of the
+ * contract stays separate from it, so that an engine reading folders sooner fails `late-listing`.
+ */
+const LISTED_AFTER_HOUR_MS = HOUR_MS + 20 * MINUTE_MS;
 /** A listing delay lasts a few minutes at most. */
 const MAX_LISTING_DELAY_MS = 5 * MINUTE_MS;
 /** Ticks a chaos run may fire after the clean run's last instant, so failed steps get retried. */
@@ -272,17 +278,17 @@ function folderHourOf(key: string): number {
 }
 
 /**
- * The `late-listing` fault: objects that appear in listings a few minutes after their Last-Modified.
- * The delay never reaches past the end of the folder's settle interval (its hour, plus
- * ARRIVAL_SETTLE_MS): the engine reads an arrival hour only once it settled, so that is the promise it
- * makes, and an object listed later still is late data, which the clean run could not know about either.
+ * The `late-listing` fault: objects that appear in listings a few minutes after their Last-Modified,
+ * never later than 20 minutes after their folder's hour (LISTED_AFTER_HOUR_MS): the engine reads an
+ * arrival hour only once it settled, so that is what it must survive; an object listed later still is
+ * late data, which a clean run would not have seen in its hour either.
  */
 function listingDelays(plan: FaultPlan, writeTimes: ReadonlyMap<string, WriteTime>): Map<string, number> {
   const delays = new Map<string, number>();
   for (const [key, { folderHour, written }] of writeTimes) {
     const strike = plan.strikes('late-listing', key);
     if (strike === undefined) continue;
-    const room = Math.min(MAX_LISTING_DELAY_MS, folderHour + HOUR_MS + ARRIVAL_SETTLE_MS - written);
+    const room = Math.min(MAX_LISTING_DELAY_MS, folderHour + LISTED_AFTER_HOUR_MS - written);
     if (room <= 0) continue;
     delays.set(key, 1 + Math.floor(strike.next() * room));
     plan.record('late-listing', 'object listed late');
