@@ -127,7 +127,7 @@ async function main(argv: readonly string[]): Promise<number> {
       if (report.problems.length > 0) {
         for (const problem of report.problems.slice(0, 8)) out(`    ${problem}`);
         out(
-          `    reproduce: npm run chaos -- --seed ${seed} --faults ${faults.join(',') || 'none'}${reproduceFlags(flags)}`,
+          `    reproduce: npm run chaos -- --seed ${seed} --faults ${faultsFlag(faults)}${reproduceFlags(flags)}`,
         );
         out(`    folders kept: ${workDir}`);
       } else if (!flags.keep) await rm(workDir, { recursive: true, force: true });
@@ -166,6 +166,11 @@ function describeSeed(report: SeedReport): string {
     `lost ${report.lost}, duplicated ${report.duplicated}: ` +
     `${report.problems.length === 0 ? 'ok' : 'FAILED'} in ${report.seconds.toFixed(1)} s`
   );
+}
+
+function faultsFlag(faults: readonly FaultKind[]): string {
+  if (faults.length === 0) return 'none';
+  return faults.length === FAULT_KINDS.length ? 'all' : faults.join(',');
 }
 
 function reproduceFlags(flags: ChaosFlags): string {
