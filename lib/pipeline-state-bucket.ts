@@ -2,19 +2,35 @@ import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { secureBucketProps } from './data-bucket.js';
+import {
+  DEFAULT_NONCURRENT_VERSION_DAYS,
+  incompleteUploadsRule,
+  retentionRules,
+  secureBucketProps,
+} from './data-bucket.js';
 
-/** Fewest days staging may be kept: DESIGN 4b keeps staging and dedup keys at least 30 days. */
-export const MIN_STAGING_RETENTION_DAYS = 30;
+/**
+ * Fewest days before the sweep of staged data no step removed: well past the dedup horizon (35 days of
+ * arrival), so the keys a sync still reads are never swept while the pipeline runs.
+ */
+export const MIN_STAGING_ORPHAN_DAYS = 90;
 
 /** Props of the pipelines' state bucket. */
 export interface PipelineStateBucketProps {
   /**
-   * Days staged events and their dedup keys are kept: late duplicates are recognised this long.
-   * A whole number, at least {@link MIN_STAGING_RETENTION_DAYS}.
-   * @default 35 (DESIGN 4b asks for at least 30)
+   * Days after which staged data that no step removed is swept: what a deleted pipeline left, or an
+   * attempt that was restarted. Staged events are removed by the commit of the last step that exports
+   * them and dedup keys once past the syncs' horizon, whatever their age, so only a pipeline paused
+   * longer than this loses staged events (its steps then fail, naming the missing objects).
+   * A whole number, at least {@link MIN_STAGING_ORPHAN_DAYS}.
+   * @default 400
    */
-  readonly stagingRetentionDays?: number;
+  readonly stagingOrphanDays?: number;
+  /**
+   * Days a replaced or deleted object version is kept.
+   * @default DEFAULT_NONCURRENT_VERSION_DAYS
+   */
+  readonly noncurrentVersionDays?: number;
   /**
    * Customer-managed KMS key for SSE-KMS on the state bucket (with an S3 bucket key, to keep KMS
    * requests few). The access log bucket stays SSE-S3: S3 server access logging cannot write to SSE-KMS.
@@ -34,9 +50,10 @@ export interface PipelineStateBucketProps {
 }
 
 /**
- * The private bucket holding every pipeline's state: ingest records, staging, step work files and
- * run records (under `state/`), and staged events (under `staging/`, which expire after the retention
- * period). Encrypted, SSL-only, never public, versioned so a bad write can be undone.
+ * The private bucket holding every pipeline's state: ingest records, the staging index, step work files
+ * and run records (under `state/`), and staged events (under `staging/`, removed by the steps that use
+ * them; a long expiry sweeps what no step will). Encrypted, SSL-only, never public, versioned so a bad
+ * write can be undone.
  *
  * Access logs are delivered through a bucket policy with ACLs disabled, which needs the feature flag
  * `@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy` (set in `cdk.json`).
@@ -49,10 +66,10 @@ export class PipelineStateBucket extends Construct {
 
   constructor(scope: Construct, id: string, props: PipelineStateBucketProps = {}) {
     super(scope, id);
-    const stagingRetentionDays = props.stagingRetentionDays ?? 35;
-    if (!Number.isInteger(stagingRetentionDays) || stagingRetentionDays < MIN_STAGING_RETENTION_DAYS) {
+    const stagingOrphanDays = props.stagingOrphanDays ?? 400;
+    if (!Number.isInteger(stagingOrphanDays) || stagingOrphanDays < MIN_STAGING_ORPHAN_DAYS) {
       throw new Error(
-        `stagingRetentionDays must be a whole number of days, at least ${MIN_STAGING_RETENTION_DAYS} (got ${stagingRetentionDays})`,
+        `stagingOrphanDays must be a whole number of days, at least ${MIN_STAGING_ORPHAN_DAYS} (got ${stagingOrphanDays})`,
       );
     }
     this.accessLogsBucket =
@@ -62,9 +79,8 @@ export class PipelineStateBucket extends Construct {
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: 'state/',
       lifecycleRules: [
-        { id: 'staging', prefix: 'staging/', expiration: Duration.days(stagingRetentionDays) },
-        { id: 'noncurrent', noncurrentVersionExpiration: Duration.days(7) },
-        { id: 'incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
+        { id: 'staging-orphans', prefix: 'staging/', expiration: Duration.days(stagingOrphanDays) },
+        ...retentionRules(props.noncurrentVersionDays ?? DEFAULT_NONCURRENT_VERSION_DAYS),
       ],
     });
   }
@@ -75,7 +91,10 @@ export class PipelineStateBucket extends Construct {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       enforceSSL: true,
-      lifecycleRules: [{ id: 'expire-logs', expiration: Duration.days(retentionDays) }],
+      lifecycleRules: [
+        { id: 'expire-logs', expiration: Duration.days(retentionDays) },
+        incompleteUploadsRule(),
+      ],
       removalPolicy: RemovalPolicy.RETAIN,
     });
     // cdk-nag 3 acknowledgement (v2's NagSuppressions.addResourceSuppressions).

@@ -1,5 +1,5 @@
 import type { Duration } from 'aws-cdk-lib';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
@@ -15,6 +15,11 @@ export interface StepWorkflowProps {
   /** Longest a step may run. */
   readonly timeout: Duration;
   readonly logRetention: logs.RetentionDays;
+  /**
+   * Customer key for the execution data and the log group.
+   * @default AWS-owned encryption, and CloudWatch Logs' own for the logs
+   */
+  readonly encryptionKey?: kms.IKey;
 }
 
 /**
@@ -35,27 +40,40 @@ export class StepWorkflow extends Construct {
       timeout: FUNCTION_TIMEOUTS.control,
       resultPath: '$.ingest',
     });
-    // A fan-out: each item becomes `{ step, <field>: item }` for one data function invocation.
-    const fanOut = (name: string, itemsPath: string, field: string, task: string, fn: lambda.IFunction) =>
+    // A fan-out: each item becomes `{ step, <field>: item }` for data function invocations.
+    const fanOut = (name: string, itemsPath: string, field: string, processor: sfn.IChainable) =>
       new sfn.Map(this, name, {
         itemsPath,
         maxConcurrency: props.fanOutWidth,
         itemSelector: { 'step.$': step, [`${field}.$`]: '$$.Map.Item.Value' },
         resultPath: sfn.JsonPath.DISCARD,
-      }).itemProcessor(lambdaTask(this, task, fn, { timeout: FUNCTION_TIMEOUTS.data }));
+      }).itemProcessor(processor);
+    // An arrival hour is read in pieces, one invocation each, until its ingest record is written.
+    const ingestPiece = lambdaTask(this, TASK_STATES.ingestHour, fns.ingestHour, {
+      timeout: FUNCTION_TIMEOUTS.data,
+      resultPath: '$.piece',
+    });
     const ingest = fanOut(
       'Ingest arrival hours',
       '$.ingest.hours',
       'arrival_hour',
-      TASK_STATES.ingestHour,
-      fns.ingestHour,
+      ingestPiece.next(
+        new sfn.Choice(this, 'Hour ingested?')
+          .when(sfn.Condition.booleanEquals('$.piece.done', false), ingestPiece)
+          .otherwise(new sfn.Succeed(this, 'Hour committed')),
+      ),
     );
     const plan = lambdaTask(this, TASK_STATES.planStep, fns.planStep, {
       inputPath: step,
-      timeout: FUNCTION_TIMEOUTS.control,
+      timeout: FUNCTION_TIMEOUTS.data,
       resultPath: '$.plan',
     });
-    const exports = fanOut('Export tasks', '$.plan.tasks', 'task', TASK_STATES.exportTask, fns.exportTask);
+    const exports = fanOut(
+      'Export tasks',
+      '$.plan.tasks',
+      'task',
+      lambdaTask(this, TASK_STATES.exportTask, fns.exportTask, { timeout: FUNCTION_TIMEOUTS.data }),
+    );
     const commit = lambdaTask(this, TASK_STATES.commitStep, fns.commitStep, {
       inputPath: step,
       timeout: FUNCTION_TIMEOUTS.control,
@@ -72,7 +90,7 @@ export class StepWorkflow extends Construct {
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
       timeout: props.timeout,
-      ...workflowObservability(this, 'Logs', props.logRetention),
+      ...workflowObservability(this, 'Logs', props.logRetention, props.encryptionKey),
     });
   }
 }

@@ -13,6 +13,8 @@ const TRANSIENT_NAMES = new Set([
   'ProvisionedThroughputExceededException',
   // A concurrent transaction touches the item; the write may go through next time.
   'TransactionConflictException',
+  // S3: a conditional write raced another on the same key; the next attempt sees the winner.
+  'ConditionalRequestConflict',
   'ServiceUnavailable',
   'InternalError',
   'InternalServerError',

@@ -8,9 +8,15 @@ import {
   type TransactWriteItem,
   TransactWriteItemsCommand,
 } from '@aws-sdk/client-dynamodb';
-import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
 import type { PipelineConfig } from '../core/pipeline-config.js';
-import { activeConfigs, readStoredPipeline, type StoredPipeline } from '../core/pipeline-rules.js';
+import {
+  activeConfigs,
+  readStoredPipeline,
+  type StoredPipeline,
+  storedNumber,
+  UnreadableValue,
+} from '../core/pipeline-rules.js';
 import type {
   CatalogWrite,
   ConfigListing,
@@ -31,7 +37,8 @@ export interface DynamoConfigStoreOptions {
 
 /**
  * Pipeline configs as plain DynamoDB items (one attribute per field, readable and editable in the
- * console) with their management attributes. Every item read is validated; an invalid one never runs.
+ * console) with their management attributes. Every item read is validated; an invalid one never runs,
+ * and no value an item holds makes reading fail (see `plainItem`).
  * Writes go through a transaction that also moves the project's revision item in the state table, so
  * two writers that decided on the same view of a project cannot both succeed.
  */
@@ -74,7 +81,7 @@ export class DynamoConfigStore implements PipelineConfigStore, PipelineCatalog {
         new GetItemCommand({ TableName: this.stateTable, Key: projectKey(projectId), ConsistentRead: true }),
       ),
     );
-    const fields = project.Item === undefined ? {} : unmarshall(project.Item);
+    const fields = project.Item === undefined ? {} : plainItem(project.Item);
     const pipelines = await this.items(projectId);
     return {
       project_id: projectId,
@@ -86,6 +93,22 @@ export class DynamoConfigStore implements PipelineConfigStore, PipelineCatalog {
 
   listAll(): Promise<StoredPipeline[]> {
     return this.items(undefined);
+  }
+
+  async readPipeline(projectId: string, name: string): Promise<StoredPipeline | undefined> {
+    const response = await this.send(`GetItem of pipeline ${projectId}/${name}`, () =>
+      this.client.send(
+        new GetItemCommand({
+          TableName: this.configsTable,
+          Key: {
+            [CONFIG_TABLE_KEYS.partitionKey]: { S: projectId },
+            [CONFIG_TABLE_KEYS.sortKey]: { S: name },
+          },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return response.Item === undefined ? undefined : readStoredPipeline(plainItem(response.Item));
   }
 
   async write(project: ProjectRevision, change: CatalogWrite): Promise<boolean> {
@@ -132,7 +155,7 @@ export class DynamoConfigStore implements PipelineConfigStore, PipelineCatalog {
       startKey = page.LastEvaluatedKey;
     } while (startKey !== undefined);
     return items
-      .map((item) => readStoredPipeline(unmarshall(item)))
+      .map((item) => readStoredPipeline(plainItem(item)))
       .sort((a, b) => (a.project_id + a.name < b.project_id + b.name ? -1 : 1));
   }
 
@@ -143,6 +166,63 @@ export class DynamoConfigStore implements PipelineConfigStore, PipelineCatalog {
       throw asTransient(error, `DynamoDB ${what} (${this.configsTable})`);
     }
   }
+}
+
+/**
+ * An item's attributes as plain values, never throwing (`unmarshall` throws on numbers beyond 2^53 such
+ * as `1E+125`, and turns a map key "__proto__" into a prototype): strings, booleans, null, binary as
+ * `Uint8Array`, sets as `Set`, lists, maps as objects with own keys, numbers through `storedNumber`,
+ * and a value of a kind this code does not know, or that the SDK did not read, as an `UnreadableValue`.
+ */
+export function plainItem(item: Readonly<Record<string, AttributeValue>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(item).map(([name, value]) => [name, plainValue(value)]));
+}
+
+function plainValue(value: AttributeValue | undefined): unknown {
+  // The SDK's reader loses the value of an attribute named "__proto__" (it reads as undefined).
+  if (value === undefined)
+    return new UnreadableValue('holds a value the AWS SDK did not read', '(unread)', undefined);
+  if (value.S !== undefined) return value.S;
+  if (value.N !== undefined) return storedNumber(value.N);
+  if (value.BOOL !== undefined) return value.BOOL;
+  if (value.NULL !== undefined) return null;
+  if (value.B !== undefined) return value.B;
+  if (value.SS !== undefined) return new Set(value.SS);
+  if (value.NS !== undefined) return new Set(value.NS.map((text) => storedNumber(text)));
+  if (value.BS !== undefined) return new Set(value.BS);
+  if (value.L !== undefined) return value.L.map(plainValue);
+  if (value.M !== undefined) return plainItem(value.M);
+  const kind = Object.keys(value).join(', ');
+  return new UnreadableValue(
+    `holds a value of a kind this software does not read (${kind})`,
+    `(${kind})`,
+    value,
+  );
+}
+
+/** The inverse of `plainValue`: a value as `plainItem` read it, back in DynamoDB's form. */
+export function attributeValueOf(value: unknown): AttributeValue {
+  if (value instanceof UnreadableValue) return value.stored as AttributeValue;
+  if (typeof value === 'string') return { S: value };
+  if (typeof value === 'number') return { N: String(value) };
+  if (typeof value === 'boolean') return { BOOL: value };
+  if (value === null) return { NULL: true };
+  if (value instanceof Uint8Array) return { B: value };
+  if (Array.isArray(value)) return { L: value.map(attributeValueOf) };
+  if (value instanceof Set) {
+    const members = [...value];
+    if (typeof members[0] === 'string') return { SS: members };
+    if (members[0] instanceof Uint8Array) return { BS: members };
+    return { NS: members.map((member) => String(attributeValueOf(member).N)) };
+  }
+  return {
+    M: Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([name, member]) => [
+        name,
+        attributeValueOf(member),
+      ]),
+    ),
+  };
 }
 
 function projectKey(projectId: string): Record<string, AttributeValue> {
@@ -163,17 +243,18 @@ function createItem(table: string, item: Readonly<Record<string, unknown>>): Tra
   };
 }
 
-/** Sets management attributes only: a field edited by hand meanwhile is kept (and reviewed again). */
+/**
+ * Sets management attributes only: a field edited by hand meanwhile is kept (and reviewed again). An
+ * item whose version is not one is written if it still holds that value, and counts again from 1.
+ */
 function updateItem(
   table: string,
   projectId: string,
   change: Extract<CatalogWrite, { kind: 'update' }>,
 ): TransactWriteItem {
   const names: Record<string, string> = { '#pk': CONFIG_TABLE_KEYS.partitionKey, '#version': 'version' };
-  const values: Record<string, unknown> = {
-    ':expected': change.expectedVersion,
-    ':next': change.expectedVersion + 1,
-  };
+  const values: Record<string, unknown> = { ':next': change.expectedVersion + 1 };
+  if (change.invalidVersion === undefined) values[':expected'] = change.expectedVersion;
   const sets = ['#version = :next'];
   for (const [index, [field, value]] of Object.entries(change.set).entries()) {
     names[`#f${index}`] = field;
@@ -194,11 +275,16 @@ function updateItem(
       UpdateExpression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}`,
       // Items written by hand may have no version: that reads as 0.
       ConditionExpression:
-        change.expectedVersion === 0
+        change.expectedVersion === 0 && change.invalidVersion === undefined
           ? 'attribute_exists(#pk) AND (attribute_not_exists(#version) OR #version = :expected)'
           : 'attribute_exists(#pk) AND #version = :expected',
       ExpressionAttributeNames: names,
-      ExpressionAttributeValues: marshall(values, { removeUndefinedValues: true }),
+      ExpressionAttributeValues: {
+        ...marshall(values, { removeUndefinedValues: true }),
+        ...(change.invalidVersion === undefined
+          ? {}
+          : { ':expected': attributeValueOf(change.invalidVersion) }),
+      },
     },
   };
 }

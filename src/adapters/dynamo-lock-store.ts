@@ -1,13 +1,11 @@
 import {
   type AttributeValue,
-  DeleteItemCommand,
   type DynamoDBClient,
   GetItemCommand,
-  PutItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { checkLockRequest, type Lease, LockLostError, type LockStore } from '../core/lock.js';
-import { STATE_TABLE_KEYS, STATE_TABLE_TTL_ATTRIBUTE } from '../core/tables.js';
+import { STATE_TABLE_KEYS } from '../core/tables.js';
 import { asTransient, errorFields } from './aws-errors.js';
 
 const { partitionKey: PK, sortKey: SK } = STATE_TABLE_KEYS;
@@ -16,15 +14,16 @@ const LOCK_SORT_KEY = 'lock';
 /** Options of a {@link DynamoLockStore}. */
 export interface DynamoLockStoreOptions {
   readonly client: DynamoDBClient;
-  /** The state table (keys {@link STATE_TABLE_KEYS}, TTL on {@link STATE_TABLE_TTL_ATTRIBUTE}). */
+  /** The state table (keys {@link STATE_TABLE_KEYS}). */
   readonly tableName: string;
 }
 
 /**
  * Project locks in the state table: item `pk = project#<id>`, `sk = lock` with `owner`, `acquired_at`,
- * `expires_at` (epoch ms) and `expires_at_s` (epoch s, for DynamoDB TTL). Every change is one
- * conditional write, so concurrent callers cannot both win. Throttling, 5xx and network failures
- * surface as `TransientError`; anything else propagates unchanged.
+ * `expires_at` (epoch ms) and `token`. Every change is one conditional write, so concurrent callers
+ * cannot both win. A released lock keeps its item (without an owner) and its token, and the item has no
+ * TTL: the token must never start again from zero. Throttling, 5xx and network failures surface as
+ * `TransientError`; anything else propagates unchanged.
  */
 export class DynamoLockStore implements LockStore {
   private readonly client: DynamoDBClient;
@@ -37,63 +36,47 @@ export class DynamoLockStore implements LockStore {
 
   async acquire(projectId: string, owner: string, now: number, leaseMs: number): Promise<Lease | undefined> {
     checkLockRequest(projectId, owner, now, leaseMs);
-    const lease: Lease = { projectId, owner, acquiredAt: now, expiresAt: now + leaseMs };
-    try {
-      await this.client.send(
-        new PutItemCommand({
-          TableName: this.tableName,
-          Item: {
-            ...keyOf(projectId),
-            owner: { S: owner },
-            acquired_at: { N: String(lease.acquiredAt) },
-            expires_at: { N: String(lease.expiresAt) },
-            [STATE_TABLE_TTL_ATTRIBUTE]: { N: String(ttlSeconds(lease.expiresAt)) },
-          },
-          // `<`: a lease holds through its `expiresAt` millisecond (see `isLive`).
-          ConditionExpression: 'attribute_not_exists(#pk) OR expires_at < :now OR #owner = :owner',
-          ExpressionAttributeNames: { '#pk': PK, '#owner': 'owner' },
-          ExpressionAttributeValues: { ':now': { N: String(now) }, ':owner': { S: owner } },
-        }),
-      );
-    } catch (error) {
-      if (isConditionFailure(error)) return undefined;
-      throw this.mapError(error, 'PutItem', projectId);
-    }
-    return lease;
+    const expiresAt = now + leaseMs;
+    // A takeover (free, released or expired lock) moves the token on; the holder itself keeps it.
+    const taken =
+      (await this.update(
+        projectId,
+        'SET #owner = :owner, acquired_at = :now, expires_at = :expires, #token = if_not_exists(#token, :zero) + :one',
+        // `<`: a lease holds through its `expiresAt` millisecond (see `isLive`).
+        'attribute_not_exists(#owner) OR (expires_at < :now AND #owner <> :owner)',
+        { ':now': now, ':expires': expiresAt, ':zero': 0, ':one': 1 },
+        owner,
+      )) ??
+      (await this.update(
+        projectId,
+        'SET acquired_at = :now, expires_at = :expires',
+        '#owner = :owner',
+        { ':now': now, ':expires': expiresAt },
+        owner,
+      ));
+    return taken === undefined ? undefined : this.leaseFrom(taken, projectId);
   }
 
   async renew(projectId: string, owner: string, now: number, leaseMs: number): Promise<Lease> {
     checkLockRequest(projectId, owner, now, leaseMs);
-    const expiresAt = now + leaseMs;
     let attributes: Record<string, AttributeValue> | undefined;
     try {
       const response = await this.client.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: keyOf(projectId),
-          UpdateExpression: `SET expires_at = :expires, ${STATE_TABLE_TTL_ATTRIBUTE} = :expires_s`,
-          // Also false when the item is gone, so a renew never recreates a released lock.
+          UpdateExpression: 'SET expires_at = :expires',
+          // Also false when the lock is released, so a renew never takes a released lock back.
           ConditionExpression: '#owner = :owner',
           ExpressionAttributeNames: { '#owner': 'owner' },
-          ExpressionAttributeValues: {
-            ':owner': { S: owner },
-            ':expires': { N: String(expiresAt) },
-            ':expires_s': { N: String(ttlSeconds(expiresAt)) },
-          },
+          ExpressionAttributeValues: { ':owner': { S: owner }, ':expires': { N: String(now + leaseMs) } },
           ReturnValues: 'ALL_NEW',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
       attributes = response.Attributes;
     } catch (error) {
-      if (isConditionFailure(error)) {
-        const holder = this.leaseFrom(error.Item, projectId);
-        const state = holder === undefined ? 'the lock is free' : `${holder.owner} holds it now`;
-        throw new LockLostError(
-          `lock of project ${projectId} in ${this.tableName} lost by ${owner}: ${state}`,
-          { cause: error },
-        );
-      }
+      if (isConditionFailure(error)) throw this.lost(projectId, owner, error.Item, error);
       throw this.mapError(error, 'UpdateItem', projectId);
     }
     const lease = this.leaseFrom(attributes, projectId);
@@ -107,9 +90,11 @@ export class DynamoLockStore implements LockStore {
     checkLockRequest(projectId, owner);
     try {
       await this.client.send(
-        new DeleteItemCommand({
+        new UpdateItemCommand({
           TableName: this.tableName,
           Key: keyOf(projectId),
+          // The item stays, with its token, so the next holder's token is larger still.
+          UpdateExpression: 'REMOVE #owner, acquired_at, expires_at',
           ConditionExpression: '#owner = :owner',
           ExpressionAttributeNames: { '#owner': 'owner' },
           ExpressionAttributeValues: { ':owner': { S: owner } },
@@ -117,37 +102,103 @@ export class DynamoLockStore implements LockStore {
       );
     } catch (error) {
       if (isConditionFailure(error)) return false;
-      throw this.mapError(error, 'DeleteItem', projectId);
+      throw this.mapError(error, 'UpdateItem', projectId);
     }
     return true;
   }
 
   async current(projectId: string): Promise<Lease | undefined> {
     checkLockRequest(projectId);
-    let item: Record<string, AttributeValue> | undefined;
+    return this.leaseFrom(await this.item(projectId), projectId);
+  }
+
+  async check(projectId: string, owner: string, token: number): Promise<void> {
+    checkLockRequest(projectId, owner);
+    const item = await this.item(projectId);
+    if (item?.owner?.S !== owner || item.token?.N !== String(token))
+      throw this.lost(projectId, owner, item, undefined, token);
+  }
+
+  private async item(projectId: string): Promise<Record<string, AttributeValue> | undefined> {
     try {
       const response = await this.client.send(
         new GetItemCommand({ TableName: this.tableName, Key: keyOf(projectId), ConsistentRead: true }),
       );
-      item = response.Item;
+      return response.Item;
     } catch (error) {
       throw this.mapError(error, 'GetItem', projectId);
     }
-    return this.leaseFrom(item, projectId);
   }
 
-  /** The lease a lock item holds; a malformed item is a bug elsewhere, so it throws. */
+  /** Runs a conditional lock update; the item after it, or `undefined` when the condition failed. */
+  private async update(
+    projectId: string,
+    expression: string,
+    condition: string,
+    numbers: Record<string, number>,
+    owner: string,
+  ): Promise<Record<string, AttributeValue> | undefined> {
+    try {
+      const response = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: keyOf(projectId),
+          UpdateExpression: expression,
+          ConditionExpression: condition,
+          // `token` is a reserved word in expressions.
+          ExpressionAttributeNames: {
+            '#owner': 'owner',
+            ...(expression.includes('#token') ? { '#token': 'token' } : {}),
+          },
+          ExpressionAttributeValues: {
+            ':owner': { S: owner },
+            ...Object.fromEntries(Object.entries(numbers).map(([name, n]) => [name, { N: String(n) }])),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return response.Attributes;
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined;
+      throw this.mapError(error, 'UpdateItem', projectId);
+    }
+  }
+
+  private lost(
+    projectId: string,
+    owner: string,
+    item: Record<string, AttributeValue> | undefined,
+    cause?: unknown,
+    token?: number,
+  ): LockLostError {
+    const holder = this.leaseFrom(item, projectId);
+    const state =
+      holder === undefined ? 'the lock is free' : `${holder.owner} holds it now (token ${holder.token})`;
+    const mine = token === undefined ? '' : ` with token ${token}`;
+    return new LockLostError(
+      `lock of project ${projectId} in ${this.tableName} lost by ${owner}${mine}: ${state}`,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+
+  /** The lease a lock item holds (none when released); a malformed item is a bug elsewhere, so it throws. */
   private leaseFrom(item: Record<string, AttributeValue> | undefined, projectId: string): Lease | undefined {
-    if (item === undefined) return undefined;
-    const owner = item.owner?.S;
+    if (item?.owner === undefined) return undefined;
+    const owner = item.owner.S;
     const acquiredAt = Number(item.acquired_at?.N);
     const expiresAt = Number(item.expires_at?.N);
-    if (owner === undefined || !Number.isSafeInteger(acquiredAt) || !Number.isSafeInteger(expiresAt)) {
+    const token = Number(item.token?.N);
+    if (
+      owner === undefined ||
+      !Number.isSafeInteger(acquiredAt) ||
+      !Number.isSafeInteger(expiresAt) ||
+      !Number.isSafeInteger(token)
+    ) {
       throw new Error(
         `malformed lock item of project ${projectId} in ${this.tableName}: ${JSON.stringify(item)}`,
       );
     }
-    return { projectId, owner, acquiredAt, expiresAt };
+    return { projectId, owner, acquiredAt, expiresAt, token };
   }
 
   /** Wraps retryable failures in `TransientError` (naming table and project); returns others unchanged. */
@@ -161,11 +212,6 @@ export class DynamoLockStore implements LockStore {
 
 function keyOf(projectId: string): Record<string, AttributeValue> {
   return { [PK]: { S: `project#${projectId}` }, [SK]: { S: LOCK_SORT_KEY } };
-}
-
-/** TTL is in seconds; round up so TTL never removes a lease before it ends. */
-function ttlSeconds(epochMs: number): number {
-  return Math.ceil(epochMs / 1000);
 }
 
 /** By name rather than `instanceof`: a second copy of the SDK in the bundle would break `instanceof`. */

@@ -5,6 +5,7 @@ import {
   createWriteStream,
   type Dirent,
   fstatSync,
+  linkSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -13,6 +14,7 @@ import {
   rmdirSync,
   statSync,
   unlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -42,12 +44,26 @@ export class FsObjectStore implements ObjectStore {
   readonly description: string;
   private readonly root: string;
 
-  constructor(rootDir: string) {
+  /**
+   * @param clock the write time objects get (their listed `lastModified`), e.g. a simulated clock;
+   * default: the file system's own (the real time)
+   */
+  constructor(
+    rootDir: string,
+    private readonly clock?: () => number,
+  ) {
     this.root = path.resolve(rootDir);
     this.description = this.root;
   }
 
-  async get(key: string): Promise<Readable | undefined> {
+  /** Sets a written file's modification time from the clock, as S3 stamps Last-Modified. */
+  private stampWriteTime(file: string): void {
+    if (this.clock === undefined) return;
+    const seconds = this.clock() / 1000;
+    utimesSync(file, seconds, seconds);
+  }
+
+  async get(key: string, from = 0): Promise<Readable | undefined> {
     const file = this.pathOf(key);
     let fd: number;
     try {
@@ -69,7 +85,7 @@ export class FsObjectStore implements ObjectStore {
       return undefined;
     }
     // The open descriptor keeps reading this version even if a put renames a new one over it.
-    return createReadStream('', { fd, highWaterMark: 256 * 1024 });
+    return createReadStream('', { fd, highWaterMark: 256 * 1024, start: from });
   }
 
   async getBytes(key: string): Promise<Buffer | undefined> {
@@ -106,6 +122,7 @@ export class FsObjectStore implements ObjectStore {
         // A folder where the file must go.
         throw this.conflictOr(error, key, ['EISDIR', 'ENOTEMPTY']);
       }
+      this.stampWriteTime(target);
       return bytes;
     } catch (error) {
       try {
@@ -114,6 +131,35 @@ export class FsObjectStore implements ObjectStore {
         // Already gone.
       }
       throw error;
+    }
+  }
+
+  async putIfAbsent(key: string, body: Buffer): Promise<boolean> {
+    const target = this.pathOf(key);
+    const dir = path.dirname(target);
+    const temp = path.join(dir, tempNameFor(path.basename(target)));
+    const fd = this.openTemp(dir, temp, key);
+    try {
+      try {
+        writeFileSync(fd, body);
+      } finally {
+        closeSync(fd);
+      }
+      // A hard link is created whole or not at all, and fails when the name exists: one racer wins.
+      try {
+        linkSync(temp, target);
+      } catch (error) {
+        if (isErrorCode(error, 'EEXIST')) return false;
+        throw this.conflictOr(error, key, ['EISDIR', 'EPERM']);
+      }
+      this.stampWriteTime(target);
+      return true;
+    } finally {
+      try {
+        unlinkSync(temp);
+      } catch {
+        // Already gone.
+      }
     }
   }
 

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { ConfigError, UsageError } from '../core/errors.js';
-import { DATA_SOURCES } from '../core/pipeline-config.js';
+import { DATA_SOURCES, withoutSecrets } from '../core/pipeline-config.js';
 import type { StoredPipeline } from '../core/pipeline-rules.js';
 import type { StepRunEntry } from '../core/records.js';
 import { ConfigStreamReader } from '../local/config-stream.js';
@@ -27,11 +27,13 @@ export function exitCodeOf(error: unknown): number {
   return EXIT.failed;
 }
 
-interface OutputFlags extends TargetFlags {
+/** The flags every command acting on a target takes. */
+export interface OutputFlags extends TargetFlags {
   readonly json: boolean;
 }
 
-function targetOptions(command: Command): Command {
+/** Adds the target flags (`--stack`, `--region`, `--home`) and `--json`. */
+export function targetOptions(command: Command): Command {
   return command
     .option(
       '--stack <name>',
@@ -42,11 +44,25 @@ function targetOptions(command: Command): Command {
     .option('--json', 'print JSON instead of tables', false);
 }
 
-function print(flags: OutputFlags, json: unknown, text: () => string): void {
+/** A stored attribute as a table cell: any value a hand edit left there (a map, a set) shows, never throws. */
+function cellOf(value: unknown): string {
+  if (typeof value === 'string') return value;
+  try {
+    return JSON.stringify(value, (_key, inner: unknown) =>
+      inner instanceof Set ? [...inner] : typeof inner === 'bigint' ? String(inner) : inner,
+    );
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/** Prints JSON with `--json`, else the text for people. */
+export function print(flags: OutputFlags, json: unknown, text: () => string): void {
   process.stdout.write(flags.json ? `${JSON.stringify(json, null, 2)}\n` : `${text()}\n`);
 }
 
-async function withTarget<T>(flags: TargetFlags, work: (target: Target) => Promise<T>): Promise<T> {
+/** Opens the target the flags name, runs `work`, and closes it. */
+export async function withTarget<T>(flags: TargetFlags, work: (target: Target) => Promise<T>): Promise<T> {
   const target = await openTarget(flags);
   try {
     return await work(target);
@@ -217,12 +233,12 @@ export function addManagementCommands(program: Command): void {
               all.map((p) => [
                 p.project_id,
                 p.name,
-                String(p.fields.data_source ?? 'events'),
-                String(p.fields.frequency ?? '?'),
+                cellOf(p.fields.data_source ?? 'events'),
+                cellOf(p.fields.frequency ?? '?'),
                 p.config?.sync ? 'yes' : 'no',
                 p.config?.trial ? 'yes' : 'no',
-                String(p.fields.from_date ?? '?'),
-                String(p.fields.to_date ?? '-'),
+                cellOf(p.fields.from_date ?? '?'),
+                cellOf(p.fields.to_date ?? '-'),
                 p.management.status,
                 p.management.status_reason ?? '',
               ]),
@@ -521,13 +537,14 @@ async function findPipeline(
   return pipeline;
 }
 
+/** A pipeline as the CLI shows it: config, management fields and problems, the external id masked. */
 function pipelineJson(pipeline: StoredPipeline): Record<string, unknown> {
-  return {
+  return withoutSecrets({
     ...pipeline.fields,
     ...pipeline.config,
     ...pipeline.management,
     ...(pipeline.problems === undefined ? {} : { problems: pipeline.problems }),
-  };
+  });
 }
 
 function describe(pipeline: StoredPipeline): string {

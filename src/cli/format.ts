@@ -18,10 +18,17 @@ export function table(headers: readonly string[], rows: readonly (readonly (stri
 /** The reconciliation as two tables and a verdict, for people (days with no events at all omitted). */
 export function formatReconciliation(reconciliation: Reconciliation): string {
   const arrival = table(
-    ['arrival day', 'source lines', 'valid', 'quarantined', 'balanced'],
+    ['arrival day', 'source lines', 'valid', 'quarantined', 'objects set aside', 'balanced'],
     reconciliation.arrivalDays
-      .filter((r) => r.source_lines > 0 || !r.balanced)
-      .map((r) => [r.day, r.source_lines, r.valid, r.quarantined, r.balanced ? 'yes' : 'NO']),
+      .filter((r) => r.source_lines > 0 || r.objects_set_aside > 0 || !r.balanced)
+      .map((r) => [
+        r.day,
+        r.source_lines,
+        r.valid,
+        r.quarantined,
+        r.objects_set_aside === 0 ? 0 : `${r.objects_set_aside} (${r.bytes_set_aside} bytes)`,
+        r.balanced ? 'yes' : 'NO',
+      ]),
   );
   const { snapshot } = reconciliation;
   const folded =

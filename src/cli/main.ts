@@ -18,6 +18,7 @@ import {
   WHERE_HELP,
 } from './commands.js';
 import { formatReconciliation } from './format.js';
+import { addReconcileCommand } from './reconcile-command.js';
 
 function instant(value: string): number {
   // An instant needs a zone: a bare local time would mean different things on different machines.
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
     .exitOverride();
 
   addManagementCommands(program);
+  addReconcileCommand(program);
   const local = program.command('local').description('run pipelines on this machine, with no AWS account');
   addLocalHomeCommands(local);
   local

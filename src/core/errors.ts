@@ -23,6 +23,14 @@ export class NotReadyError extends Error {
   override readonly name = 'NotReadyError';
 }
 
+/**
+ * Data a committed ingest record names is gone (removed by hand, or by a lifecycle rule after a very
+ * long pause): the step fails, naming it, rather than commit less. Retrying cannot bring it back.
+ */
+export class StagingLostError extends Error {
+  override readonly name = 'StagingLostError';
+}
+
 /** The counts do not balance: some line was lost or written twice. Never a warning. */
 export class ReconciliationError extends Error {
   override readonly name = 'ReconciliationError';

@@ -66,29 +66,67 @@ export function eventDayPrefix(projectId: string, day: string): string {
   return `${projectId}/mp_master_event/${dateFolder(day)}/`;
 }
 
+/**
+ * What every output file of one step of one pipeline is named after: `<pipeline>.<step id>`. Two
+ * pipelines writing the same folder (a deleted one's exports stay) never share a file name.
+ */
+export function stepFileStem(pipeline: string, id: string): string {
+  return `${pipeline}.${id}`;
+}
+
 /** Prefix shared by every part a step writes into one day folder (used to find strays of a crashed attempt). */
-export function partPrefix(projectId: string, day: string, id: string): string {
-  return `${eventDayPrefix(projectId, day)}${id}-t`;
+export function partPrefix(projectId: string, day: string, pipeline: string, id: string): string {
+  return `${eventDayPrefix(projectId, day)}${stepFileStem(pipeline, id)}-t`;
 }
 
 /** Deterministic key of one output part: the same step, task and part index always give the same key. */
-export function partKey(projectId: string, day: string, id: string, task: number, part: number): string {
-  return `${partPrefix(projectId, day, id)}${pad3(task)}-p${pad3(part)}.json.gz`;
+export function partKey(
+  projectId: string,
+  day: string,
+  pipeline: string,
+  id: string,
+  task: number,
+  part: number,
+): string {
+  return `${partPrefix(projectId, day, pipeline, id)}${pad3(task)}-p${pad3(part)}.json.gz`;
 }
 
 /** The manifest a step writes into a day folder after all its parts: the completion signal for readers. */
-export function manifestKey(projectId: string, day: string, id: string): string {
-  return `${eventDayPrefix(projectId, day)}_manifest-${id}.json`;
+export function manifestKey(projectId: string, day: string, pipeline: string, id: string): string {
+  return `${eventDayPrefix(projectId, day)}_manifest-${stepFileStem(pipeline, id)}.json`;
 }
 
-/** Quarantine part of one arrival hour of one data source (outside the data folders). */
+/** Folder of one pipeline's quarantined lines of one arrival hour of one data source (outside the data folders). */
+export function quarantineFolder(
+  projectId: string,
+  pipeline: string,
+  source: DataSource,
+  arrivalHour: number,
+): string {
+  return `${projectId}/_quarantine/${pipeline}/${source}/${hourFolder(arrivalHour)}`;
+}
+
+/** A quarantine part written by one piece of an arrival hour's ingest. */
 export function quarantineKey(
   projectId: string,
+  pipeline: string,
+  source: DataSource,
   arrivalHour: number,
+  piece: number,
   part: number,
-  source: DataSource = 'events',
 ): string {
-  return `${projectId}/_quarantine/${source}/${hourFolder(arrivalHour)}quarantine-p${pad3(part)}.json.gz`;
+  const folder = quarantineFolder(projectId, pipeline, source, arrivalHour);
+  return `${folder}quarantine-${pad3(piece)}-${pad3(part)}.json.gz`;
+}
+
+/** Where a source object that cannot be ingested is set aside whole, under its landing-zone key. */
+export function setAsideKey(projectId: string, pipeline: string, rawKey: string): string {
+  return `${projectId}/_quarantine/${pipeline}/objects/${rawKey}`;
+}
+
+/** Why an object was set aside (reason, error, attempts), beside its copy. */
+export function setAsideReasonKey(projectId: string, pipeline: string, rawKey: string): string {
+  return `${setAsideKey(projectId, pipeline, rawKey)}.reason.json`;
 }
 
 // ---- snapshots (people and identity) -----------------------------------------------------------
@@ -98,20 +136,22 @@ export function snapshotFolder(projectId: string, source: SnapshotSource): strin
   return `${projectId}/${source === 'people' ? 'mp_people_data' : 'mp_identity_mappings_data'}/`;
 }
 
-/** The manifest of the current snapshot: replaced in one put, it is what readers follow. */
-export function snapshotManifestKey(projectId: string, source: SnapshotSource): string {
-  return `${snapshotFolder(projectId, source)}_manifest.json`;
+/** The manifest of a pipeline's current snapshot: replaced in one put, it is what readers follow. */
+export function snapshotManifestKey(projectId: string, source: SnapshotSource, pipeline: string): string {
+  return `${snapshotFolder(projectId, source)}_manifest-${pipeline}.json`;
 }
 
 /** A part of the snapshot a step writes (named by the step, so it never overwrites the current one). */
 export function snapshotPartKey(
   projectId: string,
   source: SnapshotSource,
+  pipeline: string,
   id: string,
   task: number,
   part: number,
 ): string {
-  return `${snapshotFolder(projectId, source)}${id}-t${pad3(task)}-p${pad3(part)}.json.gz`;
+  const stem = stepFileStem(pipeline, id);
+  return `${snapshotFolder(projectId, source)}${stem}-t${pad3(task)}-p${pad3(part)}.json.gz`;
 }
 
 function pad3(n: number): string {
@@ -138,40 +178,72 @@ export function isIngestRecordKey(key: string): boolean {
   return /^ingest\/\d{10}\.json$/.test(key);
 }
 
-/** Staging folder of one UTC event hour. */
-export function stageHourPrefix(eventHour: number): string {
-  return `stage/${hourStamp(eventHour)}/`;
+/** Work files of an arrival hour's ingest until its record is written: its sources and its pieces. */
+export function ingestWorkPrefix(arrivalHour: number): string {
+  return `ingest-work/${hourStamp(arrivalHour)}/`;
 }
 
-/** A staged object: the exportable events of one UTC event hour that arrived in one hour. */
+/** The objects an arrival hour ingests, fixed by its first piece so every later piece reads the same. */
+export function ingestSourcesKey(arrivalHour: number): string {
+  return `${ingestWorkPrefix(arrivalHour)}sources.json`;
+}
+
+/** What one piece of an arrival hour's ingest read and wrote; the next piece starts where it ended. */
+export function ingestPieceKey(arrivalHour: number, piece: number): string {
+  return `${ingestWorkPrefix(arrivalHour)}piece-${pad3(piece)}.json`;
+}
+
+/** Failed reads of an hour's source objects, counted until an object is set aside. */
+export function ingestAttemptsKey(arrivalHour: number): string {
+  return `${ingestWorkPrefix(arrivalHour)}attempts.json`;
+}
+
+/** The late objects assigned to an arrival hour (found in folders already read). */
+export function adoptionKey(arrivalHour: number): string {
+  return `adopt/${hourStamp(arrivalHour)}.json`;
+}
+
+/**
+ * Prefix of the staging index of one UTC event hour (its `hourStamp`): one marker per arrival hour that
+ * staged events of it.
+ */
+export function stagingIndexPrefix(eventHourStamp: string): string {
+  return `index/${eventHourStamp}/`;
+}
+
+/** The marker saying arrival hour `arrivalHour` staged events of an event hour (its ingest record says which). */
+export function stagingIndexKey(eventHourStamp: string, arrivalHour: number): string {
+  return `${stagingIndexPrefix(eventHourStamp)}${hourStamp(arrivalHour)}`;
+}
+
+/** The arrival hour a staging index marker names; `undefined` for any other key. */
+export function parseStagingIndexKey(key: string): number | undefined {
+  const match = /^index\/[^/]+\/(\d{10})$/.exec(key);
+  return match === null ? undefined : parseHourStamp(match[1]!);
+}
+
+/** A staged object: exportable events of one UTC event hour that arrived in one hour, from one ingest piece. */
 export interface StagedName {
   readonly eventHour: number;
   readonly arrivalHour: number;
+  readonly piece: number;
+  /** Numbers the objects one piece writes for one event hour, in write order. */
   readonly seq: number;
 }
 
-/** Key of a staged data object; `seq` numbers the objects of one (event hour, arrival hour) in write order. */
+/** Key of a staged data object (in the staging store). */
 export function stagedKey(name: StagedName): string {
-  return `${stageHourPrefix(name.eventHour)}${stagedBase(name)}.ndjson`;
+  return `${stagedBase(name)}.ndjson`;
 }
 
 /** Key of the dedup keys of a staged object (written when the pipeline syncs late events). */
 export function stagedKeysKey(name: StagedName): string {
-  return `${stageHourPrefix(name.eventHour)}${stagedBase(name)}.keys`;
+  return `${stagedBase(name)}.keys`;
 }
 
 function stagedBase(name: StagedName): string {
-  return `${hourStamp(name.arrivalHour)}.${pad3(name.seq)}`;
-}
-
-/** Parses a staged data object's key; `undefined` for any other key. */
-export function parseStagedKey(key: string): StagedName | undefined {
-  const match = /^stage\/(\d{10})\/(\d{10})\.(\d{3})\.ndjson$/.exec(key);
-  if (!match) return undefined;
-  const eventHour = parseHourStamp(match[1]!);
-  const arrivalHour = parseHourStamp(match[2]!);
-  if (eventHour === undefined || arrivalHour === undefined) return undefined;
-  return { eventHour, arrivalHour, seq: Number(match[3]) };
+  const arrival = `${hourStamp(name.arrivalHour)}-${pad3(name.piece)}-${String(name.seq).padStart(6, '0')}`;
+  return `stage/${hourStamp(name.eventHour)}/${arrival}`;
 }
 
 /** Prefix of every step's work files. */
@@ -212,9 +284,14 @@ export function snapshotTableKey(id: string, table: string): string {
   return `${SNAPSHOT_TABLES_PREFIX}${id}/${table}.ndjson`;
 }
 
-/** Valid updates of one arrival hour and source, kept until a snapshot folds them. */
-export function pendingUpdatesKey(arrivalHour: number, source: SnapshotSource): string {
-  return `pending/${hourStamp(arrivalHour)}/${source}.ndjson`;
+/** Valid updates of one arrival hour and source from one ingest piece, kept until a snapshot folds them. */
+export function pendingUpdatesKey(arrivalHour: number, source: SnapshotSource, piece: number): string {
+  return `${pendingHourPrefix(arrivalHour)}${source}-${pad3(piece)}.ndjson`;
+}
+
+/** Every pending object of one arrival hour (pieces of an attempt that was restarted included). */
+export function pendingHourPrefix(arrivalHour: number): string {
+  return `pending/${hourStamp(arrivalHour)}/`;
 }
 
 /** A step's profile updates routed to one shard of the profile table. */

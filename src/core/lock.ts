@@ -11,6 +11,11 @@ export interface Lease {
   readonly owner: string;
   readonly acquiredAt: number;
   readonly expiresAt: number;
+  /**
+   * The fencing token: it grows by one each time the lock passes to another owner and never goes
+   * back, so a holder that lost the lock can tell (and be told) that its writes are stale.
+   */
+  readonly token: number;
 }
 
 /** Takes, renews and releases per-project locks; every write is atomic against concurrent callers. */
@@ -23,6 +28,29 @@ export interface LockStore {
   release(projectId: string, owner: string): Promise<boolean>;
   /** The current holder, live or expired, for status displays; undefined when free. */
   current(projectId: string): Promise<Lease | undefined>;
+  /**
+   * Throws LockLostError unless `owner` still holds the lock with `token` (expired or not: nobody took
+   * it). Called right before every write that changes committed state.
+   */
+  check(projectId: string, owner: string, token: number): Promise<void>;
+}
+
+/**
+ * The right to change a pipeline's committed state: a holder checks it right before each such write,
+ * so an attempt that lost its project's lock (a zombie Lambda still running after a takeover) stops
+ * instead of overwriting or deleting what the new holder made.
+ */
+export interface Fence {
+  /** Throws LockLostError when the lock changed hands. */
+  check(): Promise<void>;
+}
+
+/** For engine calls made outside a project workflow (tests, tools): nothing to check against. */
+export const UNFENCED: Fence = { check: async () => undefined };
+
+/** The fence of one lock holder. */
+export function lockFence(locks: LockStore, projectId: string, owner: string, token: number): Fence {
+  return { check: () => locks.check(projectId, owner, token) };
 }
 
 /** The lock changed hands: this holder must stop before doing more work. Never retried blindly. */

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { Fence } from './lock.js';
 
 /** One listed object: its key relative to the store's root, its size in bytes, when it was written. */
 export interface ObjectInfo {
@@ -18,12 +19,17 @@ export interface ObjectInfo {
 export interface ObjectStore {
   /** A human-readable location for messages, e.g. `s3://bucket/prefix` or `/data/out`. */
   readonly description: string;
-  /** Streams an object's bytes; `undefined` when the key does not exist. */
-  get(key: string): Promise<Readable | undefined>;
+  /** Streams an object's bytes from byte `from` on (default 0); `undefined` when the key does not exist. */
+  get(key: string, from?: number): Promise<Readable | undefined>;
   /** Reads a whole small object (manifests, state records); `undefined` when missing. */
   getBytes(key: string): Promise<Buffer | undefined>;
   /** Writes an object atomically from bytes or a stream. Returns the number of bytes stored. */
   put(key: string, body: Buffer | Readable): Promise<number>;
+  /**
+   * Writes an object only if no object has that key (S3's `If-None-Match: *`); `false`, with nothing
+   * written, when one exists. Of two racing writers exactly one wins.
+   */
+  putIfAbsent(key: string, body: Buffer): Promise<boolean>;
   /** Lists objects whose key starts with `prefix`, in ascending key order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Deletes the given keys; missing keys are not an error. */
@@ -38,7 +44,48 @@ export async function getJson<T>(store: ObjectStore, key: string): Promise<T | u
 
 /** Writes a value as pretty-printed JSON (stable for a given value). */
 export async function putJson(store: ObjectStore, key: string, value: unknown): Promise<void> {
-  await store.put(key, Buffer.from(`${JSON.stringify(value, null, 2)}\n`, 'utf8'));
+  await store.put(key, jsonBytes(value));
+}
+
+/**
+ * Writes a value as JSON unless the key exists, and returns what the key holds now: this value, or
+ * the one a racing writer put first (every later reader sees that one).
+ */
+export async function putJsonOnce<T>(store: ObjectStore, key: string, value: T): Promise<T> {
+  if (await store.putIfAbsent(key, jsonBytes(value))) return value;
+  const stored = await getJson<T>(store, key);
+  if (stored === undefined) throw new Error(`${key} in ${store.description} exists but cannot be read`);
+  return stored;
+}
+
+function jsonBytes(value: unknown): Buffer {
+  return Buffer.from(`${JSON.stringify(value, null, 2)}\n`, 'utf8');
+}
+
+/**
+ * A store whose writes (puts and deletes) each check `fence` first: a holder that lost its project's
+ * lock stops before it changes anything a newer holder may have made. Reads are not checked.
+ */
+export function fencedStore(store: ObjectStore, fence: Fence): ObjectStore {
+  return {
+    description: store.description,
+    get: (key, from) => store.get(key, from),
+    getBytes: (key) => store.getBytes(key),
+    list: (prefix) => store.list(prefix),
+    async put(key, body) {
+      await fence.check();
+      return store.put(key, body);
+    },
+    async putIfAbsent(key, body) {
+      await fence.check();
+      return store.putIfAbsent(key, body);
+    },
+    async delete(keys) {
+      if (keys.length === 0) return;
+      await fence.check();
+      await store.delete(keys);
+    },
+  };
 }
 
 /** Collects a listing into an array (for prefixes known to hold a bounded number of keys). */

@@ -19,6 +19,8 @@ export const TRIAL_DAYS = 30;
 export const TRIAL_ENDED = 'trial ended';
 /** How far before its creation day a trial pipeline may backfill. */
 export const TRIAL_BACKFILL_DAYS = 1;
+/** The longest `status_reason` the review writes (characters; longer reasons are cut). */
+export const MAX_STATUS_REASON_CHARS = 1000;
 
 const instant = z.iso.datetime({
   offset: true,
@@ -45,6 +47,63 @@ export const managementSchema = z
 export type Management = z.infer<typeof managementSchema>;
 const MANAGEMENT_FIELDS = new Set(Object.keys(managementSchema.shape));
 
+/**
+ * A stored value this software cannot hold as JavaScript: a number with more significant digits than a
+ * JavaScript number keeps (reading it would change it), or a kind of value it does not know. It is kept
+ * as stored, so it is reported, shown and written back unchanged; an attribute holding one anywhere is
+ * a problem of its item.
+ */
+export class UnreadableValue {
+  constructor(
+    /** What is wrong, said after the attribute's name. */
+    readonly problem: string,
+    /** How it is shown (a number as stored). */
+    readonly shown: string,
+    /** The value in the store's own form, for writing it back unchanged. */
+    readonly stored: unknown,
+  ) {}
+
+  toJSON(): string {
+    return this.shown;
+  }
+
+  toString(): string {
+    return this.shown;
+  }
+}
+
+/**
+ * A stored number (DynamoDB keeps up to 38 significant digits) as a JavaScript number when that number
+ * is the stored decimal, written the shortest way (`1E+125`, `0.1`, `007.50`); otherwise (e.g.
+ * `12345678901234567.5`, which JavaScript would read as 12345678901234568) an `UnreadableValue`.
+ */
+export function storedNumber(text: string): number | UnreadableValue {
+  const value = Number(text);
+  const decimal = canonicalDecimal(text);
+  // DynamoDB has no negative zero: -0 reads as 0.
+  if (decimal !== undefined && Number.isFinite(value) && decimal === canonicalDecimal(String(value)))
+    return value === 0 ? 0 : value;
+  return new UnreadableValue(
+    `the number ${text} cannot be read exactly: it has more significant digits than a JavaScript number holds` +
+      (Number.isFinite(value) ? ` (it would read as ${value})` : ''),
+    text,
+    { N: text },
+  );
+}
+
+/** A decimal as sign, digits without leading or trailing zeros, and exponent; `undefined` if not one. */
+function canonicalDecimal(text: string): string | undefined {
+  const parts = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (parts === null) return undefined;
+  const [, sign = '', whole = '', fraction = '', exponent = '0'] = parts;
+  if (whole === '' && fraction === '') return undefined;
+  const digits = (whole + fraction).replace(/^0+/, '');
+  if (digits === '') return '0';
+  const significant = digits.replace(/0+$/, '');
+  const power = Number(exponent) - fraction.length + (digits.length - significant.length);
+  return `${sign === '-' ? '-' : ''}${significant}e${power}`;
+}
+
 /** One stored pipeline: its management attributes and its config, or why the config does not validate. */
 export interface StoredPipeline {
   readonly project_id: string;
@@ -57,18 +116,49 @@ export interface StoredPipeline {
   readonly problems?: readonly string[];
   /** A `status` attribute that is not a status, as stored (the pipeline reads as paused). */
   readonly invalidStatus?: unknown;
+  /**
+   * A `version` attribute that is not a version, as stored: the item reads as version 0, and its next
+   * write conditions on this value and counts again from 1.
+   */
+  readonly invalidVersion?: unknown;
 }
 
-/** Reads a stored item (plain attributes), validating its config and management attributes. */
+/**
+ * Reads a stored item (plain attributes, as the store reads them: sets as `Set`, binary as
+ * `Uint8Array`, numbers JavaScript cannot hold as `UnreadableValue`), validating its config and
+ * management attributes. Never throws: whatever an attribute holds is a problem named after it.
+ */
 export function readStoredPipeline(item: Readonly<Record<string, unknown>>): StoredPipeline {
   const fields: Record<string, unknown> = {};
   const managementFields: Record<string, unknown> = {};
+  const unreadable = new Map<string, string>();
   for (const [key, value] of Object.entries(item)) {
-    (MANAGEMENT_FIELDS.has(key) ? managementFields : fields)[key] = value;
+    // Defined, not assigned: an attribute named "__proto__" stays an attribute (and is refused).
+    Object.defineProperty(MANAGEMENT_FIELDS.has(key) ? managementFields : fields, key, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+    const problem = unreadableIn(value);
+    // An unreadable status is an invalid one: the pipeline pauses (see readManagement).
+    if (problem !== undefined && key !== 'status') unreadable.set(key, `${key}: ${problem}`);
   }
-  const { management, problems: managementProblems, statusInvalid } = readManagement(managementFields);
+  const {
+    management,
+    problems: managementProblems,
+    statusInvalid,
+    versionInvalid,
+  } = readManagement(managementFields);
   const check = checkPipelineConfig(fields);
-  const problems = [...managementProblems, ...(check.problems ?? [])];
+  const problems = [
+    ...unreadable.values(),
+    // The validator's own words about an unreadable value ("received UnreadableValue") add nothing.
+    ...[...managementProblems, ...(check.problems ?? [])].filter((problem) => {
+      const field = problem.split(/[.:]/, 1)[0] ?? '';
+      return field === '(config)' || !unreadable.has(field);
+    }),
+  ];
   return {
     project_id: String(item.project_id),
     name: String(item.name),
@@ -77,23 +167,40 @@ export function readStoredPipeline(item: Readonly<Record<string, unknown>>): Sto
     ...(check.config === undefined ? {} : { config: check.config }),
     ...(problems.length === 0 ? {} : { problems }),
     ...(statusInvalid ? { invalidStatus: managementFields.status } : {}),
+    ...(versionInvalid ? { invalidVersion: managementFields.version } : {}),
   };
+}
+
+/** The problem of the first unreadable value inside `value` (lists, sets and maps included). */
+function unreadableIn(value: unknown): string | undefined {
+  if (value instanceof UnreadableValue) return value.problem;
+  if (Array.isArray(value) || value instanceof Set) {
+    for (const member of value) {
+      const problem = unreadableIn(member);
+      if (problem !== undefined) return problem;
+    }
+  } else if (typeof value === 'object' && value !== null && !(value instanceof Uint8Array)) {
+    return unreadableIn(Object.values(value));
+  }
+  return undefined;
 }
 
 /**
  * Management attributes field by field, so one bad value (a mistyped `status`) keeps the others
  * (`created_at`, `trial_started_at`). A bad status reads as `paused`: the pipeline stops, and only a
- * person setting it again makes it run.
+ * person setting it again makes it run. A bad version reads as 0.
  */
 function readManagement(attributes: Record<string, unknown>): {
   management: Management;
   problems: string[];
   statusInvalid: boolean;
+  versionInvalid: boolean;
 } {
   const whole = managementSchema.safeParse(attributes);
-  if (whole.success) return { management: whole.data, problems: [], statusInvalid: false };
+  if (whole.success)
+    return { management: whole.data, problems: [], statusInvalid: false, versionInvalid: false };
   const problems: string[] = [];
-  const valid: Record<string, unknown> = { status: 'paused' };
+  const valid: Record<string, unknown> = { status: 'paused', version: 0 };
   for (const [field, schema] of Object.entries(managementSchema.shape)) {
     const one = (schema as z.ZodType).safeParse(attributes[field]);
     if (one.success) valid[field] = one.data;
@@ -104,6 +211,7 @@ function readManagement(attributes: Record<string, unknown>): {
     management: valid as Management,
     problems,
     statusInvalid: !managementSchema.shape.status.safeParse(attributes.status).success,
+    versionInvalid: !managementSchema.shape.version.safeParse(attributes.version).success,
   };
 }
 
@@ -257,15 +365,16 @@ export function reviewStatus(
     ...outsideProblems,
   ];
   if (problems.length > 0) {
-    const text = problems.join('; ');
+    const text = statusReason(problems.join('; '));
     return status === 'error' && reason === text ? undefined : { status: 'error', status_reason: text };
   }
   if (pipeline.invalidStatus !== undefined) {
     return {
       status: 'paused',
-      status_reason:
-        `status ${JSON.stringify(pipeline.invalidStatus)} is not one of ${PIPELINE_STATUSES.join(', ')}: ` +
-        'the pipeline is paused; set status to "active" to resume',
+      status_reason: statusReason(
+        `status ${shown(pipeline.invalidStatus)} is not one of ${PIPELINE_STATUSES.join(', ')}: ` +
+          'the pipeline is paused; set status to "active" to resume',
+      ),
     };
   }
   if (trialEnded(pipeline, now)) {
@@ -275,6 +384,30 @@ export function reviewStatus(
   }
   if (status === 'error') return { status: 'active' };
   return undefined;
+}
+
+/**
+ * `text` cut to {@link MAX_STATUS_REASON_CHARS} characters: a reason quoting a huge attribute (an
+ * unknown time zone, unknown attribute names) would otherwise grow the item past DynamoDB's 400 KB.
+ */
+function statusReason(text: string): string {
+  return cut(text, MAX_STATUS_REASON_CHARS);
+}
+
+/** At most `max` characters of `text`, saying how many more there were. */
+function cut(text: string, max: number): string {
+  const characters = Array.from(text);
+  if (characters.length <= max) return text;
+  const kept = max - 32;
+  return `${characters.slice(0, kept).join('')}... (${characters.length - kept} more characters)`;
+}
+
+/** A stored value as a problem quotes it: JSON, sets as lists, binary as its length, long ones cut. */
+function shown(value: unknown): string {
+  const json = JSON.stringify(value, (_key, member: unknown) =>
+    member instanceof Set ? [...member] : member instanceof Uint8Array ? `<${member.length} bytes>` : member,
+  );
+  return cut(json, 200);
 }
 
 /** When a pipeline was created; items written by hand without `created_at` count as the newest. */

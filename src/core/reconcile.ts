@@ -1,11 +1,16 @@
 import { FILTERED, type IngestRecord, LATE_NOT_SYNCED, OUTSIDE_RANGE, type RunRecord } from './records.js';
 
-/** DESIGN 4: for every arrival day, `source lines = valid + quarantined`. */
+/**
+ * DESIGN 4: for every arrival day, `source lines = valid + quarantined`, over the objects read; the
+ * objects that could not be read are set aside whole and counted apart (never silently skipped).
+ */
 export interface ArrivalDayRow {
   readonly day: string;
   readonly source_lines: number;
   readonly valid: number;
   readonly quarantined: number;
+  readonly objects_set_aside: number;
+  readonly bytes_set_aside: number;
   readonly balanced: boolean;
 }
 
@@ -51,22 +56,56 @@ export interface Reconciliation {
 
 type MutableEventDay = { -readonly [K in keyof EventDayRow]: EventDayRow[K] };
 
+/** Days (`YYYY-MM-DD`) a reconciliation reports; both ends included, open when absent. */
+export interface DayRange {
+  readonly from?: string;
+  readonly to?: string;
+}
+
 /**
  * Balances what ingest saw against what steps committed. The event-day side is a real cross-check:
  * each committed step must account (exported + duplicates) for exactly the events ingest routed to it,
  * day by day; the totals come from the run records, not from ingest, so a lost or doubled line shows.
+ * Every record counts; `range` only narrows the rows and problems reported to those days.
  */
-export function reconcile(ingests: readonly IngestRecord[], runs: readonly RunRecord[]): Reconciliation {
+export function reconcile(
+  ingests: readonly IngestRecord[],
+  runs: readonly RunRecord[],
+  range: DayRange = {},
+): Reconciliation {
+  const inRange = (day: string) =>
+    (range.from === undefined || day >= range.from) && (range.to === undefined || day <= range.to);
   const problems: string[] = [];
-  const arrival = new Map<string, { source_lines: number; valid: number; quarantined: number }>();
+  /** A problem of one day, reported when the day is in range. */
+  const problem = (day: string, message: string) => {
+    if (inRange(day)) problems.push(message);
+  };
+  const arrival = new Map<
+    string,
+    {
+      source_lines: number;
+      valid: number;
+      quarantined: number;
+      objects_set_aside: number;
+      bytes_set_aside: number;
+    }
+  >();
   const routed = new Map<string, Map<string, number>>(); // owner -> day -> events routed by ingest
   const validByDay = new Map<string, number>();
 
   for (const ingest of ingests) {
-    const row = arrival.get(ingest.arrival_day) ?? { source_lines: 0, valid: 0, quarantined: 0 };
+    const row = arrival.get(ingest.arrival_day) ?? {
+      source_lines: 0,
+      valid: 0,
+      quarantined: 0,
+      objects_set_aside: 0,
+      bytes_set_aside: 0,
+    };
     row.source_lines += ingest.source_lines;
     row.valid += ingest.valid;
     row.quarantined += ingest.quarantined;
+    row.objects_set_aside += ingest.set_aside.length;
+    row.bytes_set_aside += ingest.set_aside.reduce((sum, object) => sum + object.bytes, 0);
     arrival.set(ingest.arrival_day, row);
     let ownedInHour = 0;
     for (const [owner, byDay] of Object.entries(ingest.owners)) {
@@ -79,13 +118,15 @@ export function reconcile(ingests: readonly IngestRecord[], runs: readonly RunRe
       }
     }
     if (ingest.pending === undefined && ownedInHour !== ingest.valid) {
-      problems.push(
+      problem(
+        ingest.arrival_day,
         `arrival hour ${ingest.arrival_hour}: ${ingest.valid} valid lines but ${ownedInHour} routed`,
       );
     }
     const quarantineRecords = ingest.quarantine_parts.reduce((sum, part) => sum + part.records, 0);
     if (quarantineRecords !== ingest.quarantined) {
-      problems.push(
+      problem(
+        ingest.arrival_day,
         `arrival hour ${ingest.arrival_hour}: ${ingest.quarantined} lines quarantined but ${quarantineRecords} in quarantine files`,
       );
     }
@@ -134,7 +175,8 @@ export function reconcile(ingests: readonly IngestRecord[], runs: readonly RunRe
       row.duplicates += counts.duplicates;
       const expected = routedDays.get(day) ?? 0;
       if (counts.exported + counts.duplicates !== expected) {
-        problems.push(
+        problem(
+          day,
           `${run.step_id}, event day ${day}: ingest routed ${expected} events to it but it exported ` +
             `${counts.exported} and dropped ${counts.duplicates} duplicates`,
         );
@@ -153,20 +195,23 @@ export function reconcile(ingests: readonly IngestRecord[], runs: readonly RunRe
         row.outside_range +
         row.pending;
       if (accounted !== row.valid)
-        problems.push(`event day ${row.day}: ${row.valid} valid but ${accounted} accounted for`);
+        problem(row.day, `event day ${row.day}: ${row.valid} valid but ${accounted} accounted for`);
       return { ...row, balanced: accounted === row.valid };
     })
+    .filter((row) => inRange(row.day))
     .sort((a, b) => (a.day < b.day ? -1 : 1));
   const arrivalRows = [...arrival]
     .map(([day, row]) => {
       const balanced = row.source_lines === row.valid + row.quarantined;
       if (!balanced) {
-        problems.push(
+        problem(
+          day,
           `arrival day ${day}: ${row.source_lines} source lines but ${row.valid} valid + ${row.quarantined} quarantined`,
         );
       }
       return { day, ...row, balanced };
     })
+    .filter((row) => inRange(row.day))
     .sort((a, b) => (a.day < b.day ? -1 : 1));
   const snapshot = ingests.some((i) => i.pending !== undefined)
     ? reconcileSnapshots(ingests, runs, problems)

@@ -19,14 +19,31 @@ export type OwnerCounts = Record<Owner, Record<string, number>>;
 /** One staged object an ingest wrote. */
 export interface StagedObject {
   readonly key: string;
+  /** The UTC event hour of its events (`YYYYMMDDHH`). */
   readonly event_hour: string;
-  readonly seq: number;
   readonly records: number;
   readonly bytes: number;
   /** Events in it that are late for their window (owned by the sync of this arrival day). */
   readonly late: number;
+  /** The steps that export its events: it is removed once every one of them has committed. */
+  readonly owners: readonly string[];
   /** Key of its dedup-keys companion, when the pipeline syncs. */
   readonly keys_key?: string;
+}
+
+/** Why a source object could not be ingested and was set aside whole. */
+export type SetAsideReason = 'unreadable' | 'too_large' | 'compression_ratio';
+
+/** A source object set aside whole (copied under the pipeline's quarantine), never silently skipped. */
+export interface SetAsideObject {
+  readonly key: string;
+  readonly bytes: number;
+  readonly reason: SetAsideReason;
+  /** The error of its last attempt, or what exceeded a limit. */
+  readonly error: string;
+  readonly attempts: number;
+  /** Where the copy is, in the destination. */
+  readonly copy_key: string;
 }
 
 /** The commit record of one arrival hour's ingest. */
@@ -54,6 +71,10 @@ export interface IngestRecord {
   readonly owners: OwnerCounts;
   /** Snapshot pipelines: the valid updates kept for the next snapshot (instead of `staged`). */
   readonly pending?: readonly PendingObject[];
+  /** Source objects that could not be read and were set aside whole (not in `sources`). */
+  readonly set_aside: readonly SetAsideObject[];
+  /** How many pieces (invocations) the hour was read in. */
+  readonly pieces: number;
 }
 
 /** Valid updates of one arrival hour and source, kept until a snapshot folds them. */
@@ -81,6 +102,8 @@ export interface SnapshotPointer {
   readonly identity: TableFile;
   /** People: the profile table, one sorted file per shard. */
   readonly profiles?: readonly TableFile[];
+  /** The snapshot's parts in the destination: the next snapshot removes exactly these. */
+  readonly parts: readonly string[];
 }
 
 /** What a snapshot step folded and wrote. */
@@ -152,6 +175,8 @@ export interface SnapshotManifest {
 export interface UnitObject {
   readonly key: string;
   readonly read: 'records' | 'keys';
+  /** When its events arrived (ISO hour): a sync tells late events from on-time ones by it. */
+  readonly arrival_hour: string;
 }
 
 /**
@@ -182,6 +207,15 @@ export interface StepPlan {
   /** Sync steps: the arrival day whose late events it exports. */
   readonly arrival_day?: string;
   readonly tasks: readonly (readonly ExportUnit[])[];
+  /** Events the ingest records routed to this step, by event day: the commit must account for each. */
+  readonly routed: Record<string, number>;
+  /** The staged objects whose events the step exports, removed once all their owners committed. */
+  readonly staged: readonly PlannedObject[];
+}
+
+/** A staged object a step reads the records of, with what decides when it can go. */
+export interface PlannedObject extends StagedObject {
+  readonly arrival_hour: string;
 }
 
 /** Counts of one step in one event day. */

@@ -77,6 +77,27 @@ export class EventRouter {
   }
 }
 
+/**
+ * Days the dedup keys of a staged copy are read by sync steps: a late copy arriving on day A is dropped
+ * as a duplicate of every copy that arrived from 35 days before A on (DESIGN 4b asks for at least 30).
+ * Counted in days of the pipeline's own progress, not of the clock: a pipeline paused for months keeps
+ * the keys its next syncs need.
+ */
+export const DEDUP_HORIZON_DAYS = 35;
+
+/** The first arrival hour whose copies' dedup keys the sync of `arrivalDay` reads. */
+export function dedupHorizonStart(calendar: ZoneCalendar, arrivalDay: string): number {
+  return floorHour(calendar.dayStart(addDays(arrivalDay, -DEDUP_HORIZON_DAYS)));
+}
+
+/** The arrival day of the last sync that reads the dedup keys of copies that arrived in `arrivalHour`. */
+export function lastSyncReadingKeys(calendar: ZoneCalendar, arrivalHour: number): string {
+  const day = calendar.localDate(arrivalHour);
+  const next = addDays(day, 1);
+  const bucket = floorHour(calendar.dayStart(next)) <= arrivalHour ? next : day;
+  return addDays(bucket, DEDUP_HORIZON_DAYS);
+}
+
 /** A step and the instant it becomes due. */
 export interface DueStep {
   readonly step: StepRef;
@@ -106,7 +127,7 @@ export function snapshotCut(window: Window): number {
  */
 export const ARRIVAL_SETTLE_MS = 20 * 60_000;
 /** A step runs this long after the end of its window (regular) or arrival day (sync). */
-const DUE_AFTER_END_MS = 2 * HOUR_MS + ARRIVAL_SETTLE_MS;
+export const DUE_AFTER_END_MS = 2 * HOUR_MS + ARRIVAL_SETTLE_MS;
 
 /** The arrival hours that are complete at `now` (ended and settled), from the pipeline's ingest start. */
 export function completeArrivalHours(config: PipelineConfig, calendar: ZoneCalendar, now: number): number[] {
@@ -130,21 +151,43 @@ export function ingestNeededUntil(config: PipelineConfig, step: StepRef, calenda
  * step already ran is the caller's business.
  */
 export function dueSteps(config: PipelineConfig, calendar: ZoneCalendar, now: number): DueStep[] {
+  return dueStepsAfter(config, calendar, now, Number.NEGATIVE_INFINITY);
+}
+
+/**
+ * The steps of `dueSteps` due after `after` (`dueAt > after`), in the same order. Only the windows and
+ * sync days since `after` are enumerated, so the cost follows the steps returned, not the pipeline's
+ * age: a schedule that knows everything due up to a mark is done asks for the steps after it.
+ */
+export function dueStepsAfter(
+  config: PipelineConfig,
+  calendar: ZoneCalendar,
+  now: number,
+  after: number,
+): DueStep[] {
   const due: DueStep[] = [];
+  // Every step is due at or before `now`.
+  if (!(after < now)) return due;
+  // A step is due after `after` when the end of its window or arrival day is after this.
+  const endsAfter = after - DUE_AFTER_END_MS;
   const lastWindowEnd =
     config.to_date === undefined
       ? now - DUE_AFTER_END_MS
       : Math.min(now - DUE_AFTER_END_MS, calendar.dayEnd(config.to_date));
   const firstStart = calendar.dayStart(config.from_date);
   if (lastWindowEnd > firstStart) {
-    for (const window of calendar.windowsBetween(config.frequency, firstStart, lastWindowEnd)) {
+    // The window containing `endsAfter` is the first to end after it.
+    const from = Math.max(firstStart, endsAfter);
+    for (const window of calendar.windowsBetween(config.frequency, from, lastWindowEnd)) {
       if (window.end + DUE_AFTER_END_MS > now) break;
       const step: StepRef = { kind: 'regular', window };
       due.push({ step, id: stepId(step), dueAt: window.end + DUE_AFTER_END_MS });
     }
   }
   if (config.sync) {
-    for (let day = config.from_date; calendar.dayEnd(day) + DUE_AFTER_END_MS <= now; day = addDays(day, 1)) {
+    // The day containing `endsAfter` is the first to end after it.
+    const first = endsAfter < firstStart ? config.from_date : calendar.localDate(endsAfter);
+    for (let day = first; calendar.dayEnd(day) + DUE_AFTER_END_MS <= now; day = addDays(day, 1)) {
       const step: StepRef = { kind: 'sync', arrivalDay: day };
       due.push({ step, id: stepId(step), dueAt: calendar.dayEnd(day) + DUE_AFTER_END_MS });
     }

@@ -37,6 +37,16 @@ export const INGEST_BATCH_HOURS = 96;
 /** Steps one project workflow runs before it ends and leaves the rest to the next tick. */
 export const MAX_STEPS_PER_EXECUTION = 48;
 
+/** The daily reconciliation's result: the pipelines reconciled, and those that do not balance with why. */
+export interface ReconcileOutput {
+  readonly pipelines: number;
+  readonly imbalanced: readonly {
+    readonly project_id: string;
+    readonly pipeline: string;
+    readonly problems: readonly string[];
+  }[];
+}
+
 /** The dispatcher's input: EventBridge's scheduled event (only `time` is read). */
 export interface TickInput {
   readonly time: string;
@@ -88,10 +98,15 @@ export interface StepInput {
   readonly tick: string;
   /** The lock owner: step activities renew its lease. */
   readonly owner: string;
+  /** The owner's fencing token: every write that changes committed state checks it still holds. */
+  readonly token: number;
   /** When the step was picked (ISO), for its run record. */
   readonly started_at: string;
-  /** The pipeline config, validated when the step was picked; the whole step uses this one. */
-  readonly config: PipelineConfig;
+  /**
+   * The fingerprint of the config the step was picked with (`configFingerprint`): activities read the
+   * config themselves and check it, so the whole step uses one config and no state payload carries it.
+   */
+  readonly config: string;
 }
 
 /** The next step, or why there is none. */
@@ -110,6 +125,13 @@ export interface PrepareIngestOutput {
 export interface IngestHourInput {
   readonly step: StepInput;
   readonly arrival_hour: string;
+}
+
+/** One piece of an arrival hour read; the Map item runs again until `done`. */
+export interface IngestHourOutput {
+  readonly arrival_hour: string;
+  readonly done: boolean;
+  readonly pieces: number;
 }
 
 /** A step's fan-out: task indexes 0..n-1. */
@@ -157,6 +179,10 @@ export const METRICS = {
   quarantined: 'LinesQuarantined',
   /** Objects written into an arrival-hour folder after it was read, ingested with the hour they were written in. */
   lateObjects: 'LateObjectsAdopted',
+  /** Source objects that could not be read (or passed a limit) and were set aside whole. */
+  objectsSetAside: 'ObjectsSetAside',
+  /** Steps whose counts did not balance: nothing was committed. */
+  reconciliationFailures: 'ReconciliationFailures',
   /** People and identity: lines of the snapshot written, and updates or links folded into it. */
   snapshotRecords: 'SnapshotRecords',
   updatesFolded: 'UpdatesFolded',
@@ -166,6 +192,15 @@ export const METRICS = {
   syncExportLag: 'SyncExportLagSeconds',
   duration: 'StepDurationSeconds',
   failures: 'StepFailures',
+  /**
+   * Published by the dispatcher every tick, per active pipeline: how long ago the data of its oldest step
+   * that is due and not committed ended (0 when none is): a pipeline that stopped committing alarms
+   * although no step succeeds to report a lag.
+   */
+  pendingExportLag: 'PendingExportLagSeconds',
+  pendingSyncLag: 'PendingSyncLagSeconds',
+  /** Published by the daily reconciliation, per pipeline: the problems its records show (0 when balanced). */
+  imbalances: 'ReconciliationImbalances',
 } as const;
 
 /**
@@ -177,6 +212,14 @@ export function projectExecutionName(projectId: string, tick: number): string {
   if (Number.isNaN(d.getTime())) throw new ConfigError(`invalid tick time ${tick}`);
   const stamp = d.toISOString().replace(/[-:]/g, '').slice(0, 13); // YYYYMMDDTHHMM
   return `${projectId}-${stamp}`;
+}
+
+/** `projectExecutionName`'s form: the project id, a dash and the tick as `YYYYMMDDTHHMM`. */
+const EXECUTION_NAME = /^([A-Za-z0-9_-]{1,64})-(\d{8}T\d{4})$/;
+
+/** The project of a project workflow execution named by `projectExecutionName`; undefined for any other name. */
+export function projectOfExecution(name: string): string | undefined {
+  return EXECUTION_NAME.exec(name)?.[1];
 }
 
 /** Parses an ISO instant from a state machine payload; `ConfigError` naming the field otherwise. */
@@ -196,12 +239,38 @@ export function stepFromId(config: PipelineConfig, calendar: ZoneCalendar, id: s
   throw new ConfigError(`pipeline ${config.project_id}/${config.name} has no step ${JSON.stringify(id)}`);
 }
 
-/** Errors a Task retries with backoff: Lambda's own transient failures and ours. */
+/**
+ * Errors a Task retries with backoff: Lambda's own transient failures (the service exceptions Step
+ * Functions' best practices name, docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html)
+ * and ours. Throttling has its own, longer retry: see {@link THROTTLING_ERRORS}.
+ */
 export const RETRYABLE_ERRORS = [
+  'Lambda.ClientExecutionTimeoutException',
   'Lambda.ServiceException',
   'Lambda.AWSLambdaException',
   'Lambda.SdkClientException',
-  'Lambda.TooManyRequestsException',
   'TransientError',
   'UnreadableSourceError',
+] as const;
+
+/**
+ * Lambda throttling: the function's reserved concurrency (or the account's) is in use, which the data
+ * functions' cap makes expected under load, so it is waited out longer than a transient error.
+ */
+export const THROTTLING_ERRORS = ['Lambda.TooManyRequestsException'] as const;
+
+/**
+ * A function that crashed rather than threw, retried twice only (an out-of-memory crash on the same
+ * input repeats). Step Functions reports a crash, out of memory and a function timeout as
+ * `Lambda.Unknown` (docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html); the
+ * Lambda invoke integration passes Lambda's own error type when the runtime gives one:
+ * `Sandbox.Timedout` (the function's timeout), `Runtime.ExitError` (the runtime process exited, as
+ * when the kernel kills it for memory), `Runtime.NodejsExit` (Node.js exited)
+ * (docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html).
+ */
+export const CRASH_ERRORS = [
+  'Lambda.Unknown',
+  'Sandbox.Timedout',
+  'Runtime.ExitError',
+  'Runtime.NodejsExit',
 ] as const;

@@ -1,8 +1,8 @@
 import { ConfigError } from '../core/errors.js';
 import { BACKLOG_MARK_KEY, PIPELINE_STATE_KEY, RUN_RECORDS_PREFIX, runRecordKey } from '../core/layout.js';
 import { getJson, listAll, putJson } from '../core/object-store.js';
-import type { PipelineConfig } from '../core/pipeline-config.js';
-import { type DueStep, dueSteps, pendingSteps, snapshotCovered } from '../core/routing.js';
+import { isSecretField, type PipelineConfig } from '../core/pipeline-config.js';
+import { type DueStep, dueStepsAfter, pendingSteps, snapshotCovered } from '../core/routing.js';
 import { ZoneCalendar } from '../core/windows.js';
 import type { EngineStores } from './stores.js';
 
@@ -35,7 +35,9 @@ export async function pipelineBacklog(
   config: PipelineConfig,
   now: number,
 ): Promise<DueStep[]> {
-  return (await backlogOf(stores, config, now)).pending;
+  const { open, committed } = await backlogOf(stores, config, now);
+  // Steps at or before the mark are committed (for a snapshot pipeline: covered), so the open ones decide.
+  return pendingSteps(config, open, committed);
 }
 
 /**
@@ -48,9 +50,9 @@ export async function firstPendingDue(
   config: PipelineConfig,
   now: number,
 ): Promise<number | undefined> {
-  const { due, committed, pending } = await backlogOf(stores, config, now);
-  if (config.data_source === 'events') return pending[0]?.dueAt;
-  return due[snapshotCovered(due, committed)]?.dueAt;
+  const { open, committed } = await backlogOf(stores, config, now);
+  if (config.data_source === 'events') return pendingSteps(config, open, committed)[0]?.dueAt;
+  return open[snapshotCovered(open, committed)]?.dueAt;
 }
 
 /**
@@ -62,37 +64,56 @@ export async function advanceBacklogMark(
   config: PipelineConfig,
   now: number,
 ): Promise<void> {
-  const { due, committed, pending, settled } = await backlogOf(stores, config, now);
+  const { open, committed, settled } = await backlogOf(stores, config, now);
+  // Steps at or before the mark are committed, so only those after it can move it.
   const settledNow =
     config.data_source === 'events'
-      ? (pending[0]?.dueAt ?? Number.POSITIVE_INFINITY) - 1
-      : (due[snapshotCovered(due, committed) - 1]?.dueAt ?? Number.NEGATIVE_INFINITY);
-  const through = Math.min(settledNow, due.at(-1)?.dueAt ?? Number.NEGATIVE_INFINITY);
-  if (through > settled && Number.isFinite(through))
-    await putJson(stores.state, BACKLOG_MARK_KEY, {
-      settled_through: through,
-      config: JSON.stringify(config),
-    } satisfies BacklogMark);
+      ? (pendingSteps(config, open, committed)[0]?.dueAt ?? Number.POSITIVE_INFINITY) - 1
+      : (open[snapshotCovered(open, committed) - 1]?.dueAt ?? Number.NEGATIVE_INFINITY);
+  const through = Math.min(settledNow, open.at(-1)?.dueAt ?? Number.NEGATIVE_INFINITY);
+  if (through > settled && Number.isFinite(through)) await writeBacklogMark(stores, config, through);
 }
 
-/** The due steps, which of them are committed, those still to run, and how far the mark vouches. */
+/**
+ * Records that every step of `config` due at or before `settledThrough` is committed (for a snapshot
+ * pipeline: covered by a committed snapshot). The caller vouches for it: `advanceBacklogMark` after a
+ * commit, or a tool that lays down a pipeline's state.
+ */
+export async function writeBacklogMark(
+  stores: EngineStores,
+  config: PipelineConfig,
+  settledThrough: number,
+): Promise<void> {
+  await putJson(stores.state, BACKLOG_MARK_KEY, {
+    settled_through: settledThrough,
+    config: JSON.stringify(config),
+  } satisfies BacklogMark);
+}
+
+/**
+ * The due steps after the mark (all of them without a trusted mark), which of those are committed, and
+ * how far the mark vouches. Steps at or before the mark are never enumerated: a tick's cost follows the
+ * steps due since the last commit, not the pipeline's age.
+ */
 async function backlogOf(
   stores: EngineStores,
   config: PipelineConfig,
   now: number,
-): Promise<{ due: DueStep[]; committed: Set<string>; pending: DueStep[]; settled: number }> {
-  const due = dueSteps(config, new ZoneCalendar(config.time_zone), now);
+): Promise<{ open: DueStep[]; committed: Set<string>; settled: number }> {
   const mark = await getJson<BacklogMark>(stores.state, BACKLOG_MARK_KEY);
-  const settled = mark?.config === JSON.stringify(config) ? mark.settled_through : Number.NEGATIVE_INFINITY;
-  const committed = new Set(due.filter((d) => d.dueAt <= settled).map((d) => d.id));
-  const open = due.filter((d) => d.dueAt > settled);
-  if (open.length > LOOKUPS_BEFORE_LISTING) {
-    for (const id of await committedStepIds(stores)) committed.add(id);
-  } else {
-    const found = await Promise.all(open.map((d) => stores.state.getBytes(runRecordKey(d.id))));
-    for (const [i, d] of open.entries()) if (found[i] !== undefined) committed.add(d.id);
-  }
-  return { due, committed, pending: pendingSteps(config, due, committed), settled };
+  const settled =
+    mark?.config === JSON.stringify(config) && Number.isFinite(mark.settled_through)
+      ? mark.settled_through
+      : Number.NEGATIVE_INFINITY;
+  const open = dueStepsAfter(config, new ZoneCalendar(config.time_zone), now, settled);
+  if (open.length > LOOKUPS_BEFORE_LISTING)
+    return { open, committed: await committedStepIds(stores), settled };
+  const found = await Promise.all(open.map((d) => stores.state.getBytes(runRecordKey(d.id))));
+  return {
+    open,
+    committed: new Set(open.filter((_, i) => found[i] !== undefined).map((d) => d.id)),
+    settled,
+  };
 }
 
 /**
@@ -125,5 +146,9 @@ export async function stateConfigDifferences(
   if (stored === undefined) return undefined;
   return (Object.keys({ ...stored, ...config }) as (keyof PipelineConfig)[])
     .filter((field) => JSON.stringify(stored[field]) !== JSON.stringify(config[field]))
-    .map((f) => `${f}: ${JSON.stringify(stored[f])} then, ${JSON.stringify(config[f])} now`);
+    .map((f) => {
+      const shown = (value: unknown) =>
+        isSecretField(f) && value !== undefined ? '"****"' : JSON.stringify(value);
+      return `${f}: ${shown(stored[f])} then, ${shown(config[f])} now`;
+    });
 }

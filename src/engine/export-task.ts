@@ -1,10 +1,11 @@
-import { parseStagedKey, partKey, taskResultKey } from '../core/layout.js';
+import { StagingLostError } from '../core/errors.js';
+import { partKey, taskResultKey } from '../core/layout.js';
 import { getJson, putJson } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { DayCounts, ExportUnit, PartRecord, StepPlan, TaskResult } from '../core/records.js';
 import { isOnTime, ZoneCalendar } from '../core/windows.js';
 import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
-import { MAX_LINE_BYTES, readSourceLines } from './source-lines.js';
+import { MAX_LINE_BYTES, readSourceLines, type SourceReadOptions } from './source-lines.js';
 import type { EngineStores } from './stores.js';
 
 /** A staged line is an input line's record plus a short header. */
@@ -38,7 +39,7 @@ export async function runExportTask(
     open: (day, seq) =>
       new NdjsonObjectWriter(
         stores.destination,
-        partKey(config.project_id, day, plan.step_id, task, seq),
+        partKey(config.project_id, day, config.name, plan.step_id, task, seq),
         config.compression_level,
       ),
     close: async (writer, day) => {
@@ -102,10 +103,10 @@ async function exportUnit(
         const key = line.toString('latin1');
         if (inSlice(key, 0)) seen.add(key);
       };
-      await readSourceLines(stores.staging, object.key, lineSink(onKey), noWait, STAGED_LINE_BYTES);
+      await readSourceLines(stores.staging, object.key, lineSink(onKey), noWait, staged(object.key));
       continue;
     }
-    const { arrivalHour } = parseStagedKey(object.key)!;
+    const arrivalHour = Date.parse(object.arrival_hour);
     const onRecord = (line: Buffer, lineNumber: number) => {
       const timeEnd = line.indexOf(9);
       const keyEnd = line.indexOf(9, timeEnd + 1);
@@ -134,9 +135,21 @@ async function exportUnit(
       object.key,
       lineSink(onRecord),
       () => parts.settle(),
-      STAGED_LINE_BYTES,
+      staged(object.key),
     );
   }
+}
+
+/** How staged objects are read: long lines (a record plus its header), and a missing one fails the step, naming it. */
+function staged(key: string): SourceReadOptions {
+  return {
+    maxLineBytes: STAGED_LINE_BYTES,
+    missing: (where) =>
+      new StagingLostError(
+        `staged object ${key} in ${where} is missing, though a committed ingest record names it: ` +
+          'the step cannot export the events it held',
+      ),
+  };
 }
 
 const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';

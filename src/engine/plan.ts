@@ -4,19 +4,17 @@ import {
   hourStamp,
   INGEST_WATERMARK_KEY,
   ingestRecordKey,
-  parseStagedKey,
+  parseStagingIndexKey,
   planKey,
-  type StagedName,
   type StepRef,
-  stagedKeysKey,
-  stageHourPrefix,
+  stagingIndexPrefix,
   stepId,
 } from '../core/layout.js';
-import { getJson, listAll, putJson } from '../core/object-store.js';
+import { getJson, listAll, putJson, putJsonOnce } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
-import type { ExportUnit, IngestRecord, StepPlan, UnitObject } from '../core/records.js';
-import { ingestNeededUntil, ingestStart } from '../core/routing.js';
-import { floorHour, HOUR_MS, isOnTime, type Window, ZoneCalendar } from '../core/windows.js';
+import type { ExportUnit, IngestRecord, PlannedObject, StepPlan, UnitObject } from '../core/records.js';
+import { dedupHorizonStart, ingestNeededUntil, ingestStart } from '../core/routing.js';
+import { floorHour, HOUR_MS, type Window, ZoneCalendar } from '../core/windows.js';
 import type { EngineStores } from './stores.js';
 
 /** How a step is cut into tasks. */
@@ -52,9 +50,11 @@ export async function advanceIngestWatermark(state: EngineStores['state'], start
 }
 
 /**
- * Plans a step: which staged objects each export task reads, grouped into tasks of about
- * `limits.taskTargetBytes`. Depends only on committed ingests, so it is the same whenever it runs; it is
- * persisted anyway so a re-run after a crash repeats exactly the same tasks and part names.
+ * Plans a step from the ingest records alone (never from a listing of staged data): the staged objects
+ * whose events it exports (their owners name it), the dedup keys of earlier copies a sync needs, grouped
+ * into tasks of about `limits.taskTargetBytes`, and how many events the ingest records routed to it per
+ * event day, which its commit must account for. The staging index (a marker per event hour and arrival
+ * hour) says which records to read. Persisted once, so every attempt repeats the same tasks and names.
  */
 export async function planStep(
   stores: EngineStores,
@@ -75,18 +75,31 @@ export async function planStep(
       `step ${id} needs every arrival hour before ${hourIso(needed)} ingested; ingested up to ${hourIso(watermark)}`,
     );
   }
-  const committed = new CommittedStaging(stores, start);
-  const units =
+  const records = new IngestRecords(stores, needed);
+  const { hours, routedFrom } =
     step.kind === 'regular'
-      ? await regularUnits(step.window, committed, limits)
-      : await syncUnits(step.arrivalDay, calendar, committed, limits);
+      ? await regularReads(id, step.window, records)
+      : await syncReads(id, step.arrivalDay, calendar, records);
+  const routed: Record<string, number> = {};
+  for (const record of routedFrom) {
+    for (const [day, n] of Object.entries(record.owners[id] ?? {})) routed[day] = (routed[day] ?? 0) + n;
+  }
+  const units = hours.flatMap(({ eventHour, reads }) => slicedUnits(eventHour, limits, reads));
   const plan: StepPlan = {
     step_id: id,
     kind: step.kind,
     ...(step.kind === 'regular' ? { window: windowRecord(step.window) } : { arrival_day: step.arrivalDay }),
     tasks: groupIntoTasks(units, limits),
+    routed: Object.fromEntries(Object.entries(routed).sort(([a], [b]) => (a < b ? -1 : 1))),
+    staged: hours.flatMap(({ reads }) => reads.filter((r) => r.read === 'records').map((r) => r.object)),
   };
-  await putJson(stores.state, planKey(id), plan);
+  return putJsonOnce(stores.state, planKey(id), plan);
+}
+
+/** The persisted plan of step `id`; a step's tasks and commit run only after its plan. */
+export async function readPlan<Plan>(state: EngineStores['state'], id: string): Promise<Plan> {
+  const plan = await getJson<Plan>(state, planKey(id));
+  if (plan === undefined) throw new NotReadyError(`step ${id} has no plan: plan it before its tasks`);
   return plan;
 }
 
@@ -100,92 +113,99 @@ export function windowRecord(window: Window): NonNullable<StepPlan['window']> {
   };
 }
 
-async function regularUnits(
-  window: Window,
-  committed: CommittedStaging,
-  limits: PlanLimits,
-): Promise<ExportUnit[]> {
-  const units: ExportUnit[] = [];
-  for (let hour = floorHour(window.start); hour < window.end; hour += HOUR_MS) {
-    const objects = (await committed.ofHour(hour)).filter((s) => isOnTime(s.name.arrivalHour, window));
-    if (objects.length > 0)
-      units.push(
-        ...slicedUnits(
-          hour,
-          limits,
-          objects.map((object) => ({ object, read: 'records' as const })),
-        ),
-      );
-  }
-  return units;
+/** One staged object a step reads, and how. */
+interface Read {
+  readonly object: PlannedObject;
+  readonly read: 'records' | 'keys';
 }
 
-async function syncUnits(
+/** What a step reads, by event hour (its stamp, ascending; objects in arrival order), and the records routing to it. */
+interface StepReads {
+  readonly hours: { readonly eventHour: string; readonly reads: Read[] }[];
+  readonly routedFrom: readonly IngestRecord[];
+}
+
+/** A regular step reads the objects of its window's hours that name it among their owners. */
+async function regularReads(id: string, window: Window, records: IngestRecords): Promise<StepReads> {
+  const hours: StepReads['hours'] = [];
+  const routedFrom = new Map<number, IngestRecord>();
+  for (let hour = floorHour(window.start); hour < window.end; hour += HOUR_MS) {
+    const eventHour = hourStamp(hour);
+    const reads: Read[] = [];
+    for (const [arrivalHour, record] of await records.stagedInto(eventHour)) {
+      if (record.owners[id] !== undefined) routedFrom.set(arrivalHour, record);
+      for (const object of objectsOf(record, eventHour))
+        if (object.owners.includes(id)) reads.push({ object, read: 'records' });
+    }
+    if (reads.length > 0) hours.push({ eventHour, reads });
+  }
+  return { hours, routedFrom: [...routedFrom.values()] };
+}
+
+/**
+ * A sync step of arrival day A reads the late events of A (objects of A's hours that name it) and, for
+ * their event hours, the dedup keys of every earlier copy that arrived within the dedup horizon.
+ */
+async function syncReads(
+  id: string,
   arrivalDay: string,
   calendar: ZoneCalendar,
-  committed: CommittedStaging,
-  limits: PlanLimits,
-): Promise<ExportUnit[]> {
-  // The arrival hours of day A are the UTC hours whose start falls on A in project time.
+  records: IngestRecords,
+): Promise<StepReads> {
   const dayEnd = calendar.dayEnd(arrivalDay);
-  const firstLate = new Map<number, number>(); // event hour -> first arrival hour of A with late events of it
+  const routedFrom: IngestRecord[] = [];
+  const lateHours = new Set<string>();
+  // The arrival hours of day A are the UTC hours whose start falls on A in project time.
   for (let hour = floorHour(calendar.dayStart(arrivalDay)); hour < dayEnd; hour += HOUR_MS) {
     if (calendar.localDate(hour) !== arrivalDay) continue;
-    for (const staged of (await committed.ingestRecord(hour)).staged) {
-      const name = parseStagedKey(staged.key);
-      if (staged.late > 0 && name !== undefined && !firstLate.has(name.eventHour))
-        firstLate.set(name.eventHour, hour);
+    const record = await records.committed(hour);
+    routedFrom.push(record);
+    for (const object of record.staged) if (object.owners.includes(id)) lateHours.add(object.event_hour);
+  }
+  const horizon = dedupHorizonStart(calendar, arrivalDay);
+  const hours: StepReads['hours'] = [];
+  for (const eventHour of [...lateHours].sort(byStamp)) {
+    const reads: Read[] = [];
+    for (const [arrivalHour, record] of await records.stagedInto(eventHour)) {
+      if (arrivalHour < horizon || arrivalHour >= dayEnd || calendar.localDate(arrivalHour) > arrivalDay)
+        continue;
+      for (const object of objectsOf(record, eventHour)) {
+        if (object.owners.includes(id)) reads.push({ object, read: 'records' });
+        else if (object.keys_key !== undefined) reads.push({ object, read: 'keys' });
+      }
     }
+    hours.push({ eventHour, reads });
   }
-  const units: ExportUnit[] = [];
-  for (const [eventHour, firstLateHour] of [...firstLate].sort(([a], [b]) => a - b)) {
-    const objects = (await committed.ofHour(eventHour)).filter(
-      (s) => s.name.arrivalHour < dayEnd && calendar.localDate(s.name.arrivalHour) <= arrivalDay,
-    );
-    units.push(
-      ...slicedUnits(
-        eventHour,
-        limits,
-        objects.map((object) => ({
-          object,
-          // Earlier copies only contribute their dedup keys; late-bearing objects of day A are exported.
-          read:
-            object.name.arrivalHour >= firstLateHour && object.late > 0
-              ? ('records' as const)
-              : ('keys' as const),
-        })),
-      ),
-    );
-  }
-  return units;
+  return { hours, routedFrom };
 }
 
-interface CommittedObject {
-  readonly key: string;
-  readonly name: StagedName;
-  readonly bytes: number;
-  readonly records: number;
-  readonly late: number;
+/** The staged objects of one event hour an ingest record names, with their arrival hour. */
+function objectsOf(record: IngestRecord, eventHour: string): PlannedObject[] {
+  return record.staged
+    .filter((object) => object.event_hour === eventHour)
+    .map((object) => ({ ...object, arrival_hour: record.arrival_hour }));
+}
+
+/** Time order of hour stamps (years past 9999 have more digits). */
+function byStamp(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /**
  * The units of one event hour: one, or several slices by dedup-key hash when the hour holds more
  * records than one task should keep keys of. Every slice reads all the hour's objects.
  */
-function slicedUnits(
-  eventHour: number,
-  limits: PlanLimits,
-  reads: { object: CommittedObject; read: 'records' | 'keys' }[],
-): ExportUnit[] {
+function slicedUnits(eventHour: string, limits: PlanLimits, reads: readonly Read[]): ExportUnit[] {
   const objects: UnitObject[] = reads.map(({ object, read }) => ({
-    key: read === 'records' ? object.key : stagedKeysKey(object.name),
+    key: read === 'records' ? object.key : object.keys_key!,
     read,
+    arrival_hour: object.arrival_hour,
   }));
   const bytes = reads.reduce((sum, r) => sum + r.object.bytes, 0);
   const records = reads.reduce((sum, r) => sum + r.object.records, 0);
   const slices = Math.max(1, Math.ceil(records / limits.maxKeysPerUnit));
   return Array.from({ length: slices }, (_, slice) => ({
-    event_hour: hourStamp(eventHour),
+    event_hour: eventHour,
     slice,
     slices,
     objects,
@@ -216,26 +236,24 @@ export function groupIntoTasks<Unit extends { readonly bytes: number }>(
   return tasks;
 }
 
-/**
- * Staged objects that belong to committed ingests. Listing a staging hour can also show leftovers of
- * an ingest that crashed; only objects named in their hour's ingest record count.
- */
-class CommittedStaging {
+/** Ingest records as a step reads them (each once), and which arrival hours staged into an event hour. */
+export class IngestRecords {
   private readonly records = new Map<number, Promise<IngestRecord | undefined>>();
 
+  /** @param needed every arrival hour before it is ingested (the step checked) */
   constructor(
     private readonly stores: EngineStores,
-    private readonly start: number,
+    private readonly needed: number,
   ) {}
 
-  /** The ingest record of an hour the step needs; missing means the step ran too early. */
-  async ingestRecord(hour: number): Promise<IngestRecord> {
-    const record = await this.committedRecord(hour);
+  /** The record of an hour the step needs; a missing one is a state that lost a commit. */
+  async committed(hour: number): Promise<IngestRecord> {
+    const record = await this.get(hour);
     if (record === undefined) throw new NotReadyError(`arrival hour ${hourIso(hour)} is not ingested`);
     return record;
   }
 
-  private committedRecord(hour: number): Promise<IngestRecord | undefined> {
+  get(hour: number): Promise<IngestRecord | undefined> {
     let record = this.records.get(hour);
     if (record === undefined) {
       record = getJson<IngestRecord>(this.stores.state, ingestRecordKey(hour));
@@ -244,18 +262,20 @@ class CommittedStaging {
     return record;
   }
 
-  async ofHour(eventHour: number): Promise<CommittedObject[]> {
-    const found: CommittedObject[] = [];
-    for (const info of await listAll(this.stores.staging, stageHourPrefix(eventHour))) {
-      const name = parseStagedKey(info.key);
-      if (name === undefined || name.arrivalHour < this.start) continue;
-      // An hour still being ingested (or never committed) has no record yet: its objects do not exist.
-      const record = await this.committedRecord(name.arrivalHour);
-      const staged = record?.staged.find((s) => s.key === info.key);
-      if (staged !== undefined) {
-        found.push({ key: info.key, name, bytes: staged.bytes, records: staged.records, late: staged.late });
-      }
+  /**
+   * The committed ingest records that staged events of `eventHour`, by arrival hour (ascending). A
+   * marker of an hour not committed yet (its ingest is under way) is skipped when the step does not
+   * need that hour; one the step needs must have its record.
+   */
+  async stagedInto(eventHour: string): Promise<[number, IngestRecord][]> {
+    const found: [number, IngestRecord][] = [];
+    for (const { key } of await listAll(this.stores.state, stagingIndexPrefix(eventHour))) {
+      const arrivalHour = parseStagingIndexKey(key);
+      if (arrivalHour === undefined) continue;
+      const record =
+        arrivalHour < this.needed ? await this.committed(arrivalHour) : await this.get(arrivalHour);
+      if (record !== undefined) found.push([arrivalHour, record]);
     }
-    return found;
+    return found.sort(([a], [b]) => a - b);
   }
 }

@@ -1,5 +1,5 @@
 import { hourIso, quarantineKey } from '../core/layout.js';
-import type { DataSource } from '../core/pipeline-config.js';
+import type { DataSource, PipelineConfig } from '../core/pipeline-config.js';
 import type { IngestRecord } from '../core/records.js';
 import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
 import type { EngineStores } from './stores.js';
@@ -11,8 +11,9 @@ const QUARANTINE_GZIP_LEVEL = 6;
 type QuarantinePart = IngestRecord['quarantine_parts'][number];
 
 /**
- * The quarantine of one arrival hour of one data source (DESIGN 4, bad input): each bad line is kept
- * with its reason, its source location and its exact bytes, in gzip parts outside the data folders.
+ * The quarantine of one piece of one arrival hour of one data source of one pipeline (DESIGN 4, bad
+ * input): each bad line is kept with its reason, its source location and its exact bytes, in gzip parts
+ * outside the data folders, in the pipeline's own folder.
  */
 export class Quarantine {
   count = 0;
@@ -21,9 +22,10 @@ export class Quarantine {
 
   constructor(
     stores: EngineStores,
-    projectId: string,
+    config: Pick<PipelineConfig, 'project_id' | 'name'>,
     private readonly arrivalHour: number,
     source: DataSource,
+    piece: number,
   ) {
     this.parts = new RollingWriters({
       maxOpen: 1,
@@ -31,7 +33,7 @@ export class Quarantine {
       open: (_, seq) =>
         new NdjsonObjectWriter(
           stores.destination,
-          quarantineKey(projectId, arrivalHour, seq, source),
+          quarantineKey(config.project_id, config.name, source, arrivalHour, piece, seq),
           QUARANTINE_GZIP_LEVEL,
         ),
       close: async (writer) => {

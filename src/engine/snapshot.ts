@@ -12,26 +12,25 @@
  * - commit: manifest, then the old snapshot's files removed, then the state pointer and run record.
  * Every table a step writes is named by the step, so a re-run after a crash reads the same inputs.
  */
-import { ConfigError, NotReadyError } from '../core/errors.js';
+import { ConfigError, NotReadyError, ReconciliationError, StagingLostError } from '../core/errors.js';
 import { IdentityFold, type IdentityLink } from '../core/identity.js';
 import {
   hourIso,
   ingestRecordKey,
-  pendingUpdatesKey,
+  pendingHourPrefix,
   planKey,
   routedUpdatesKey,
   runRecordKey,
   SNAPSHOT_POINTER_KEY,
   SNAPSHOT_TABLES_PREFIX,
-  STEP_WORK_PREFIX,
-  snapshotFolder,
   snapshotManifestKey,
   snapshotPartKey,
   snapshotTableKey,
   stepId,
+  stepWorkPrefix,
   taskResultKey,
 } from '../core/layout.js';
-import { getJson, listAll, type ObjectStore, putJson } from '../core/object-store.js';
+import { getJson, listAll, type ObjectStore, putJson, putJsonOnce } from '../core/object-store.js';
 import type { PipelineConfig, SnapshotSource } from '../core/pipeline-config.js';
 import {
   applyUpdate,
@@ -62,6 +61,7 @@ import {
   groupIntoTasks,
   type PlanLimits,
   readIngestWatermark,
+  readPlan,
   windowRecord,
 } from './plan.js';
 import { readSourceLines } from './source-lines.js';
@@ -114,7 +114,8 @@ export async function planSnapshot(
   const pending = await pendingObjects(stores.state, fromHour, cut);
 
   // Identity first: every update of the run goes to the profile its id resolves to at the run's end.
-  const links = await readLinks(stores.state, pending.identity);
+  const links = await readLinks(stores.state, pending.identity.keys);
+  checkRead(id, 'identity links', links.length, pending.identity.records);
   const linked = new Set(links.flatMap((link) => link.ids));
   const current = new Map<string, string>();
   await readTable(stores.state, base?.identity, (key, value) => {
@@ -124,7 +125,8 @@ export async function planSnapshot(
   const fold = new IdentityFold(current);
   for (const link of links) fold.apply(link);
 
-  const updated = source === 'people' ? await distinctIds(stores.state, pending.people) : new Set<string>();
+  const updated =
+    source === 'people' ? await distinctIds(stores.state, pending.people.keys) : new Set<string>();
   const resolvedElsewhere = new Map<string, string>(); // updated id -> its canonical id, when not itself
   const resolve = (idText: string, canonical: string) => {
     if (canonical !== idText && updated.has(idText)) resolvedElsewhere.set(idText, canonical);
@@ -149,7 +151,8 @@ export async function planSnapshot(
     for (const [from, to] of fold.newIds())
       if (from !== to) moved.set(JSON.stringify(from), JSON.stringify(to));
     merged = await routeMovedProfiles(stores.state, base?.profiles, moved, routed);
-    routedUpdates = await routeUpdates(stores.state, pending.people, resolvedElsewhere, routed);
+    routedUpdates = await routeUpdates(stores.state, pending.people.keys, resolvedElsewhere, routed);
+    checkRead(id, 'profile updates', routedUpdates, pending.people.records);
     const routedFiles = await routed.finish();
     routedShards = routedFiles.flatMap((file, shard) => (file === undefined ? [] : [shard]));
     const shardBytes = Array.from({ length: shards }, (_, shard) => ({
@@ -172,21 +175,34 @@ export async function planSnapshot(
     routed: routedShards,
     tasks,
   };
-  await putJson(stores.state, planKey(id), plan);
-  return plan;
+  return putJsonOnce(stores.state, planKey(id), plan);
 }
 
-/** The pending objects of the arrival hours `[from, to)`, by source, in arrival order. */
+/** The lines a plan read must be the lines the ingest records kept: else a pending object was lost. */
+function checkRead(id: string, what: string, read: number, recorded: number): void {
+  if (read !== recorded)
+    throw new ReconciliationError(
+      `step ${id} does not balance, nothing committed: the ingest records kept ${recorded} ${what} but ${read} were read`,
+    );
+}
+
+/** The pending objects of the arrival hours `[from, to)` by source, in arrival order, and their lines. */
 async function pendingObjects(
   state: ObjectStore,
   from: number,
   to: number,
-): Promise<Record<SnapshotSource, string[]>> {
-  const found: Record<SnapshotSource, string[]> = { people: [], identity: [] };
+): Promise<Record<SnapshotSource, { keys: string[]; records: number }>> {
+  const found = {
+    people: { keys: [] as string[], records: 0 },
+    identity: { keys: [] as string[], records: 0 },
+  };
   for (let hour = from; hour < to; hour += HOUR_MS) {
     const record = await getJson<IngestRecord>(state, ingestRecordKey(hour));
     if (record === undefined) throw new NotReadyError(`arrival hour ${hourIso(hour)} is not ingested`);
-    for (const object of record.pending ?? []) if (object.records > 0) found[object.source].push(object.key);
+    for (const object of record.pending ?? []) {
+      found[object.source].keys.push(object.key);
+      found[object.source].records += object.records;
+    }
   }
   return found;
 }
@@ -389,7 +405,7 @@ export async function runSnapshotTask(
     open: (_, seq) =>
       new NdjsonObjectWriter(
         stores.destination,
-        snapshotPartKey(config.project_id, source, plan.step_id, task, seq),
+        snapshotPartKey(config.project_id, source, config.name, plan.step_id, task, seq),
         config.compression_level,
       ),
     close: async (writer) => {
@@ -529,7 +545,7 @@ async function readRouted(state: ObjectStore, key: string): Promise<Map<string, 
       overlong: corruptState(key),
     },
     noWait,
-    MAX_TABLE_LINE_BYTES,
+    { maxLineBytes: MAX_TABLE_LINE_BYTES, missing: (where) => stateLost(key, where) },
   );
   return changes;
 }
@@ -537,17 +553,26 @@ async function readRouted(state: ObjectStore, key: string): Promise<Map<string, 
 // ---- commit ----------------------------------------------------------------------------------
 
 /**
- * Commits a snapshot step: the manifest replaces the last one in one put; then every other file in the
- * snapshot folder (the last snapshot, strays of crashed attempts) is removed; then the state pointer
- * moves to the new tables and the run record marks the step done; last, the old tables, the folded
- * pending updates and the work files are dropped. A re-run at any point ends in the same state.
+ * Commits a snapshot step. It proves its balance first (every routed update applied). Then the manifest
+ * replaces the pipeline's last one in one put; then the parts of the snapshot it replaces (and only
+ * those: the base snapshot's, as its pointer lists them) are removed; then the state pointer moves to
+ * the new tables and the run record marks the step done (once); last, the old tables, the folded
+ * pending updates and the work files are dropped. A re-run at any point ends in the same state, and an
+ * attempt whose base is no longer the state's snapshot (a newer one committed) changes nothing.
  */
 export async function commitSnapshot(
   stores: EngineStores,
   config: PipelineConfig,
-  plan: SnapshotPlan,
+  id: string,
   timing: StepTiming,
 ): Promise<RunRecord> {
+  const done = await getJson<RunRecord>(stores.state, runRecordKey(id));
+  if (done !== undefined) {
+    const plan = await getJson<SnapshotPlan>(stores.state, planKey(id));
+    if (plan !== undefined) await dropFolded(stores, plan);
+    return done;
+  }
+  const plan = await readPlan<SnapshotPlan>(stores.state, id);
   const source = sourceOf(config);
   const pointer = await readSnapshotPointer(stores.state);
   if (pointer !== undefined && pointer.step_id !== plan.base?.step_id && pointer.step_id !== plan.step_id)
@@ -560,6 +585,11 @@ export async function commitSnapshot(
     if (result === undefined) throw new NotReadyError(`step ${plan.step_id}: task ${task} has not finished`);
     results.push(result);
   }
+  const applied = sum(results, (r) => r.updates);
+  if (applied !== plan.updates)
+    throw new ReconciliationError(
+      `step ${plan.step_id} does not balance, nothing committed: ${plan.updates} profile updates routed, ${applied} applied`,
+    );
   const parts = results.flatMap((r) => r.parts).sort((a, b) => (a.key < b.key ? -1 : 1));
   const records = sum(parts, (p) => p.records);
   const manifest: SnapshotManifest = {
@@ -580,13 +610,9 @@ export async function commitSnapshot(
       uncompressed_bytes: p.uncompressed_bytes,
     })),
   };
-  const manifestKey = snapshotManifestKey(config.project_id, source);
-  await putJson(stores.destination, manifestKey, manifest);
-  const keep = new Set([manifestKey, ...parts.map((p) => p.key)]);
-  const old = (await listAll(stores.destination, snapshotFolder(config.project_id, source)))
-    .map((o) => o.key)
-    .filter((key) => !keep.has(key));
-  if (old.length > 0) await stores.destination.delete(old);
+  await putJson(stores.destination, snapshotManifestKey(config.project_id, source, config.name), manifest);
+  const keep = new Set(parts.map((p) => p.key));
+  await stores.destination.delete((plan.base?.parts ?? []).filter((key) => !keep.has(key)));
 
   const profiles = results.flatMap((r) => r.shards).sort((a, b) => a.shard - b.shard);
   const next: SnapshotPointer = {
@@ -595,9 +621,10 @@ export async function commitSnapshot(
     records,
     identity: plan.identity,
     ...(source === 'people' ? { profiles: profiles.map((s) => s.table) } : {}),
+    parts: parts.map((p) => p.key),
   };
   await putJson(stores.state, SNAPSHOT_POINTER_KEY, next);
-  const record: RunRecord = {
+  const record = await putJsonOnce<RunRecord>(stores.state, runRecordKey(plan.step_id), {
     step_id: plan.step_id,
     pipeline: config.name,
     kind: 'regular',
@@ -613,7 +640,7 @@ export async function commitSnapshot(
     finished_at: new Date(timing.finishedAt).toISOString(),
     duration_ms: timing.finishedAt - timing.startedAt,
     snapshot: {
-      updates: sum(results, (r) => r.updates),
+      updates: applied,
       links: plan.links,
       created: sum(results, (r) => r.created),
       deleted: sum(results, (r) => r.deleted),
@@ -621,21 +648,29 @@ export async function commitSnapshot(
       skipped: sum(results, (r) => r.skipped),
       through_hour: plan.through_hour,
     },
-  };
-  await putJson(stores.state, runRecordKey(plan.step_id), record);
+  });
+  await dropFolded(stores, plan);
+  return record;
+}
 
-  const referenced = new Set([next.identity.key, ...(next.profiles ?? []).map((table) => table.key)]);
+/** Drops what a committed snapshot step no longer needs: tables no pointer names, folded updates, work files. */
+async function dropFolded(stores: EngineStores, plan: SnapshotPlan): Promise<void> {
+  const pointer = await readSnapshotPointer(stores.state);
+  const referenced = new Set(
+    pointer === undefined
+      ? []
+      : [pointer.identity.key, ...(pointer.profiles ?? []).map((table) => table.key)],
+  );
   const folded: string[] = [];
   for (let hour = Date.parse(plan.from_hour); hour < Date.parse(plan.through_hour); hour += HOUR_MS)
-    folded.push(pendingUpdatesKey(hour, 'people'), pendingUpdatesKey(hour, 'identity'));
+    folded.push(...(await listAll(stores.state, pendingHourPrefix(hour))).map((o) => o.key));
   const stale = [
     ...(await listAll(stores.state, SNAPSHOT_TABLES_PREFIX))
       .map((o) => o.key)
       .filter((k) => !referenced.has(k)),
-    ...(await listAll(stores.state, STEP_WORK_PREFIX)).map((o) => o.key),
+    ...(await listAll(stores.state, stepWorkPrefix(plan.step_id))).map((o) => o.key),
   ];
   await stores.state.delete([...stale, ...folded]);
-  return record;
 }
 
 // ---- tables ----------------------------------------------------------------------------------
@@ -674,7 +709,14 @@ async function readTabbed(
       overlong: corruptState(key),
     },
     afterChunk,
-    MAX_TABLE_LINE_BYTES,
+    { maxLineBytes: MAX_TABLE_LINE_BYTES, missing: (where) => stateLost(key, where) },
+  );
+}
+
+/** State a committed record names is gone: the step fails, naming it, rather than fold less. */
+function stateLost(key: string, where: string): StagingLostError {
+  return new StagingLostError(
+    `${key} in ${where} is missing, though the pipeline's committed state names it`,
   );
 }
 

@@ -7,21 +7,39 @@
  * million), then folds a day of updates into it, and measures the second run (new updates plus one
  * pass rewriting the snapshot) against `zcat <snapshot parts> | gzip -1` on the snapshot it wrote, with
  * the peak memory of each run.
+ *
+ * `npm run bench dispatcher [pipelines]`: times one dispatcher tick (the real `findDueProjects` over
+ * local stores and DynamoDB on moto, as local runs call it) over that many hourly pipelines (default
+ * 200) with three years of history each, committed up to the tick, against one tick over one pipeline
+ * with one day of history, per pipeline; and over as many pipelines with one day each, which separates
+ * the cost of age from the cost of count.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { snapshotFolder } from '../core/layout.js';
+import { runRecordKey, snapshotFolder } from '../core/layout.js';
+import { putJson } from '../core/object-store.js';
+import { type PipelineConfig, parsePipelineConfig } from '../core/pipeline-config.js';
 import type { SnapshotManifest } from '../core/records.js';
+import { dueStepsAfter } from '../core/routing.js';
+import { DAY_MS, ZoneCalendar } from '../core/windows.js';
+import { advanceBacklogMark, writeBacklogMark } from '../engine/backlog.js';
+import type { EngineStores } from '../engine/stores.js';
+import { findDueProjects } from '../workflow/activities.js';
+import { localRuntime, startControlPlane } from './control-plane.js';
 import { generateBenchData } from './generate.js';
 import { generateProfileBenchData } from './generate-profiles.js';
+import { defaultStateFolder, localStores } from './local-stores.js';
+import { type Moto, startMoto } from './moto.js';
 
 const run = promisify(execFile);
 const DAY = '2024-03-05';
-const people = process.argv[2] === 'people';
-const count = Number((people ? process.argv[3] : process.argv[2]) ?? process.env.BENCH_EVENTS ?? 1_000_000);
+const mode = process.argv[2] === 'people' || process.argv[2] === 'dispatcher' ? process.argv[2] : 'events';
+const people = mode === 'people';
+const countArg = mode === 'events' ? process.argv[2] : process.argv[3];
+const count = Number(countArg ?? process.env.BENCH_EVENTS ?? 1_000_000);
 const events = count;
 const root = resolve('.bench');
 const rawDir = join(root, people ? `raw-people-${count}` : `raw-${events}`);
@@ -209,4 +227,132 @@ async function peopleBench(): Promise<void> {
   );
 }
 
-await (people ? peopleBench() : eventsBench());
+/** The tick the dispatcher bench times (a schedule instant); every pipeline is committed up to it. */
+const DISPATCH_TICK = Date.parse('2025-03-05T12:15:00Z');
+const DISPATCH_ZONES = ['America/New_York', 'Europe/Berlin', 'Asia/Kolkata', 'Australia/Adelaide', 'UTC'];
+const TIMED_TICKS = 5;
+
+/**
+ * Lays down what a pipeline's state holds at the tick after its history was committed tick by tick:
+ * the run records of its last two days and the backlog mark its last commit moved (the real
+ * `advanceBacklogMark` moves it over those records). The older run records are not written: with a
+ * current mark no tick reads them, before this change or after.
+ */
+async function layDownHistory(stores: EngineStores, config: PipelineConfig): Promise<void> {
+  const recent = dueStepsAfter(
+    config,
+    new ZoneCalendar(config.time_zone),
+    DISPATCH_TICK,
+    DISPATCH_TICK - 2 * DAY_MS,
+  );
+  const first = recent[0];
+  if (first === undefined)
+    throw new Error(`no step of ${config.name} became due in the two days before the tick`);
+  // Everything due before these was committed by earlier ticks.
+  await writeBacklogMark(stores, config, first.dueAt - 1);
+  // Only their presence is read.
+  for (const d of recent) await putJson(stores.state, runRecordKey(d.id), { step_id: d.id });
+  await advanceBacklogMark(stores, config, DISPATCH_TICK);
+}
+
+interface TickTimes {
+  readonly pipelines: number;
+  /** Wall-clock ms of each timed tick, and the CPU ms this process spent in it (the emulator's aside). */
+  readonly wallMs: readonly number[];
+  readonly cpuMs: readonly number[];
+}
+
+/** Stores the pipelines and their states, then times ticks of the dispatcher over them. */
+async function timeDispatcher(moto: Moto, pipelines: number, historyDays: number): Promise<TickTimes> {
+  const control = await startControlPlane(moto);
+  const folder = join(root, `dispatcher-${pipelines}x${historyDays}d`);
+  try {
+    await rm(folder, { recursive: true, force: true });
+    const out = join(folder, 'out');
+    const stores = (config: PipelineConfig) =>
+      localStores({
+        raw: join(folder, 'raw'),
+        out,
+        state: defaultStateFolder(out, config.project_id, config.name),
+      });
+    const runtime = localRuntime({ control, stores, clock: () => DISPATCH_TICK });
+    const fromDate = new Date(DISPATCH_TICK - historyDays * DAY_MS).toISOString().slice(0, 10);
+    for (let i = 0; i < pipelines; i += 1) {
+      // One project each: the dispatcher stops looking at a project's pipelines once one is due.
+      const config = parsePipelineConfig({
+        project_id: `bench-${String(i).padStart(4, '0')}`,
+        name: 'events-hourly',
+        frequency: 'hourly',
+        sync: true,
+        time_zone: DISPATCH_ZONES[i % DISPATCH_ZONES.length],
+        from_date: fromDate,
+      });
+      await runtime.configs.put(config, DISPATCH_TICK);
+      await layDownHistory(stores(config), config);
+    }
+    const tick = { time: new Date(DISPATCH_TICK).toISOString() };
+    const wallMs: number[] = [];
+    const cpuMs: number[] = [];
+    // The first tick is not timed: it warms the code and the connection to the emulator.
+    for (let i = 0; i <= TIMED_TICKS; i += 1) {
+      const cpu = process.cpuUsage();
+      const { seconds, value } = await timed(() => findDueProjects(runtime, tick));
+      const used = process.cpuUsage(cpu);
+      if (value.projects.length > 0)
+        throw new Error(
+          `the bench's state is not committed up to the tick: ${value.projects.length} projects due`,
+        );
+      if (i === 0) continue;
+      wallMs.push(seconds * 1000);
+      cpuMs.push((used.user + used.system) / 1000);
+    }
+    return { pipelines, wallMs, cpuMs };
+  } finally {
+    await control.stop();
+    await rm(folder, { recursive: true, force: true });
+  }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** Median wall time per pipeline of a case's ticks. */
+function perPipelineMs(times: TickTimes): number {
+  return median(times.wallMs) / times.pipelines;
+}
+
+function describeTicks(label: string, times: TickTimes): string {
+  const ms = (value: number) => value.toFixed(value < 10 ? 2 : 1);
+  return (
+    `${label}: median ${ms(median(times.wallMs))} ms per tick ` +
+    `(${ms(Math.min(...times.wallMs))}-${ms(Math.max(...times.wallMs))} over ${times.wallMs.length} ticks), ` +
+    `${ms(perPipelineMs(times))} ms per pipeline, CPU ${ms(median(times.cpuMs))} ms\n`
+  );
+}
+
+async function dispatcherBench(): Promise<void> {
+  const pipelines = Number(countArg ?? 200);
+  if (!Number.isSafeInteger(pipelines) || pipelines < 1)
+    throw new Error(`pipelines must be a positive whole number, not ${JSON.stringify(countArg)}`);
+  const moto = await startMoto();
+  try {
+    const oneDay = await timeDispatcher(moto, 1, 1);
+    const manyDays = await timeDispatcher(moto, pipelines, 1);
+    const threeYears = await timeDispatcher(moto, pipelines, 3 * 365);
+    process.stdout.write(
+      describeTicks('one pipeline with one day of history', oneDay) +
+        describeTicks(`${pipelines} pipelines with one day of history each`, manyDays) +
+        describeTicks(`${pipelines} pipelines with three years of hourly history each`, threeYears) +
+        `bench dispatcher: per pipeline, three years of history cost ` +
+        `${(perPipelineMs(threeYears) / perPipelineMs(oneDay)).toFixed(2)} of one pipeline with one day ` +
+        `and ${(perPipelineMs(threeYears) / perPipelineMs(manyDays)).toFixed(2)} of ${pipelines} with one day (target: at most 2)\n`,
+    );
+  } finally {
+    await moto.stop();
+  }
+}
+
+await (mode === 'dispatcher' ? dispatcherBench() : people ? peopleBench() : eventsBench());

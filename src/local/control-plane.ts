@@ -10,6 +10,7 @@ import { DynamoLockStore } from '../adapters/dynamo-lock-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { EventSink, MetricsSink } from '../core/ports.js';
 import type { StepRunEntry } from '../core/records.js';
+import type { IngestLimits } from '../engine/arrival-hour.js';
 import type { PlanLimits } from '../engine/plan.js';
 import type { EngineStores } from '../engine/stores.js';
 import { DEFAULT_LEASE_MS, type Runtime } from '../workflow/runtime.js';
@@ -18,6 +19,8 @@ import { type Moto, startMoto } from './moto.js';
 
 /** DynamoDB tables on a local emulator. */
 export interface ControlPlane {
+  /** The emulator's endpoint (worker threads make their own clients to it). */
+  readonly endpoint: string;
   readonly dynamo: DynamoDBClient;
   readonly configsTable: string;
   readonly stateTable: string;
@@ -30,7 +33,12 @@ export async function startControlPlane(moto?: Moto): Promise<ControlPlane> {
   const server = moto ?? (await startMoto());
   const dynamo = dynamoClientFor(server.endpoint, { maxAttempts: 3 });
   const suffix = randomUUID().slice(0, 8);
-  const plane = { dynamo, configsTable: `configs-${suffix}`, stateTable: `state-${suffix}` };
+  const plane = {
+    endpoint: server.endpoint,
+    dynamo,
+    configsTable: `configs-${suffix}`,
+    stateTable: `state-${suffix}`,
+  };
   try {
     await createConfigTable(dynamo, plane.configsTable);
     await createStateTable(dynamo, plane.stateTable);
@@ -80,8 +88,14 @@ export interface LocalRuntimeOptions {
   readonly metrics?: MetricsSink;
   readonly leaseMs?: number;
   readonly planLimits?: PlanLimits;
+  readonly ingestLimits?: IngestLimits;
   /** Receives warnings. */
   readonly progress?: (message: string) => void;
+}
+
+/** The project locks of a control plane. */
+export function localLocks(control: Pick<ControlPlane, 'dynamo' | 'stateTable'>): DynamoLockStore {
+  return new DynamoLockStore({ client: control.dynamo, tableName: control.stateTable });
 }
 
 /** The runtime of local workflows: DynamoDB adapters on the emulator, stores as given. */
@@ -94,7 +108,7 @@ export function localRuntime(options: LocalRuntimeOptions): Runtime {
       configsTable: control.configsTable,
       stateTable: control.stateTable,
     }),
-    locks: new DynamoLockStore({ client: control.dynamo, tableName: control.stateTable }),
+    locks: localLocks(control),
     ledger: new DynamoLedger(control.dynamo, control.stateTable),
     events: options.events ?? new RecordingEventSink(),
     metrics: options.metrics ?? new SummingMetrics(),
@@ -106,6 +120,7 @@ export function localRuntime(options: LocalRuntimeOptions): Runtime {
     clock: options.clock,
     leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS,
     ...(options.planLimits === undefined ? {} : { planLimits: options.planLimits }),
+    ...(options.ingestLimits === undefined ? {} : { ingestLimits: options.ingestLimits }),
     stores: options.stores,
   };
 }

@@ -130,9 +130,9 @@ async function main(): Promise<number> {
         `output:     ${
           config.data_source === 'events'
             ? `${join(bucket, config.project_id, 'mp_master_event')}/YYYY/MM/DD/`
-            : `${join(bucket, snapshotFolder(config.project_id, config.data_source))} (follow _manifest.json)`
+            : `${join(bucket, snapshotFolder(config.project_id, config.data_source))} (follow _manifest-${config.name}.json)`
         }\n` +
-        `quarantine: ${join(bucket, config.project_id, '_quarantine')}/\n` +
+        `quarantine: ${join(bucket, config.project_id, '_quarantine', config.name)}/\n` +
         `state:      ${defaultStateFolder(bucket, config.project_id, config.name)}\n\n` +
         `${formatReconciliation(result.reconciliation)}\n`,
     );

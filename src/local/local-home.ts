@@ -136,6 +136,7 @@ export class LocalHome {
   controlPlane(server: LocalServer): ControlPlane {
     const dynamo = dynamoClientFor(server.endpoint, { maxAttempts: 3 });
     return {
+      endpoint: server.endpoint,
       dynamo,
       configsTable: CONFIGS_TABLE,
       stateTable: STATE_TABLE,

@@ -14,13 +14,21 @@ export function defaultStateFolder(out: string, projectId: string, pipeline: str
   return join(out, '_state', projectId, pipeline);
 }
 
-/** Engine stores over local folders. */
-export function localStores(folders: LocalFolders): EngineStores {
-  const state = new FsObjectStore(folders.state);
+/** Where a pipeline's staged events live locally: apart from its state, as in the state bucket (`staging/`). */
+export function stagingFolder(state: string): string {
+  return join(state, 'staging');
+}
+
+/**
+ * Engine stores over local folders. `clock` stamps what the pipeline writes (a simulated clock makes
+ * write times, and so the lifecycle rules applied locally, follow simulated time); the landing zone
+ * keeps the times it was written with.
+ */
+export function localStores(folders: LocalFolders, clock?: () => number): EngineStores {
   return {
     raw: new FsObjectStore(folders.raw),
-    destination: new FsObjectStore(folders.out),
-    state,
-    staging: state,
+    destination: new FsObjectStore(folders.out, clock),
+    state: new FsObjectStore(folders.state, clock),
+    staging: new FsObjectStore(stagingFolder(folders.state), clock),
   };
 }

@@ -40,7 +40,7 @@ export interface ExecutionOutcome {
 }
 
 /** An error with the name Step Functions gives it, so Retry and Catch match as in the cloud. */
-class NamedError extends Error {
+export class NamedError extends Error {
   constructor(
     override readonly name: string,
     message: string,
@@ -104,11 +104,22 @@ export class LocalWorkflows {
     );
   }
 
-  /** Waits until every project workflow started so far has ended. */
+  /** Waits until every project workflow started so far, and any they led to start meanwhile, has ended. */
   async settle(): Promise<ExecutionOutcome[]> {
     const outcomes: ExecutionOutcome[] = [];
-    for (const { done } of [...this.executions.values()]) outcomes.push(await done);
+    for (let seen = 0; seen < this.executions.size; ) {
+      const pending = [...this.executions.values()].slice(seen);
+      seen += pending.length;
+      for (const { done } of pending) outcomes.push(await done);
+    }
     return outcomes;
+  }
+
+  /** How the project workflow `name` ends (it must have been started). */
+  outcome(name: string): Promise<ExecutionOutcome> {
+    const execution = this.executions.get(name);
+    if (execution === undefined) throw new Error(`no project workflow ${name} was started`);
+    return execution.done;
   }
 
   /** Stops a project workflow where it is, lock held, as when its process dies. */

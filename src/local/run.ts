@@ -5,25 +5,26 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import {
-  INGEST_RECORDS_PREFIX,
-  isIngestRecordKey,
-  RUN_RECORDS_PREFIX,
-  runRecordKey,
-} from '../core/layout.js';
+import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
+import { INGEST_RECORDS_PREFIX, isIngestRecordKey, runRecordKey } from '../core/layout.js';
 import { getJson, listAll } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { MetricsSink } from '../core/ports.js';
-import { type Reconciliation, reconcile } from '../core/reconcile.js';
-import type { IngestRecord, RunRecord, StepRunEntry } from '../core/records.js';
+import type { Reconciliation } from '../core/reconcile.js';
+import type { RunRecord, StepRunEntry } from '../core/records.js';
+import { DAY_MS } from '../core/windows.js';
 import {
   DEFAULT_SCHEDULE_MINUTES,
   MAX_STEPS_PER_EXECUTION,
+  projectOfExecution,
   STEP_FAILED,
+  type StepInput,
   TASK_STATES,
 } from '../core/workflow.js';
+import type { IngestLimits } from '../engine/arrival-hour.js';
 import { committedStepIds, firstPendingDue, pipelineBacklog } from '../engine/backlog.js';
 import type { PlanLimits } from '../engine/plan.js';
+import { reconcilePipeline } from '../engine/reconciliation.js';
 import type { EngineStores } from '../engine/stores.js';
 import type { Runtime } from '../workflow/runtime.js';
 import {
@@ -33,26 +34,46 @@ import {
   SummingMetrics,
   startControlPlane,
 } from './control-plane.js';
+import { applyExpiration, type ExpirationRule } from './lifecycle.js';
 import { type LocalFolders, localStores } from './local-stores.js';
-import { LocalWorkflows, type LocalWorkflowsOptions, type TaskInterceptor } from './local-workflows.js';
+import {
+  LocalWorkflows,
+  type LocalWorkflowsOptions,
+  NamedError,
+  type TaskInterceptor,
+} from './local-workflows.js';
 import type { JSONValue } from './state-machines.js';
 import type { WorkerResult, WorkerTask } from './task-worker.js';
-import { loadWorkflowDefinitions } from './workflow-definitions.js';
+import { loadStateExpiration, loadWorkflowDefinitions } from './workflow-definitions.js';
 
 const MINUTE_MS = 60_000;
+
+/** What a run gives the code it calls: its control plane and its simulated clock. */
+export interface RunContext {
+  readonly control: ControlPlane;
+  readonly clock: () => number;
+}
 
 /** Options of a simulated operation of pipelines up to `now`. */
 export interface PipelinesRunOptions {
   /** Configs stored as active pipelines before the run; the run operates every active pipeline. */
   readonly configs?: readonly PipelineConfig[];
-  readonly stores: (config: PipelineConfig) => EngineStores;
+  /** The stores of a pipeline; `clock` is the run's simulated clock (for write times). */
+  readonly stores: (config: PipelineConfig, clock: () => number) => EngineStores;
   /** Operate until this instant: everything due by then runs. */
   readonly now: number;
   /** DynamoDB tables to use; default: a moto server started and stopped by this run. */
   readonly control?: ControlPlane;
-  readonly overrides?: LocalWorkflowsOptions['overrides'];
+  /** Replaces Task states' local implementations (e.g. with worker threads), given the run's context. */
+  readonly overrides?: (context: RunContext) => LocalWorkflowsOptions['overrides'];
   readonly intercept?: TaskInterceptor;
   readonly planLimits?: PlanLimits;
+  readonly ingestLimits?: IngestLimits;
+  /**
+   * The state bucket's expiration rules, applied before every tick as S3 would.
+   * @default the rules of the synthesized stack
+   */
+  readonly expiration?: readonly ExpirationRule[];
   /** Receives progress lines. */
   readonly progress?: (message: string) => void;
   /** @default DEFAULT_SCHEDULE_MINUTES */
@@ -107,71 +128,85 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
   const control = options.control ?? (await startControlPlane());
   try {
     let tickStart = { tick: now, wall: Date.now() };
+    // Simulated time: the tick, plus the real time spent since it fired (run records get durations).
+    const clock = () => tickStart.tick + (Date.now() - tickStart.wall);
+    const storesOf = (config: PipelineConfig) => options.stores(config, clock);
     const events = new RecordingEventSink((type, detail) => progress(describeOutcome(type, detail)));
     const runtime = localRuntime({
       control,
-      stores: options.stores,
-      // Simulated time: the tick, plus the real time spent since it fired (run records get durations).
-      clock: () => tickStart.tick + (Date.now() - tickStart.wall),
+      stores: storesOf,
+      clock,
       events,
       progress,
       ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
       ...(options.planLimits === undefined ? {} : { planLimits: options.planLimits }),
+      ...(options.ingestLimits === undefined ? {} : { ingestLimits: options.ingestLimits }),
     });
     for (const config of options.configs ?? []) await runtime.configs.put(config, tickStart.tick);
     // Every pipeline that can report: the active ones run, the others may have run before a pause.
     const reported = (await runtime.configs.listAll()).flatMap((p) =>
       p.config === undefined || p.management.status === 'deleted' ? [] : [p.config],
     );
-    const before = await Promise.all(reported.map((c) => snapshot(options.stores(c))));
+    const before = await Promise.all(reported.map((c) => snapshot(storesOf(c))));
     const active = async (tick: number): Promise<readonly PipelineConfig[]> =>
       (await runtime.configs.listActive(undefined, tick)).configs;
+    const overrides = options.overrides?.({ control, clock });
     const workflows = new LocalWorkflows({
       definitions: loadWorkflowDefinitions(),
       runtime,
-      ...(options.overrides === undefined ? {} : { overrides: options.overrides }),
+      ...(overrides === undefined ? {} : { overrides }),
       ...(options.intercept === undefined ? {} : { intercept: options.intercept }),
     });
+    const expiration = options.expiration ?? loadStateExpiration();
+    // S3 applies lifecycle rules about once a day: so does the run, at its first tick of each UTC day.
+    let expiredDay = Number.NEGATIVE_INFINITY;
 
     const until = Math.floor(now / MINUTE_MS) * MINUTE_MS;
     let ticks = 0;
     const fire = async (tick: number): Promise<boolean> => {
       tickStart = { tick, wall: Date.now() };
+      if (Math.floor(tick / DAY_MS) > expiredDay) {
+        expiredDay = Math.floor(tick / DAY_MS);
+        for (const config of reported) await applyExpiration(storesOf(config), expiration, tick);
+      }
       await options.beforeTick?.(tick, runtime);
-      const committedBefore = await countCommitted(options.stores, reported);
+      const committedBefore = await countCommitted(storesOf, reported);
       await workflows.tick(tick);
       await workflows.settle();
       ticks += 1;
-      return (await countCommitted(options.stores, reported)) > committedBefore;
+      return (await countCommitted(storesOf, reported)) > committedBefore;
     };
     if ((options.ticks ?? 'catch-up') === 'catch-up') {
       // Each project workflow runs a bounded number of steps: enough ticks for the whole backlog.
-      const pending = await countPending(options.stores, await active(until), until);
+      const pending = await countPending(storesOf, await active(until), until);
       const first = until - Math.ceil(pending / MAX_STEPS_PER_EXECUTION) * MINUTE_MS;
       for (let tick = first; pending > 0 && tick <= until; tick += MINUTE_MS) {
         const progressed = await fire(tick);
         if (tick === until && !progressed) break;
-        if ((await countPending(options.stores, await active(until), until)) === 0) break;
+        if ((await countPending(storesOf, await active(until), until)) === 0) break;
       }
     } else {
       const interval = (options.scheduleMinutes ?? DEFAULT_SCHEDULE_MINUTES) * MINUTE_MS;
       // The clock never runs backwards: a schedule resumed at `startAt` fires nothing before it.
       let last = options.startAt === undefined ? Number.NEGATIVE_INFINITY : options.startAt - interval;
+      let stalled = 0;
       for (;;) {
-        const due = await earliestPendingDue(options.stores, await active(until), until);
+        const due = await earliestPendingDue(storesOf, await active(until), until);
         if (due === undefined) break;
         const tick = Math.min(until, Math.max(Math.ceil(due / interval) * interval, last + interval));
         if (tick <= last) break;
         last = tick;
-        // A tick that commits nothing means a failure that repeats: the next run retries it.
-        if (!(await fire(tick))) break;
+        // Two ticks in a row that commit nothing mean a failure that repeats: the next run retries it.
+        // (One is not enough: a step's failed reads count towards setting its object aside next tick.)
+        stalled = (await fire(tick)) ? 0 : stalled + 1;
+        if (stalled === 2) break;
       }
     }
 
     const outcomes = await workflows.settle();
     const results = new Map<string, RunResult>();
     for (const [index, config] of reported.entries()) {
-      const stores = options.stores(config);
+      const stores = storesOf(config);
       const after = await snapshot(stores);
       const steps: RunRecord[] = [];
       for (const id of after.committed) {
@@ -183,17 +218,12 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
       const failures = (await runtime.ledger.listRuns(config.project_id, config.name))
         .filter((entry) => entry.status === 'failed' && !after.committed.has(entry.step_id))
         .map((entry) => `step ${entry.step_id} failed: ${entry.error}: ${entry.cause}`);
-      if (failures.length === 0) {
-        // A project workflow can fail before any step runs (e.g. the state belongs to other settings).
-        failures.push(
-          ...outcomes
-            .filter(
-              (o) => o.status === 'failed' && o.name.slice(0, -'-YYYYMMDDTHHMM'.length) === config.project_id,
-            )
-            .map((o) => `project workflow ${o.name} failed: ${o.error}`),
-        );
-      }
-      const reconciliation = await reconcileState(stores);
+      // A project workflow can fail before any step runs (e.g. the state belongs to other settings):
+      // the project's last one tells, since a later one retries what an earlier one failed on.
+      const last = outcomes.findLast((o) => projectOfExecution(o.name) === config.project_id);
+      if (failures.length === 0 && last?.status === 'failed')
+        failures.push(`project workflow ${last.name} failed: ${last.error}`);
+      const reconciliation = await reconcilePipeline(stores);
       results.set(pipelineId(config), {
         config,
         ingestedHours: after.ingested - (before[index]?.ingested ?? 0),
@@ -237,22 +267,43 @@ export interface LocalPipelinesRunOptions extends Omit<PipelinesRunOptions, 'sto
 export async function runLocalPipelines(options: LocalPipelinesRunOptions): Promise<PipelinesRunResult> {
   const pool = options.pool ?? new LocalTaskPool(options.workers);
   const metrics = options.metrics ?? new SummingMetrics();
-  const onPool =
-    (type: WorkerTask['type']) =>
-    async (input: JSONValue): Promise<JSONValue> => {
-      const { step } = input as { step: { config: PipelineConfig } };
+  const progress = options.progress ?? (() => undefined);
+  const onPool = (type: WorkerTask['type'], { control, clock }: RunContext) => {
+    const configs = new DynamoConfigStore({ client: control.dynamo, ...control });
+    return async (input: JSONValue): Promise<JSONValue> => {
       // The input crossed JSON: it is the Map item the definition built for this Task.
-      const task = { type, folders: options.folders(step.config), input } as unknown as WorkerTask;
+      const { step } = input as unknown as { step: StepInput };
+      const config = (await configs.readPipeline(step.project_id, step.pipeline))?.config;
+      if (config === undefined)
+        throw new NamedError('ConfigError', `no valid config of ${step.project_id}/${step.pipeline}`);
+      const task = {
+        type,
+        folders: options.folders(config),
+        control: {
+          endpoint: control.endpoint,
+          configsTable: control.configsTable,
+          stateTable: control.stateTable,
+        },
+        clockOffset: clock() - Date.now(),
+        ...(options.ingestLimits === undefined ? {} : { ingestLimits: options.ingestLimits }),
+        input,
+      } as unknown as WorkerTask;
       const result = await pool.run(task);
       for (const [dimensions, values] of result.metrics) metrics.record(dimensions, values);
+      for (const warning of result.warnings) progress(warning);
+      if (result.error !== undefined) throw new NamedError(result.error.name, result.error.message);
       return result.output as JSONValue;
     };
+  };
   try {
     return await runPipelines({
       ...options,
       metrics,
-      stores: (config) => localStores(options.folders(config)),
-      overrides: { [TASK_STATES.ingestHour]: onPool('ingest'), [TASK_STATES.exportTask]: onPool('export') },
+      stores: (config, clock) => localStores(options.folders(config), clock),
+      overrides: (context) => ({
+        [TASK_STATES.ingestHour]: onPool('ingest', context),
+        [TASK_STATES.exportTask]: onPool('export', context),
+      }),
     });
   } finally {
     if (options.pool === undefined) await pool.destroy();
@@ -287,28 +338,7 @@ export class LocalTaskPool {
   }
 }
 
-/** Reconciles everything a pipeline's state holds. */
-async function reconcileState(stores: EngineStores): Promise<Reconciliation> {
-  const ingests = await readAll<IngestRecord>(stores, INGEST_RECORDS_PREFIX, isIngestRecordKey);
-  const runs = await readAll<RunRecord>(stores, RUN_RECORDS_PREFIX, (key) => key.endsWith('.json'));
-  return reconcile(ingests, runs);
-}
-
-async function readAll<T>(
-  stores: EngineStores,
-  prefix: string,
-  wanted: (key: string) => boolean,
-): Promise<T[]> {
-  const records: T[] = [];
-  for (const { key } of await listAll(stores.state, prefix)) {
-    if (!wanted(key)) continue;
-    const record = await getJson<T>(stores.state, key);
-    if (record !== undefined) records.push(record);
-  }
-  return records;
-}
-
-type StoresOf = PipelinesRunOptions['stores'];
+type StoresOf = (config: PipelineConfig) => EngineStores;
 
 /** The first instant at which a step due by `until` and not committed became due. */
 async function earliestPendingDue(

@@ -9,6 +9,7 @@ import { App, type CfnResource } from 'aws-cdk-lib';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { DataPipelinesStack } from '../../lib/data-pipelines-stack.js';
 import { ConfigError } from '../core/errors.js';
+import type { ExpirationRule } from './lifecycle.js';
 import { type SynthesizedTemplate, stateMachineDefinitions } from './state-machines.js';
 
 /** The workflows by role. */
@@ -18,10 +19,11 @@ export interface WorkflowDefinitions {
   readonly step: StateMachineDefinition;
 }
 
-/** What the build keeps: the state machine resources and which is which. */
+/** What the build keeps: the state machine resources and which is which, and the state bucket's expiration rules. */
 interface SynthesizedWorkflows {
   readonly template: SynthesizedTemplate;
   readonly logicalIds: Record<keyof WorkflowDefinitions, string>;
+  readonly stateExpiration: readonly ExpirationRule[];
 }
 
 const DEFINITIONS_FILE = new URL('../../workflows.json', import.meta.url);
@@ -35,19 +37,38 @@ export function synthesizeWorkflows(): SynthesizedWorkflows {
   const app = new App({ context: { ...context, 'aws:cdk:bundling-stacks': [] } });
   const stack = new DataPipelinesStack(app, 'DataPipelines');
   const template = app.synth().getStackByName(stack.stackName).template as SynthesizedTemplate;
-  const logicalId = (machine: { node: { defaultChild?: unknown } }) =>
-    stack.getLogicalId(machine.node.defaultChild as CfnResource);
+  const logicalId = (construct: { node: { defaultChild?: unknown } }) =>
+    stack.getLogicalId(construct.node.defaultChild as CfnResource);
   const resources = Object.fromEntries(
     Object.entries(template.Resources ?? {}).filter(([, r]) => r.Type === 'AWS::StepFunctions::StateMachine'),
   );
+  const stateBucket = template.Resources?.[logicalId(stack.state.bucket)];
   return {
     template: { Resources: resources },
+    stateExpiration: expirationRules(stateBucket?.Properties),
     logicalIds: {
       dispatcher: logicalId(stack.dispatcher.stateMachine),
       project: logicalId(stack.projectWorkflow.stateMachine),
       step: logicalId(stack.stepWorkflow.stateMachine),
     },
   };
+}
+
+/** The enabled expiration rules of a synthesized bucket's lifecycle configuration. */
+function expirationRules(bucket: Record<string, unknown> | undefined): ExpirationRule[] {
+  const configuration = bucket?.LifecycleConfiguration as
+    | { Rules?: { Status?: string; Prefix?: string; ExpirationInDays?: number }[] }
+    | undefined;
+  return (configuration?.Rules ?? []).flatMap((rule) =>
+    rule.Status === 'Enabled' && rule.ExpirationInDays !== undefined
+      ? [{ prefix: rule.Prefix ?? '', days: rule.ExpirationInDays }]
+      : [],
+  );
+}
+
+/** The state bucket's expiration rules the build synthesized (local runs apply them). */
+export function loadStateExpiration(): readonly ExpirationRule[] {
+  return (JSON.parse(readDefinitionsFile()) as SynthesizedWorkflows).stateExpiration;
 }
 
 /** The definitions from a synthesis, tokens resolved. */
@@ -68,13 +89,15 @@ export async function writeWorkflows(): Promise<void> {
 
 /** The definitions the build synthesized. */
 export function loadWorkflowDefinitions(): WorkflowDefinitions {
-  let text: string;
+  return workflowDefinitions(JSON.parse(readDefinitionsFile()) as SynthesizedWorkflows);
+}
+
+function readDefinitionsFile(): string {
   try {
-    text = readFileSync(DEFINITIONS_FILE, 'utf8');
+    return readFileSync(DEFINITIONS_FILE, 'utf8');
   } catch (error) {
     throw new ConfigError(`no synthesized workflows at ${DEFINITIONS_FILE.pathname}: run "npm run build"`, {
       cause: error,
     });
   }
-  return workflowDefinitions(JSON.parse(text) as SynthesizedWorkflows);
 }

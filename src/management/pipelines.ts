@@ -194,12 +194,19 @@ export async function pauseEndedTrials(
   catalog: PipelineCatalog,
   pipelines: readonly StoredPipeline[],
   now: number,
+  onFailure: (pipeline: StoredPipeline, error: unknown) => void = () => undefined,
 ): Promise<ReviewOutcome[]> {
   const outcomes: ReviewOutcome[] = [];
   for (const pipeline of pipelines) {
     if (pipeline.management.status !== 'active' || !trialEnded(pipeline, now)) continue;
-    const outcome = await reviewPipeline(catalog, pipeline.project_id, pipeline.name, now);
-    if (outcome !== undefined) outcomes.push(outcome);
+    try {
+      const outcome = await reviewPipeline(catalog, pipeline.project_id, pipeline.name, now);
+      if (outcome !== undefined) outcomes.push(outcome);
+    } catch (error) {
+      // One item that cannot be written (it is near DynamoDB's size limit) must not stop the others:
+      // an ended trial is left out of the run whether or not its pause landed.
+      onFailure(pipeline, error);
+    }
   }
   return outcomes;
 }
@@ -251,13 +258,15 @@ async function setStatus(
       kind: 'update',
       name: pipeline.name,
       expectedVersion: pipeline.management.version,
+      ...(pipeline.invalidVersion === undefined ? {} : { invalidVersion: pipeline.invalidVersion }),
       set,
       ...(change.status_reason === undefined ? { remove: ['status_reason'] } : {}),
     },
   );
   if (!written) return undefined;
+  const { invalidVersion: _replaced, ...rest } = pipeline;
   return {
-    ...pipeline,
+    ...rest,
     management: {
       ...pipeline.management,
       ...set,

@@ -4,14 +4,15 @@
  * so the cloud and the local run share every line. Activities are idempotent: Step Functions may run
  * one again after a timeout or a retry.
  */
-import { NotReadyError } from '../core/errors.js';
+import { ConfigError, ReconciliationError } from '../core/errors.js';
 import { nextStep } from '../core/fairness.js';
-import { hourIso, ingestRecordKey, planKey, runRecordKey } from '../core/layout.js';
-import { getJson, type ObjectStore } from '../core/object-store.js';
-import type { PipelineConfig } from '../core/pipeline-config.js';
+import { hourIso, ingestRecordKey, runRecordKey } from '../core/layout.js';
+import { lockFence } from '../core/lock.js';
+import { fencedStore } from '../core/object-store.js';
+import { configFingerprint, type PipelineConfig } from '../core/pipeline-config.js';
 import { activeConfigs } from '../core/pipeline-rules.js';
-import type { IngestRecord, RunRecord, SnapshotPlan, StepPlan, StepRunEntry } from '../core/records.js';
-import { ingestNeededUntil, ingestStart } from '../core/routing.js';
+import type { RunRecord, SnapshotPlan, StepPlan, StepRunEntry } from '../core/records.js';
+import { DUE_AFTER_END_MS, type DueStep, ingestNeededUntil, ingestStart } from '../core/routing.js';
 import { CONFIG_TABLE_KEYS } from '../core/tables.js';
 import { HOUR_MS, ZoneCalendar } from '../core/windows.js';
 import {
@@ -22,6 +23,7 @@ import {
   type FailureInput,
   INGEST_BATCH_HOURS,
   type IngestHourInput,
+  type IngestHourOutput,
   type LockInput,
   MAX_STEPS_PER_EXECUTION,
   METRICS,
@@ -31,24 +33,29 @@ import {
   type PrepareIngestOutput,
   parseInstant,
   projectExecutionName,
+  type ReconcileOutput,
   STEP_FAILED,
   STEP_SUCCEEDED,
   type StepInput,
   stepFromId,
   type TickInput,
 } from '../core/workflow.js';
+import { assignLateObjects } from '../engine/adoption.js';
 import {
   advanceBacklogMark,
   checkStateConfig,
+  firstPendingDue,
   pipelineBacklog,
   stateConfigDifferences,
 } from '../engine/backlog.js';
 import { commitStep as commitEngineStep } from '../engine/commit.js';
 import { runExportTask } from '../engine/export-task.js';
-import { ingestArrivalHour } from '../engine/ingest.js';
-import { advanceIngestWatermark, planStep as planEngineStep } from '../engine/plan.js';
+import { ingestEventsPiece } from '../engine/ingest.js';
+import { advanceIngestWatermark, planStep as planEngineStep, readPlan } from '../engine/plan.js';
+import { reconcilePipeline } from '../engine/reconciliation.js';
 import { commitSnapshot, planSnapshot, runSnapshotTask } from '../engine/snapshot.js';
-import { ingestSnapshotHour } from '../engine/snapshot-ingest.js';
+import { ingestSnapshotPiece } from '../engine/snapshot-ingest.js';
+import type { EngineStores } from '../engine/stores.js';
 import { pauseEndedTrials, type ReviewOutcome, reviewPipeline } from '../management/pipelines.js';
 import type { DataRuntime, Runtime } from './runtime.js';
 
@@ -56,21 +63,76 @@ import type { DataRuntime, Runtime } from './runtime.js';
 export async function findDueProjects(rt: Runtime, input: TickInput): Promise<DispatchOutput> {
   const tick = parseInstant(input.time, 'time');
   const pipelines = await rt.configs.listAll();
-  for (const paused of await pauseEndedTrials(rt.configs, pipelines, tick))
+  const pauseFailed = (pipeline: { project_id: string; name: string }, error: unknown) =>
+    rt.log.warn('ended trial not paused', {
+      project_id: pipeline.project_id,
+      pipeline: pipeline.name,
+      error: String(error),
+    });
+  for (const paused of await pauseEndedTrials(rt.configs, pipelines, tick, pauseFailed))
     rt.log.info('trial pipeline paused', { ...paused });
   // Ended trials are left out whether or not their pause landed.
   const { configs, invalid } = activeConfigs(pipelines, tick);
   for (const problem of invalid) rt.log.warn('pipeline config is invalid and does not run', { ...problem });
   const due = new Set<string>();
   for (const config of configs) {
-    if (due.has(config.project_id)) continue;
-    if ((await pipelineBacklog(rt.stores(config), config, tick)).length > 0) due.add(config.project_id);
+    const stores = rt.stores(config);
+    const backlog = await pipelineBacklog(stores, config, tick);
+    if (backlog.length > 0) due.add(config.project_id);
+    rt.metrics.record(dimensionsOf(config), await pendingLags(stores, config, backlog, tick));
   }
   const projects = [...due]
     .sort()
     .map((project_id) => ({ project_id, execution_name: projectExecutionName(project_id, tick) }));
   rt.log.info('dispatch', { tick: input.time, projects: projects.map((p) => p.project_id) });
   return { tick: new Date(tick).toISOString(), projects };
+}
+
+/**
+ * How long ago the data of the pipeline's oldest due, uncommitted regular and sync steps ended, in
+ * seconds (0 when none): the SLA alarms watch these, so a pipeline that stopped committing alarms too.
+ */
+async function pendingLags(
+  stores: EngineStores,
+  config: PipelineConfig,
+  backlog: readonly DueStep[],
+  tick: number,
+): Promise<Record<string, number>> {
+  const lag = (dueAt: number | undefined) =>
+    dueAt === undefined ? 0 : Math.max(0, Math.round((tick - dueAt + DUE_AFTER_END_MS) / 1000));
+  // A snapshot's backlog is its latest window only: its lag runs from the first window it has not covered.
+  const regular =
+    config.data_source === 'events'
+      ? backlog.find((d) => d.step.kind === 'regular')?.dueAt
+      : await firstPendingDue(stores, config, tick);
+  return {
+    [METRICS.pendingExportLag]: lag(regular),
+    [METRICS.pendingSyncLag]: lag(backlog.find((d) => d.step.kind === 'sync')?.dueAt),
+  };
+}
+
+/**
+ * Reconciles every pipeline of the deployment from its records (the daily check): publishes the
+ * problems of each as a metric the imbalance alarm watches, and logs them.
+ */
+export async function reconcileDeployment(rt: Runtime, _input: TickInput): Promise<ReconcileOutput> {
+  const pipelines = (await rt.configs.listAll()).flatMap((p) =>
+    p.config === undefined || p.management.status === 'deleted' ? [] : [p.config],
+  );
+  const imbalanced: ReconcileOutput['imbalanced'][number][] = [];
+  for (const config of pipelines) {
+    const { problems } = await reconcilePipeline(rt.stores(config));
+    rt.metrics.record(dimensionsOf(config), { [METRICS.imbalances]: problems.length });
+    if (problems.length === 0) continue;
+    imbalanced.push({ project_id: config.project_id, pipeline: config.name, problems });
+    rt.log.warn('pipeline does not reconcile', {
+      project_id: config.project_id,
+      pipeline: config.name,
+      problems,
+    });
+  }
+  rt.log.info('reconciled', { pipelines: pipelines.length, imbalanced: imbalanced.length });
+  return { pipelines: pipelines.length, imbalanced };
 }
 
 /**
@@ -128,7 +190,7 @@ export async function releaseLock(rt: Runtime, input: LockInput): Promise<{ rele
  */
 export async function pickNextStep(rt: Runtime, input: PickInput): Promise<PickOutput> {
   const now = rt.clock();
-  await rt.locks.renew(input.project_id, input.owner, now, rt.leaseMs);
+  const lease = await rt.locks.renew(input.project_id, input.owner, now, rt.leaseMs);
   if (input.steps_run >= MAX_STEPS_PER_EXECUTION)
     return { found: false, steps_run: input.steps_run, reason: 'budget' };
   const tick = parseInstant(input.tick, 'tick');
@@ -156,19 +218,20 @@ export async function pickNextStep(rt: Runtime, input: PickInput): Promise<PickO
       step_id: next.step.id,
       tick: input.tick,
       owner: input.owner,
+      token: lease.token,
       started_at: new Date(now).toISOString(),
-      config,
+      config: configFingerprint(config),
     },
   };
 }
 
 /**
- * The arrival hours the step needs that have no ingest record yet, a batch at a time. Advances the
- * ingest watermark over hours ingested since, and checks the state belongs to this config.
+ * The arrival hours the step needs that have no ingest record yet, a batch at a time, with the late
+ * objects of folders already read assigned to them. Advances the ingest watermark over hours ingested
+ * since, and checks the state belongs to this config.
  */
 export async function prepareIngest(rt: Runtime, step: StepInput): Promise<PrepareIngestOutput> {
-  const { config } = step;
-  const stores = rt.stores(config);
+  const { config, stores } = await stepContext(rt, step);
   await checkStateConfig(stores, config);
   const calendar = new ZoneCalendar(config.time_zone);
   const watermark = await advanceIngestWatermark(stores.state, ingestStart(config, calendar));
@@ -177,33 +240,30 @@ export async function prepareIngest(rt: Runtime, step: StepInput): Promise<Prepa
   for (let hour = watermark; hour < needed && hours.length <= INGEST_BATCH_HOURS; hour += HOUR_MS) {
     if ((await stores.state.getBytes(ingestRecordKey(hour))) === undefined) hours.push(hour);
   }
-  return {
-    hours: hours.slice(0, INGEST_BATCH_HOURS).map((h) => new Date(h).toISOString()),
-    more: hours.length > INGEST_BATCH_HOURS,
-  };
+  const batch = hours.slice(0, INGEST_BATCH_HOURS);
+  await assignLateObjects(stores, config, batch);
+  return { hours: batch.map((h) => new Date(h).toISOString()), more: hours.length > INGEST_BATCH_HOURS };
 }
 
-/** Ingests one arrival hour (idempotent: an hour with an ingest record is not read again). */
-export async function ingestHour(
-  rt: DataRuntime,
-  input: IngestHourInput,
-): Promise<{ arrival_hour: string; source_lines: number; quarantined: number }> {
-  const { config } = input.step;
+/** Reads the next piece of one arrival hour; the hour is committed when `done` (idempotent). */
+export async function ingestHour(rt: DataRuntime, input: IngestHourInput): Promise<IngestHourOutput> {
   const arrivalHour = parseInstant(input.arrival_hour, 'arrival_hour');
-  const stores = rt.stores(config);
-  const existing = await getJson<IngestRecord>(stores.state, ingestRecordKey(arrivalHour));
-  const ingest = config.data_source === 'events' ? ingestArrivalHour : ingestSnapshotHour;
-  const record = existing ?? (await ingest(stores, config, arrivalHour));
-  if (existing === undefined)
+  const { config, stores } = await stepContext(rt, input.step);
+  const outcome =
+    config.data_source === 'events'
+      ? await ingestEventsPiece(stores, config, arrivalHour, rt.ingestLimits)
+      : await ingestSnapshotPiece(stores, config, arrivalHour, rt.ingestLimits);
+  if (outcome.committedNow && outcome.record !== undefined) {
+    const { record } = outcome;
     rt.metrics.record(dimensionsOf(config), {
       [METRICS.quarantined]: record.quarantined,
       [METRICS.lateObjects]: record.sources.filter((object) => object.folder_hour !== undefined).length,
+      [METRICS.objectsSetAside]: record.set_aside.length,
     });
-  return {
-    arrival_hour: hourIso(arrivalHour),
-    source_lines: record.source_lines,
-    quarantined: record.quarantined,
-  };
+    for (const object of record.set_aside)
+      rt.log.warn('source object set aside', { ...logFields(input.step), ...object });
+  }
+  return { arrival_hour: hourIso(arrivalHour), done: outcome.done, pieces: outcome.pieces };
 }
 
 /**
@@ -211,9 +271,8 @@ export async function ingestHour(
  * the ingest watermark over the hours just ingested.
  */
 export async function planStep(rt: Runtime, step: StepInput): Promise<PlanOutput> {
-  const { config } = step;
+  const { config, stores } = await stepContext(rt, step);
   const calendar = new ZoneCalendar(config.time_zone);
-  const stores = rt.stores(config);
   await advanceIngestWatermark(stores.state, ingestStart(config, calendar));
   const ref = stepFromId(config, calendar, step.step_id);
   const plan =
@@ -228,8 +287,8 @@ export async function exportTask(
   rt: DataRuntime,
   input: ExportTaskInput,
 ): Promise<{ task: number; parts: number }> {
-  const { config, step_id } = input.step;
-  const stores = rt.stores(config);
+  const { step_id } = input.step;
+  const { config, stores } = await stepContext(rt, input.step);
   const result =
     config.data_source === 'events'
       ? await runExportTask(stores, config, await readPlan<StepPlan>(stores.state, step_id), input.task)
@@ -252,20 +311,22 @@ export async function commitStep(
   step: StepInput,
 ): Promise<{ step_id: string; exported: number; duplicates: number; parts: number }> {
   await renewLease(rt, step);
-  const { config } = step;
-  const stores = rt.stores(config);
+  const { config, stores } = await stepContext(rt, step);
   const timing = { startedAt: parseInstant(step.started_at, 'started_at'), finishedAt: rt.clock() };
-  const record =
-    (await getJson<RunRecord>(stores.state, runRecordKey(step.step_id))) ??
-    (config.data_source === 'events'
-      ? await commitEngineStep(stores, config, await readPlan<StepPlan>(stores.state, step.step_id), timing)
-      : await commitSnapshot(
-          stores,
-          config,
-          await readPlan<SnapshotPlan>(stores.state, step.step_id),
-          timing,
-        ));
-  const entry = succeededEntry(step, record);
+  let record: RunRecord;
+  try {
+    record =
+      config.data_source === 'events'
+        ? await commitEngineStep(stores, config, step.step_id, timing)
+        : await commitSnapshot(stores, config, step.step_id, timing);
+  } catch (error) {
+    if (error instanceof ReconciliationError) {
+      rt.metrics.record(dimensionsOf(config), { [METRICS.reconciliationFailures]: 1 });
+      rt.log.warn('step does not balance', { ...logFields(step), error: error.message });
+    }
+    throw error;
+  }
+  const entry = succeededEntry(step, config, record);
   await rt.ledger.recordRun(entry);
   await rt.events.publish(STEP_SUCCEEDED, entry);
   const lag = {
@@ -298,9 +359,24 @@ export async function commitStep(
   };
 }
 
-/** Records a failed step with its error; the next tick runs it again. */
-export async function recordFailure(rt: Runtime, input: FailureInput): Promise<{ recorded: true }> {
+/**
+ * Records a failed step with its error; the next tick runs it again. A step that committed after all
+ * (an attempt failed after the commit, or a zombie's failure arrives late) keeps its success.
+ */
+export async function recordFailure(rt: Runtime, input: FailureInput): Promise<{ recorded: boolean }> {
   const { step } = input;
+  // Whatever the config became since, the step's state tells whether it committed after all.
+  const config = (await rt.configs.readPipeline(step.project_id, step.pipeline))?.config;
+  const committed =
+    config !== undefined &&
+    (await rt.stores(config).state.getBytes(runRecordKey(step.step_id))) !== undefined;
+  if (committed) {
+    rt.log.warn('failure of a committed step not recorded', {
+      ...logFields(step),
+      ...stepError(input.error),
+    });
+    return { recorded: false };
+  }
   const finishedAt = rt.clock();
   const startedAt = parseInstant(step.started_at, 'started_at');
   const entry: StepRunEntry = {
@@ -317,28 +393,57 @@ export async function recordFailure(rt: Runtime, input: FailureInput): Promise<{
   };
   await rt.ledger.recordRun(entry);
   await rt.events.publish(STEP_FAILED, entry);
-  rt.metrics.record(dimensionsOf(step.config), { [METRICS.failures]: 1 });
+  rt.metrics.record({ project_id: step.project_id, pipeline: step.pipeline }, { [METRICS.failures]: 1 });
   rt.log.warn('step failed', { ...entry });
   return { recorded: true };
+}
+
+/**
+ * The config a step runs with, read from the catalog and checked against the fingerprint the step was
+ * picked with (so the whole step uses one config, which no state payload carries), and the pipeline's
+ * stores with every write fenced by the step's hold on the project lock.
+ */
+async function stepContext(
+  rt: Pick<DataRuntime, 'configs' | 'stores' | 'locks'>,
+  step: StepInput,
+): Promise<{ config: PipelineConfig; stores: EngineStores }> {
+  const config = (await rt.configs.readPipeline(step.project_id, step.pipeline))?.config;
+  if (config === undefined)
+    throw new ConfigError(
+      `pipeline ${step.project_id}/${step.pipeline} has no valid config any more: step ${step.step_id} stops`,
+    );
+  if (configFingerprint(config) !== step.config)
+    throw new ConfigError(
+      `the settings of pipeline ${step.project_id}/${step.pipeline} changed while step ${step.step_id} ran: ` +
+        'the next tick runs it with the new settings',
+    );
+  const fence = lockFence(rt.locks, step.project_id, step.owner, step.token);
+  const stores = rt.stores(config);
+  return {
+    config,
+    stores: {
+      raw: stores.raw,
+      destination: fencedStore(stores.destination, fence),
+      state: fencedStore(stores.state, fence),
+      staging: fencedStore(stores.staging, fence),
+    },
+  };
+}
+
+/** What every log line about a step carries. */
+function logFields(step: StepInput): Record<string, unknown> {
+  return { project_id: step.project_id, pipeline: step.pipeline, step_id: step.step_id };
 }
 
 async function renewLease(rt: Runtime, step: StepInput): Promise<void> {
   await rt.locks.renew(step.project_id, step.owner, rt.clock(), rt.leaseMs);
 }
 
-async function readPlan<Plan extends StepPlan | SnapshotPlan>(state: ObjectStore, id: string): Promise<Plan> {
-  const plan = await getJson<Plan>(state, planKey(id));
-  if (plan === undefined) throw new NotReadyError(`step ${id} has no plan: plan it before its tasks`);
-  return plan;
-}
-
-function succeededEntry(step: StepInput, record: RunRecord): StepRunEntry {
+function succeededEntry(step: StepInput, config: PipelineConfig, record: RunRecord): StepRunEntry {
   const dataEnd =
     record.window !== undefined
       ? Date.parse(record.window.end)
-      : new ZoneCalendar(step.config.time_zone).dayEnd(
-          record.arrival_day ?? step.step_id.slice('sync-'.length),
-        );
+      : new ZoneCalendar(config.time_zone).dayEnd(record.arrival_day ?? step.step_id.slice('sync-'.length));
   return {
     project_id: step.project_id,
     pipeline: step.pipeline,

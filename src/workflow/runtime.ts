@@ -7,6 +7,7 @@ import type {
   PipelineConfigStore,
   ProjectLedger,
 } from '../core/ports.js';
+import type { IngestLimits } from '../engine/arrival-hour.js';
 import type { PlanLimits } from '../engine/plan.js';
 import type { EngineStores } from '../engine/stores.js';
 
@@ -34,6 +35,8 @@ export interface Runtime {
   readonly leaseMs: number;
   /** How steps are cut into tasks; default `DEFAULT_PLAN_LIMITS`. */
   readonly planLimits?: PlanLimits;
+  /** How arrival hours are cut into pieces and when objects are set aside; default `DEFAULT_INGEST_LIMITS`. */
+  readonly ingestLimits?: IngestLimits;
   /** The stores of one pipeline. */
   stores(config: PipelineConfig): EngineStores;
 }
@@ -42,4 +45,6 @@ export interface Runtime {
 export const DEFAULT_LEASE_MS = 30 * 60_000;
 
 /** What the data activities (ingest, export) use: they run on worker threads locally. */
-export type DataRuntime = Pick<Runtime, 'stores' | 'metrics'>;
+export type DataRuntime = Pick<Runtime, 'stores' | 'metrics' | 'locks' | 'ingestLimits' | 'log'> & {
+  readonly configs: Pick<Runtime['configs'], 'readPipeline'>;
+};

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -65,7 +66,7 @@ describe('mp-pipelines management on a local home', () => {
     assert.equal(up.code, 0, up.stderr);
     assert.match(up.stdout, /started/);
 
-    const created = await json<{ status: string; version: number; s3_encryption: string }>(
+    const created = await json<{ status: string; version: number; s3_encryption?: string }>(
       'pipelines',
       'create',
       ...pipeline,
@@ -76,7 +77,7 @@ describe('mp-pipelines management on a local home', () => {
       '--from',
       '2024-03-08',
     );
-    assert.deepEqual([created.status, created.version, created.s3_encryption], ['active', 1, 'aes']);
+    assert.deepEqual([created.status, created.version, created.s3_encryption], ['active', 1, undefined]);
 
     const invalid = await cli(
       'pipelines',
@@ -151,6 +152,39 @@ describe('mp-pipelines management on a local home', () => {
     assert.match(run.stdout, /shop\/daily: 3 steps committed/);
     assert.match(run.stdout, /shop\/people: 3 steps committed/, 'one snapshot per daily tick');
     assert.match(run.stdout, /reconciliation: balanced/);
+
+    // The reconciliation from the records alone, as for a deployment; a planted difference fails it.
+    const reconciled = await json<{ pipeline: string; reconciliation: { problems: string[] } }[]>(
+      'reconcile',
+      '--project',
+      'shop',
+    );
+    assert.deepEqual(
+      reconciled.map((r) => [r.pipeline, r.reconciliation.problems]),
+      [
+        ['daily', []],
+        ['people', []],
+      ],
+    );
+    const oneDay = await cli('reconcile', ...pipeline, '--from', '2024-03-09', '--to', '2024-03-09');
+    assert.equal(oneDay.code, 0, oneDay.stderr);
+    assert.match(oneDay.stdout, /2024-03-09/);
+    assert.doesNotMatch(oneDay.stdout, /2024-03-08/);
+    const badDate = await cli('reconcile', '--project', 'shop', '--from', 'March');
+    assert.equal(badDate.code, 2);
+    assert.match(badDate.stderr, /--from/);
+    const recordFile = `${home.path}/state/shop/daily/runs/daily-2024-03-09.json`;
+    const original = await readFile(recordFile, 'utf8');
+    const record = JSON.parse(original) as { days: Record<string, { exported: number }> };
+    record.days['2024-03-09']!.exported -= 1;
+    await writeFile(recordFile, JSON.stringify(record));
+    const unbalanced = await cli('reconcile', ...pipeline);
+    assert.equal(unbalanced.code, 1);
+    assert.match(
+      unbalanced.stdout,
+      /daily-2024-03-09, event day 2024-03-09: ingest routed \d+ events to it but it exported/,
+    );
+    await writeFile(recordFile, original);
 
     const runs = await json<{ step_id: string; status: string; exported: number }[]>(
       'runs',

@@ -121,7 +121,7 @@ describe('mp-pipelines local run', () => {
       assert.equal(day2.code, 0, day2.stderr);
       const regular = await readParts(out.path, '2024-01-01');
       assert.deepEqual(regular.records.map((r) => r.event_name).sort(), ['Ping', 'Ping', 'Purchase']);
-      assert.ok(regular.files.includes('_manifest-daily-2024-01-01.json'));
+      assert.ok(regular.files.includes('_manifest-events-daily.daily-2024-01-01.json'));
 
       // On Jan 4 at 02:20 (2 h after Jan 3, and the last arrival hour settled) the sync of Jan 3 has run;
       // the copies are dropped, the late event is extra files.
@@ -134,8 +134,8 @@ describe('mp-pipelines local run', () => {
         'Purchase',
         'Signup',
       ]);
-      assert.ok(synced.files.some((f) => f.startsWith('sync-2024-01-03-t000-p000')));
-      assert.ok(synced.files.includes('_manifest-sync-2024-01-03.json'));
+      assert.ok(synced.files.some((f) => f.startsWith('events-daily.sync-2024-01-03-t000-p000')));
+      assert.ok(synced.files.includes('_manifest-events-daily.sync-2024-01-03.json'));
 
       // On Jan 5 the copy that arrived on Jan 4 is a duplicate too.
       const day5 = await cli([...flags, '--now', '2024-01-05T02:20:00Z']);
@@ -145,7 +145,7 @@ describe('mp-pipelines local run', () => {
       // Every due window has a manifest, even an empty one: readers wait for it.
       const emptyDay = JSON.parse(
         await readFile(
-          join(out.path, 'shop/mp_master_event/2024/01/04/_manifest-daily-2024-01-04.json'),
+          join(out.path, 'shop/mp_master_event/2024/01/04/_manifest-events-daily.daily-2024-01-04.json'),
           'utf8',
         ),
       ) as { records: number; parts: unknown[] };
@@ -169,12 +169,14 @@ describe('mp-pipelines local run', () => {
       assert.equal(purchase.insert_id, 'ins-1');
       assert.equal(purchase.device_id, null);
       const partText = gunzipSync(
-        await readFile(join(out.path, 'shop/mp_master_event/2024/01/01/daily-2024-01-01-t000-p000.json.gz')),
+        await readFile(
+          join(out.path, 'shop/mp_master_event/2024/01/01/events-daily.daily-2024-01-01-t000-p000.json.gz'),
+        ),
       ).toString('utf8');
       assert.ok(partText.includes('"big":12345678901234567890123'));
 
       // The malformed line is quarantined with its reason and source.
-      const quarantineDir = join(out.path, 'shop/_quarantine/events/2024/01/01/12');
+      const quarantineDir = join(out.path, 'shop/_quarantine/events-daily/events/2024/01/01/12');
       const [quarantineFile] = await readdir(quarantineDir);
       const quarantined = JSON.parse(
         gunzipSync(await readFile(join(quarantineDir, quarantineFile!)))
@@ -185,7 +187,7 @@ describe('mp-pipelines local run', () => {
       assert.deepEqual(quarantined.source, { key: 'shop/events/2024/01/01/12/a.json', line: 5 });
       assert.equal(quarantined.line, '{"event":"Broken","properties":{"time":');
       assert.equal(quarantined.line_base64, undefined, 'valid UTF-8 needs no copy of its bytes');
-      const invalidDir = join(out.path, 'shop/_quarantine/events/2024/01/01/13');
+      const invalidDir = join(out.path, 'shop/_quarantine/events-daily/events/2024/01/01/13');
       const [invalidFile] = await readdir(invalidDir);
       const invalid = JSON.parse(
         gunzipSync(await readFile(join(invalidDir, invalidFile!)))
@@ -221,7 +223,7 @@ describe('mp-pipelines local run', () => {
       assert.equal(jan1.on_time, 3);
       assert.ok(
         (await readParts(out.path, '2024-01-01')).files.includes(
-          '_manifest-hourly-2024-01-01T1200+0000.json',
+          '_manifest-events-hourly.hourly-2024-01-01T1200+0000.json',
         ),
       );
     } finally {
@@ -300,7 +302,7 @@ describe('mp-pipelines local run', () => {
       assert.match(result.stdout, /shop\/identity-daily: ingested 24 arrival hours, ran 1 steps/);
       assert.match(result.stdout, /mp_identity_mappings_data/);
       const dir = join(out.path, 'shop', 'mp_identity_mappings_data');
-      const manifest = JSON.parse(await readFile(join(dir, '_manifest.json'), 'utf8')) as {
+      const manifest = JSON.parse(await readFile(join(dir, '_manifest-identity-daily.json'), 'utf8')) as {
         parts: { file: string }[];
         records: number;
       };

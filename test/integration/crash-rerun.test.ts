@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -9,12 +9,18 @@ import { completeArrivalHours, dueSteps } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { commitStep } from '../../src/engine/commit.js';
 import { runExportTask } from '../../src/engine/export-task.js';
-import { ingestArrivalHour } from '../../src/engine/ingest.js';
+import { ingestEventsPiece } from '../../src/engine/ingest.js';
 import { advanceIngestWatermark, planStep } from '../../src/engine/plan.js';
+import type { EngineStores } from '../../src/engine/stores.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { defaultStateFolder, localStores } from '../../src/local/local-stores.js';
 import { runLocalPipeline } from '../../src/local/run.js';
-import { assertSameTree, outputTree, tempFolder } from '../support/fixtures.js';
+import { assertSameTree, outputRecords, outputTree, tempFolder } from '../support/fixtures.js';
+
+/** Ingests an arrival hour to its commit, piece by piece. */
+async function ingestHour(stores: EngineStores, hour: number): Promise<void> {
+  while (!(await ingestEventsPiece(stores, config, hour)).done);
+}
 
 const config = parsePipelineConfig({
   project_id: 'crashy',
@@ -72,14 +78,14 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
         workers: 1,
       });
       const hours = completeArrivalHours(config, calendar, now);
-      for (const hour of hours.slice(0, 40)) await ingestArrivalHour(stores, config, hour);
+      for (const hour of hours.slice(0, 40)) await ingestHour(stores, hour);
       // An ingest that died before its record: garbage staged objects of an uncommitted hour.
       const crashedHour = hours[40]!;
       await stores.staging.put(
-        stagedKey({ eventHour: crashedHour, arrivalHour: crashedHour, seq: 7 }),
+        stagedKey({ eventHour: crashedHour, arrivalHour: crashedHour, piece: 0, seq: 7 }),
         gzipSync('1\tkey\t{"garbage":true}\n'),
       );
-      for (const hour of hours.slice(40)) await ingestArrivalHour(stores, config, hour);
+      for (const hour of hours.slice(40)) await ingestHour(stores, hour);
       await advanceIngestWatermark(stores.state, hours[0]!);
 
       const [first, second] = dueSteps(config, calendar, now);
@@ -89,14 +95,14 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
       await runExportTask(stores, config, plan, 0);
       const day = plan.window!.day;
       await stores.destination.put(
-        partKey(config.project_id, day, plan.step_id, 0, 99),
+        partKey(config.project_id, day, config.name, plan.step_id, 0, 99),
         gzipSync('{"stray":true}\n'),
       );
       // Step 2: everything written, manifest included, but the crash came before the run record.
       const plan2 = await planStep(stores, config, second.step);
       for (let task = 0; task < plan2.tasks.length; task += 1)
         await runExportTask(stores, config, plan2, task);
-      await commitStep(stores, config, plan2, { startedAt: 0, finishedAt: 1 });
+      await commitStep(stores, config, plan2.step_id, { startedAt: 0, finishedAt: 1 });
       await stores.state.delete([runRecordKey(plan2.step_id)]);
 
       // Act: the schedule runs again.
@@ -126,17 +132,19 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
       // Arrange: everything ingested, the first step planned, its tasks not run.
       const stores = localStores(folders(raw.path, out.path));
       const hours = completeArrivalHours(config, calendar, now);
-      for (const hour of hours) await ingestArrivalHour(stores, config, hour);
+      for (const hour of hours) await ingestHour(stores, hour);
       await advanceIngestWatermark(stores.state, hours[0]!);
       const [first] = dueSteps(config, calendar, now);
       const plan = await planStep(stores, config, first!.step);
 
       // Act / Assert
-      await assert.rejects(commitStep(stores, config, plan, { startedAt: 0, finishedAt: 1 }), {
+      await assert.rejects(commitStep(stores, config, plan.step_id, { startedAt: 0, finishedAt: 1 }), {
         name: 'NotReadyError',
       });
       assert.equal(
-        await stores.destination.getBytes(manifestKey(config.project_id, plan.window!.day, plan.step_id)),
+        await stores.destination.getBytes(
+          manifestKey(config.project_id, plan.window!.day, config.name, plan.step_id),
+        ),
         undefined,
       );
       assert.equal(await stores.state.getBytes(runRecordKey(plan.step_id)), undefined);
@@ -145,7 +153,7 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
     }
   });
 
-  test('an unreadable source object fails its step with a clear error, commits nothing, and a retry completes it', async () => {
+  test('an unreadable object is read again, then set aside whole with its reason; nothing else is lost, and putting it back exports it once', async () => {
     const brokenRaw = await tempFolder('broken-raw');
     const out = await tempFolder('broken-out');
     try {
@@ -153,41 +161,64 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
       await generateLandingZone({ rawDir: brokenRaw.path, ...landingZone });
       const brokenHour = calendar.dayStart('2024-03-11') + 5 * HOUR_MS;
       const folder = join(brokenRaw.path, rawHourPrefix(config.project_id, brokenHour));
-      const broken = join(folder, 'zz-broken.json.gz');
+      const brokenKey = `${rawHourPrefix(config.project_id, brokenHour)}zz-broken.json.gz`;
       await mkdir(folder, { recursive: true });
-      const whole = gzipSync('{"event":"x","properties":{"time":1}}\n'.repeat(1000));
-      await writeFile(broken, whole.subarray(0, whole.length / 2));
+      const lines = Array.from({ length: 1000 }, (_, i) =>
+        JSON.stringify({
+          event: 'Broken',
+          properties: { time: (brokenHour + i * 1000) / 1000, distinct_id: 'b', $insert_id: `broken-${i}` },
+        }),
+      );
+      const whole = gzipSync(`${lines.join('\n')}\n`);
+      const truncated = whole.subarray(0, whole.length / 2);
+      await writeFile(join(folder, 'zz-broken.json.gz'), truncated);
 
-      // Act
-      const failed = await runLocalPipeline({
+      // Act: three reads fail (Step Functions retries the ingest), the fourth sets it aside.
+      const result = await runLocalPipeline({
         folders: folders(brokenRaw.path, out.path),
         config,
         now,
         workers: 2,
       });
 
-      // Assert: the failure names the object; the window that needs that hour has no output.
-      assert.equal(failed.ok, false);
-      assert.match(failed.failures.join('\n'), /zz-broken\.json\.gz/);
-      const committed = failed.steps.map((s) => s.step_id);
-      assert.ok(committed.includes('daily-2024-03-09'));
-      assert.ok(!committed.includes('daily-2024-03-11'));
-      const dayFolder = join(out.path, config.project_id, 'mp_master_event', '2024', '03', '11');
-      const files = await readdir(dayFolder).catch(() => []);
-      assert.ok(!files.some((f) => f.startsWith('daily-2024-03-11')), 'no partial window');
+      // Assert: every step committed; the output is the clean run's; the object is set aside with why.
+      assert.ok(result.ok, [...result.failures, ...result.reconciliation.problems].join('\n'));
+      const exported = await outputTree(out.path);
+      const quarantine = `${config.project_id}/_quarantine/${config.name}/objects/`;
+      const withoutSetAside = new Map([...exported].filter(([path]) => !path.startsWith(quarantine)));
+      assertSameTree(withoutSetAside, await outputTree(clean.path));
+      assert.ok(
+        exported.get(`${quarantine}${brokenKey}`)?.equals(truncated),
+        'the copy is the object as stored',
+      );
+      const reason = JSON.parse(exported.get(`${quarantine}${brokenKey}.reason.json`)!.toString('utf8'));
+      assert.equal(reason.reason, 'unreadable');
+      assert.equal(reason.attempts, 3);
+      assert.match(reason.error, /zz-broken\.json\.gz.*unexpected end of file/);
+      const day = result.reconciliation.arrivalDays.find((row) => row.day === '2024-03-11');
+      assert.equal(day?.objects_set_aside, 1);
+      assert.equal(day?.bytes_set_aside, truncated.length);
 
-      // Act: the object is fixed and the schedule retries.
-      await rm(broken);
-      const retried = await runLocalPipeline({
+      // Act: put back as the README says: the whole object, into a folder of a later arrival hour.
+      const later = calendar.dayStart('2024-03-14') + 10 * HOUR_MS;
+      const laterFolder = join(brokenRaw.path, rawHourPrefix(config.project_id, later));
+      await mkdir(laterFolder, { recursive: true });
+      await writeFile(join(laterFolder, 'put-back.json.gz'), whole);
+      const again = await runLocalPipeline({
         folders: folders(brokenRaw.path, out.path),
         config,
-        now,
+        now: calendar.dayEnd('2024-03-14') + 3 * HOUR_MS,
         workers: 2,
       });
 
-      // Assert
-      assert.ok(retried.ok, [...retried.failures, ...retried.reconciliation.problems].join('\n'));
-      assertSameTree(await outputTree(out.path), await outputTree(clean.path));
+      // Assert: its events arrive late and the sync of that day exports each once into their day.
+      assert.ok(again.ok, [...again.failures, ...again.reconciliation.problems].join('\n'));
+      const ids = ((await outputRecords(out.path, config.project_id)).get('2024-03-11') ?? [])
+        .map((r) => JSON.parse(r).insert_id as string | null)
+        .filter((id) => id?.startsWith('broken-'));
+      assert.equal(ids.length, 1000);
+      assert.equal(new Set(ids).size, 1000);
+      assert.ok(again.steps.some((s) => s.step_id === 'sync-2024-03-14' && s.exported >= 1000));
     } finally {
       await brokenRaw.cleanup();
       await out.cleanup();

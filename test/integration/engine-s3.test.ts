@@ -87,7 +87,7 @@ describe('the engine on S3 (moto)', () => {
       assert.ok((await listAll(stores.staging, 'stage/')).length > 0, 'staging lives in its own prefix');
       assert.equal((await listAll(stores.state, 'stage/')).length, 0);
       assert.ok(written.some((o) => o.key.includes('/_quarantine/')));
-      assert.ok(written.some((o) => o.key.includes('/sync-')));
+      assert.ok(written.some((o) => o.key.includes('.sync-')));
       assert.deepEqual(
         JSON.parse(
           await readFile(`${defaultStateFolder(folders.path, 'acme', 'events-daily')}/pipeline.json`, 'utf8'),

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { hourIso, ingestRecordKey, rawHourPrefix } from '../../src/core/layout.js';
+import { adoptionKey, hourIso, ingestRecordKey, rawHourPrefix } from '../../src/core/layout.js';
 import { getJson, putJson } from '../../src/core/object-store.js';
 import { parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import type { IngestRecord } from '../../src/core/records.js';
 import { HOUR_MS } from '../../src/core/windows.js';
-import { arrivalObjects } from '../../src/engine/arrival-objects.js';
+import { assignLateObjects } from '../../src/engine/adoption.js';
+import type { HourObject } from '../../src/engine/arrival-hour.js';
 import { defaultStateFolder, localStores } from '../../src/local/local-stores.js';
 import { runLocalPipeline } from '../../src/local/run.js';
 import { outputRecords, tempFolder } from '../support/fixtures.js';
@@ -116,8 +117,8 @@ describe('objects written into a folder after it was read', () => {
   });
 });
 
-describe('arrivalObjects', () => {
-  test('adopts only objects written during the hour into a folder of the day before that was read without them, once', async () => {
+describe('assignLateObjects', () => {
+  test('assigns objects written into folders already read to the first hour about to be ingested from when they were written, once', async () => {
     const raw = await tempFolder('adopt-raw');
     const stateDir = await tempFolder('adopt-state');
     try {
@@ -136,6 +137,9 @@ describe('arrivalObjects', () => {
       await land(raw.path, '2024-03-02T02', 'unread-folder.json', ['{}'], '2024-03-02T05:01:00Z');
       // An upload begun in its folder's own hour, finished after the folder was read: the next hour's.
       await land(raw.path, '2024-03-02T04', 'began-in-own-hour.json', ['{}'], '2024-03-02T04:59:00Z');
+      // A multipart upload begun at 01:10 (S3 stamps the start) and completed after hours 01 and 02 were
+      // read: the first hour ingested after it appeared takes it.
+      await land(raw.path, '2024-03-02T01', 'slow-upload.json', ['{}'], '2024-03-02T01:10:00Z');
       // Taken by an hour in between already, then rewritten in place: not read twice.
       await land(raw.path, '2024-03-01T20', 'taken-before.json', ['{}'], '2024-03-02T05:30:00Z');
       await land(raw.path, '2024-03-02T05', 'own.json', ['{}'], '2024-03-02T07:00:00Z');
@@ -143,19 +147,25 @@ describe('arrivalObjects', () => {
       await read('2024-03-01T04', []);
       await read('2024-03-01T20', []);
       await read('2024-03-01T23', [key('2024-03-01T20', 'taken-before.json')]);
+      await read('2024-03-02T01', []);
       await read('2024-03-02T03', [key('2024-03-02T03', 'read.json')]);
       await read('2024-03-02T04', []);
 
-      const [objects = []] = await arrivalObjects(stores, config.project_id, hour, ['events']);
+      await assignLateObjects(stores, config, [hour, hour + HOUR_MS]);
+      await assignLateObjects(stores, config, [hour, hour + HOUR_MS]);
 
-      assert.deepEqual(
-        objects.map((o) => [o.key, o.folderHour === undefined ? undefined : hourIso(o.folderHour)]),
-        [
-          [key('2024-03-01T05', 'day-old.json'), hourIso(hour - 24 * HOUR_MS)],
-          [key('2024-03-02T04', 'began-in-own-hour.json'), hourIso(hour - HOUR_MS)],
-          [key('2024-03-02T05', 'own.json'), undefined],
-        ],
-      );
+      const assigned = async (at: number) =>
+        ((await getJson<{ objects: HourObject[] }>(stores.state, adoptionKey(at)))?.objects ?? []).map(
+          (o) => [o.key, o.folder_hour],
+        );
+      assert.deepEqual(await assigned(hour), [
+        [key('2024-03-01T05', 'day-old.json'), hourIso(hour - 24 * HOUR_MS)],
+        [key('2024-03-02T01', 'slow-upload.json'), hourIso(hour - 4 * HOUR_MS)],
+        [key('2024-03-02T04', 'began-in-own-hour.json'), hourIso(hour - HOUR_MS)],
+      ]);
+      assert.deepEqual(await assigned(hour + HOUR_MS), [
+        [key('2024-03-02T03', 'other-hour.json'), hourIso(hour - 2 * HOUR_MS)],
+      ]);
     } finally {
       await raw.cleanup();
       await stateDir.cleanup();

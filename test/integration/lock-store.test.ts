@@ -53,7 +53,13 @@ describe('DynamoLockStore lease rules', () => {
   it('acquires a free lock and stores the documented item', async () => {
     const lease = await store.acquire('p1', 'owner-a', T0, LEASE_MS);
 
-    const expected: Lease = { projectId: 'p1', owner: 'owner-a', acquiredAt: T0, expiresAt: T0 + LEASE_MS };
+    const expected: Lease = {
+      projectId: 'p1',
+      owner: 'owner-a',
+      acquiredAt: T0,
+      expiresAt: T0 + LEASE_MS,
+      token: 1,
+    };
     assert.deepEqual(lease, expected);
     assert.deepEqual(await store.current('p1'), expected);
     const raw = await client.send(
@@ -69,7 +75,7 @@ describe('DynamoLockStore lease rules', () => {
       owner: { S: 'owner-a' },
       acquired_at: { N: String(T0) },
       expires_at: { N: String(T0 + LEASE_MS) },
-      expires_at_s: { N: String((T0 + LEASE_MS) / 1000) },
+      token: { N: '1' },
     });
   });
 
@@ -91,6 +97,7 @@ describe('DynamoLockStore lease rules', () => {
 
     assert.equal(again?.owner, 'owner-a');
     assert.equal(again?.expiresAt, T0 + 1_000 + LEASE_MS);
+    assert.equal(again?.token, 1, 'the holder keeps its token');
     assert.deepEqual(await store.current('p1'), again);
   });
 
@@ -105,6 +112,7 @@ describe('DynamoLockStore lease rules', () => {
       owner: 'owner-b',
       acquiredAt: now,
       expiresAt: now + LEASE_MS,
+      token: 2,
     });
     assert.deepEqual(await store.current('p1'), taken);
   });
@@ -119,6 +127,7 @@ describe('DynamoLockStore lease rules', () => {
       owner: 'owner-a',
       acquiredAt: T0,
       expiresAt: T0 + 30_000 + LEASE_MS,
+      token: 1,
     };
     assert.deepEqual(renewed, expected);
     assert.deepEqual(await store.current('p1'), expected);
@@ -141,7 +150,7 @@ describe('DynamoLockStore lease rules', () => {
       assert.ok(error instanceof LockLostError);
       assert.equal(error.name, 'LockLostError');
       assert.match(error.message, /project p1/);
-      assert.match(error.message, /owner-b holds it now/);
+      assert.match(error.message, /owner-b holds it now \(token 2\)/);
       return true;
     });
     assert.deepEqual(await store.current('p1'), takeover);
@@ -177,7 +186,26 @@ describe('DynamoLockStore lease rules', () => {
     assert.equal(released, true);
     assert.equal(releasedAgain, false);
     assert.equal(await store.current('p1'), undefined);
-    assert.equal((await store.acquire('p1', 'owner-b', T0 + 1, LEASE_MS))?.owner, 'owner-b');
+    const next = await store.acquire('p1', 'owner-b', T0 + 1, LEASE_MS);
+    assert.equal(next?.owner, 'owner-b');
+    assert.equal(next?.token, 2, 'a released lock keeps its token for the next holder');
+  });
+
+  it('check passes for the holder and its token only, expired or not, and names the new holder', async () => {
+    await store.acquire('p1', 'owner-a', T0, LEASE_MS);
+
+    await store.check('p1', 'owner-a', 1);
+    await assert.rejects(store.check('p1', 'owner-a', 2), LockLostError);
+    await assert.rejects(store.check('p1', 'owner-b', 1), LockLostError);
+    await store.acquire('p1', 'owner-b', T0 + LEASE_MS + 1, LEASE_MS);
+    await assert.rejects(store.check('p1', 'owner-a', 1), (error: unknown) => {
+      assert.ok(error instanceof LockLostError);
+      assert.match(error.message, /owner-a with token 1: owner-b holds it now \(token 2\)/);
+      return true;
+    });
+    await store.check('p1', 'owner-b', 2);
+    await store.release('p1', 'owner-b');
+    await assert.rejects(store.check('p1', 'owner-b', 2), /the lock is free/);
   });
 
   it('current reports the holder, live or expired, and undefined when free', async () => {
@@ -316,7 +344,7 @@ describe('DynamoLockStore error mapping', () => {
 // ---- model-based sequence -----------------------------------------------------------------------
 
 /** What the lock should hold, by the lease rules alone. */
-type ModelState = { owner: string; acquiredAt: number; expiresAt: number } | undefined;
+type ModelState = { owner: string; acquiredAt: number; expiresAt: number; token: number } | undefined;
 
 type Op =
   | { readonly kind: 'acquire'; readonly owner: string; readonly advanceMs: number }
@@ -341,6 +369,7 @@ describe('DynamoLockStore against a model of the lease rules', () => {
         run += 1;
         const projectId = `model-${run}`; // each run (and each shrink) starts from a free lock
         let model: ModelState;
+        let token = 0;
         let now = T0;
         for (const [step, op] of ops.entries()) {
           now += op.advanceMs;
@@ -348,7 +377,10 @@ describe('DynamoLockStore against a model of the lease rules', () => {
           if (op.kind === 'acquire') {
             const free = model === undefined || model.expiresAt < now || model.owner === op.owner;
             const lease = await store.acquire(projectId, op.owner, now, MODEL_LEASE_MS);
-            if (free) model = { owner: op.owner, acquiredAt: now, expiresAt: now + MODEL_LEASE_MS };
+            if (free) {
+              if (model?.owner !== op.owner) token += 1;
+              model = { owner: op.owner, acquiredAt: now, expiresAt: now + MODEL_LEASE_MS, token };
+            }
             assert.deepEqual(lease, free ? { projectId, ...model } : undefined, where);
           } else if (op.kind === 'renew') {
             if (model?.owner === op.owner) {
@@ -369,6 +401,11 @@ describe('DynamoLockStore against a model of the lease rules', () => {
           }
           const expected = model === undefined ? undefined : { projectId, ...model };
           assert.deepEqual(await store.current(projectId), expected, `${where}: current`);
+          for (const owner of ['a', 'b', 'c']) {
+            const checked = store.check(projectId, owner, token);
+            if (model?.owner === owner) await checked;
+            else await assert.rejects(checked, LockLostError, `${where}: check(${owner})`);
+          }
         }
       }),
       { seed: 20261125, numRuns: 30, endOnFailure: true },

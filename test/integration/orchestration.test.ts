@@ -13,6 +13,7 @@ import { type PipelineConfig, parsePipelineConfig } from '../../src/core/pipelin
 import { dueSteps } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { projectExecutionName, STEP_FAILED, STEP_SUCCEEDED, TASK_STATES } from '../../src/core/workflow.js';
+import { DEFAULT_INGEST_LIMITS, type IngestLimits } from '../../src/engine/arrival-hour.js';
 import { committedStepIds } from '../../src/engine/backlog.js';
 import {
   type ControlPlane,
@@ -54,7 +55,12 @@ function harness(
   control: ControlPlane,
   raw: string,
   out: string,
-  options: { intercept?: TaskInterceptor; leaseMs?: number; locks?: LockStore } = {},
+  options: {
+    intercept?: TaskInterceptor;
+    leaseMs?: number;
+    locks?: LockStore;
+    ingestLimits?: IngestLimits;
+  } = {},
 ): Harness {
   const events = new RecordingEventSink();
   const state: Harness = { now: 0 } as Harness;
@@ -65,6 +71,7 @@ function harness(
     clock: () => state.now,
     events,
     ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    ...(options.ingestLimits === undefined ? {} : { ingestLimits: options.ingestLimits }),
   });
   const runtime = options.locks === undefined ? base : { ...base, locks: options.locks };
   const workflows = new LocalWorkflows({
@@ -139,6 +146,40 @@ describe('orchestration through the synthesized workflows', () => {
   after(async () => {
     await raw?.cleanup();
     await moto?.stop();
+  });
+
+  test('no state payload, run log entry or event carries the config or its external id', async () => {
+    const control = await startControlPlane(moto);
+    const out = await tempFolder('secrets');
+    try {
+      // Arrange: a pipeline writing through a role in another account (folders locally)
+      const secret = 'external-id-that-must-not-leak';
+      const seen: string[] = [];
+      const intercept: TaskInterceptor = async (_state, input, run) => {
+        seen.push(JSON.stringify(input));
+        const output = await run();
+        seen.push(JSON.stringify(output));
+        return output;
+      };
+      const h = harness(control, raw.path, out.path, { intercept });
+      await h.runtime.configs.put({
+        ...daily,
+        s3_role: 'arn:aws:iam::123456789012:role/exports',
+        s3_external_id: secret,
+      });
+      // Act
+      await tickAndSettle(h, end);
+      // Assert
+      assert.ok(succeededSteps(h).length > 0);
+      assert.ok(seen.length > 20);
+      for (const text of [...seen, JSON.stringify(h.events.events)])
+        assert.ok(!text.includes(secret) && !text.includes('"time_zone"'), text.slice(0, 300));
+      const entries = await h.runtime.ledger.listRuns('orbit', daily.name);
+      assert.ok(!JSON.stringify(entries).includes(secret));
+    } finally {
+      await out.cleanup();
+      await control.stop();
+    }
   });
 
   test('two triggers of the same tick start one project workflow', async () => {
@@ -221,15 +262,18 @@ describe('orchestration through the synthesized workflows', () => {
           owner,
           acquiredAt: now,
           expiresAt: now + leaseMs,
+          token: 1,
         }),
         renew: async (projectId, owner, now, leaseMs) => ({
           projectId,
           owner,
           acquiredAt: now,
           expiresAt: now + leaseMs,
+          token: 1,
         }),
         release: async () => true,
         current: async () => undefined,
+        check: async () => undefined,
       };
       const h = harness(control, raw.path, out.path, { intercept: detector.intercept, locks: alwaysGranted });
       await h.runtime.configs.put(hourly);
@@ -342,7 +386,10 @@ describe('orchestration through the synthesized workflows', () => {
         gzipSync('{"event":"a","properties":{"time":1}}\n'.repeat(500)).subarray(0, 100),
       );
       const nova = { ...daily, project_id: 'nova' };
-      const h = harness(control, brokenRaw.path, out.path);
+      // Never set aside here: the object stays unreadable, as one failing for longer would.
+      const h = harness(control, brokenRaw.path, out.path, {
+        ingestLimits: { ...DEFAULT_INGEST_LIMITS, maxAttempts: Number.MAX_SAFE_INTEGER },
+      });
       await h.runtime.configs.put(daily);
       await h.runtime.configs.put(nova);
       // Act: three ticks

@@ -143,7 +143,7 @@ describe('people and identity pipelines on the schedule', () => {
         await readSnapshot(destination, 'orbit', 'people'),
         await modelSnapshot(raw.path, 'orbit', start, cuts),
       );
-      const mappings = await readSnapshot(destination, 'orbit', 'identity');
+      const mappings = await readSnapshot(destination, 'orbit', 'identity', 'identity-hourly');
       assert.ok(mappings.size > 10);
       for (const [id, canonical] of mappings) assert.equal(mappings.get(canonical as string), canonical, id);
 

@@ -18,7 +18,7 @@ import { ingestStart } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { advanceIngestWatermark } from '../../src/engine/plan.js';
 import { commitSnapshot, planSnapshot, runSnapshotTask } from '../../src/engine/snapshot.js';
-import { ingestSnapshotHour } from '../../src/engine/snapshot-ingest.js';
+import { ingestSnapshotPiece } from '../../src/engine/snapshot-ingest.js';
 import type { EngineStores } from '../../src/engine/stores.js';
 import { generateProfileLandingZone } from '../../src/local/generate-profiles.js';
 import { outputTree, readTree, tempFolder } from '../support/fixtures.js';
@@ -67,7 +67,7 @@ async function ingestDay(s: EngineStores, config: PipelineConfig, day: string): 
   const start = ingestStart(config, calendar);
   for (let hour = start; hour < window.end; hour += HOUR_MS)
     if ((await s.state.getBytes(ingestRecordKey(hour))) === undefined)
-      await ingestSnapshotHour(s, config, hour);
+      while (!(await ingestSnapshotPiece(s, config, hour)).done);
   await advanceIngestWatermark(s.state, start);
 }
 
@@ -75,7 +75,7 @@ async function stepDay(s: EngineStores, config: PipelineConfig, day: string): Pr
   const window = calendar.windowById('daily', day);
   const plan = await planSnapshot(s, config, window, SMALL);
   for (let task = 0; task < plan.tasks.length; task += 1) await runSnapshotTask(s, config, plan, task);
-  await commitSnapshot(s, config, plan, { startedAt: window.end, finishedAt: window.end + HOUR_MS });
+  await commitSnapshot(s, config, plan.step_id, { startedAt: window.end, finishedAt: window.end + HOUR_MS });
   return plan;
 }
 
@@ -163,7 +163,10 @@ describe('people snapshots', () => {
       );
       // Only the new snapshot's files are left in the folder.
       const files = (await readdir(join(dir.path, 'out', snapshotFolder('acme', 'people')))).sort();
-      assert.deepEqual(files, ['_manifest.json', 'daily-2024-11-02-t000-p000.json.gz']);
+      assert.deepEqual(files, [
+        '_manifest-people-daily.json',
+        'people-daily.daily-2024-11-02-t000-p000.json.gz',
+      ]);
     } finally {
       await dir.cleanup();
     }
@@ -258,8 +261,8 @@ describe('people snapshots', () => {
         k.includes('_quarantine'),
       );
       assert.deepEqual(quarantined.sort(), [
-        'acme/_quarantine/identity/2024/11/01/03/quarantine-p000.json.gz',
-        'acme/_quarantine/people/2024/11/01/03/quarantine-p000.json.gz',
+        'acme/_quarantine/people-daily/identity/2024/11/01/03/quarantine-000-000.json.gz',
+        'acme/_quarantine/people-daily/people/2024/11/01/03/quarantine-000-000.json.gz',
       ]);
       assert.deepEqual(await readSnapshot(s.destination, 'acme', 'people'), new Map([['ann', { a: 1 }]]));
     } finally {
@@ -344,7 +347,7 @@ describe('snapshots match the documented semantics computed naively', () => {
   }
 });
 
-/** A store whose `put` or `delete` of a key matching `pattern` throws, once: a crash at that point. */
+/** A store whose `put` (either kind) or `delete` of a key matching `pattern` throws, once: a crash at that point. */
 function crashing(
   store: ObjectStore,
   operation: 'put' | 'delete',
@@ -352,18 +355,21 @@ function crashing(
 ): ObjectStore & { crashed: boolean } {
   const wrapped = Object.create(store) as ObjectStore & { crashed: boolean };
   wrapped.crashed = false;
-  const original = store[operation].bind(store) as (keys: unknown, body?: unknown) => Promise<unknown>;
-  (wrapped as unknown as Record<string, unknown>)[operation] = async (
-    keys: string | string[],
-    body?: unknown,
-  ) => {
-    const named = typeof keys === 'string' ? [keys] : keys;
-    if (!wrapped.crashed && named.some((key) => pattern.test(key))) {
-      wrapped.crashed = true;
-      throw new Error(`crash at ${operation} of ${pattern}`);
-    }
-    return original(keys, body);
-  };
+  const methods = operation === 'put' ? (['put', 'putIfAbsent'] as const) : (['delete'] as const);
+  for (const method of methods) {
+    const original = store[method].bind(store) as (keys: unknown, body?: unknown) => Promise<unknown>;
+    (wrapped as unknown as Record<string, unknown>)[method] = async (
+      keys: string | string[],
+      body?: unknown,
+    ) => {
+      const named = typeof keys === 'string' ? [keys] : keys;
+      if (!wrapped.crashed && named.some((key) => pattern.test(key))) {
+        wrapped.crashed = true;
+        throw new Error(`crash at ${operation} of ${pattern}`);
+      }
+      return original(keys, body);
+    };
+  }
   return wrapped;
 }
 
@@ -414,7 +420,7 @@ describe('a snapshot step that crashes anywhere and runs again ends exactly as a
           // New files come first: until the manifest is replaced, readers see the last snapshot whole.
           const manifest = await getJson<SnapshotManifest>(
             s.destination,
-            snapshotManifestKey('acme', 'people'),
+            snapshotManifestKey('acme', 'people', 'people-daily'),
           );
           assert.equal(manifest?.step_id, 'daily-2024-11-01');
           await readSnapshot(s.destination, 'acme', 'people');
@@ -423,7 +429,7 @@ describe('a snapshot step that crashes anywhere and runs again ends exactly as a
           // A reader following the manifest already sees the whole new snapshot.
           const manifest = await getJson<SnapshotManifest>(
             s.destination,
-            snapshotManifestKey('acme', 'people'),
+            snapshotManifestKey('acme', 'people', 'people-daily'),
           );
           assert.equal(manifest?.step_id, 'daily-2024-11-02');
           await readSnapshot(s.destination, 'acme', 'people');

@@ -21,13 +21,14 @@ import type { SnapshotManifest } from '../../src/core/records.js';
 import { HOUR_MS } from '../../src/core/windows.js';
 import { readTree } from './fixtures.js';
 
-/** The snapshot a reader following the manifest sees: distinct id -> line. */
+/** The snapshot a reader following a pipeline's manifest sees: distinct id -> line. */
 export async function readSnapshot(
   out: ObjectStore,
   projectId: string,
   source: 'people' | 'identity',
+  pipeline = `${source}-daily`,
 ): Promise<Map<string, unknown>> {
-  const manifest = await getJson<SnapshotManifest>(out, snapshotManifestKey(projectId, source));
+  const manifest = await getJson<SnapshotManifest>(out, snapshotManifestKey(projectId, source, pipeline));
   assert.ok(manifest, 'a manifest is in place');
   const rows = new Map<string, unknown>();
   let records = 0;

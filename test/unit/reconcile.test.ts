@@ -15,6 +15,8 @@ function ingest(overrides: Partial<IngestRecord>): IngestRecord {
     quarantine_parts: [],
     staged: [],
     owners: {},
+    set_aside: [],
+    pieces: 1,
     ...overrides,
   };
 }

@@ -1,0 +1,182 @@
+import { hourStamp, stagedKey, stagedKeysKey } from '../core/layout.js';
+import type { ObjectStore } from '../core/object-store.js';
+import type { StagedObject } from '../core/records.js';
+
+/** How much one arrival hour's ingest buffers and uploads at once (bounded whatever the input). */
+export interface StagingBudget {
+  /** Bytes buffered across all event hours before the largest buffer is written out. */
+  readonly bufferedBytes: number;
+  /** Staged objects being written at once; a flush beyond it waits for the oldest. */
+  readonly uploadsInFlight: number;
+}
+
+/**
+ * 16 MiB buffered and two uploads in flight: about 48 MiB per ingest at most, so the two ingests of each
+ * of the local run's worker threads stay well inside its memory, and an arrival hour of a few tens of
+ * megabytes (a Firehose hour of a busy project) is staged in one object per event hour.
+ */
+export const DEFAULT_STAGING_BUDGET: StagingBudget = { bufferedBytes: 16 * 1024 * 1024, uploadsInFlight: 2 };
+
+const FIRST_CHUNK_BYTES = 8 * 1024;
+const CHUNK_BYTES = 256 * 1024;
+
+/** Bytes appended into chunks that start small and grow (many event hours hold a few lines each). */
+class ChunkedBytes {
+  private readonly full: Buffer[] = [];
+  private chunk = Buffer.alloc(0);
+  private used = 0;
+  bytes = 0;
+
+  /** Appends latin1 `head`, then `body` (if any), then a newline. */
+  append(head: string, body?: Buffer): void {
+    const length = head.length + (body?.length ?? 0) + 1;
+    if (this.used + length > this.chunk.length) this.grow(length);
+    this.used += this.chunk.write(head, this.used, 'latin1');
+    if (body !== undefined) this.used += body.copy(this.chunk, this.used);
+    this.chunk[this.used++] = 10;
+    this.bytes += length;
+  }
+
+  /** Everything appended, as one buffer. */
+  take(): Buffer {
+    return Buffer.concat([...this.full, this.chunk.subarray(0, this.used)], this.bytes);
+  }
+
+  private grow(length: number): void {
+    if (this.used > 0 && this.chunk.length >= CHUNK_BYTES) {
+      this.full.push(this.chunk.subarray(0, this.used));
+      this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, length));
+      this.used = 0;
+      return;
+    }
+    const doubled = Math.min(CHUNK_BYTES, Math.max(FIRST_CHUNK_BYTES, 2 * this.chunk.length));
+    const grown = Buffer.allocUnsafe(Math.max(doubled, this.used + length));
+    this.chunk.copy(grown, 0, 0, this.used);
+    this.chunk = grown;
+  }
+}
+
+/** The events of one UTC event hour buffered since its last flush. */
+interface HourBuffer {
+  readonly eventHour: number;
+  lines: ChunkedBytes;
+  keys: ChunkedBytes;
+  records: number;
+  late: number;
+  owners: Set<string>;
+  /** Objects of this event hour written so far (numbers the next one). */
+  flushed: number;
+}
+
+/**
+ * Stages the exportable events of one piece of an arrival hour's ingest (DESIGN 4b): one plain NDJSON
+ * object per (event hour, arrival hour) flush, with a dedup-keys companion when the pipeline syncs. Lines
+ * are buffered per event hour; when the buffers hold more than the budget, the largest is written out,
+ * so an arrival hour spread over N event hours writes about N x (1 + its size / budget) objects however
+ * its lines interleave (offline queues flushing weeks of events into one hour), and memory stays within
+ * the budget plus the uploads in flight. Object names follow the order of the lines, so a re-run of the
+ * same piece writes the same objects with the same bytes.
+ */
+export class StagingBuffers {
+  private readonly buffers = new Map<number, HourBuffer>();
+  private readonly written: Promise<StagedObject>[] = [];
+  private readonly inFlight: Promise<unknown>[] = [];
+  private buffered = 0;
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly arrivalHour: number,
+    private readonly piece: number,
+    private readonly withKeys: boolean,
+    private readonly budget: StagingBudget = DEFAULT_STAGING_BUDGET,
+  ) {}
+
+  /**
+   * Adds one staged line, `<time ms>\t<dedup key or empty>\t<output record>`, for the step `owner`; `late`
+   * marks an event late for its window. Call `settle()` between input chunks.
+   */
+  add(
+    eventHour: number,
+    timeMs: number,
+    dedupKey: string | undefined,
+    record: Buffer,
+    owner: string,
+    late: boolean,
+  ): void {
+    let buffer = this.buffers.get(eventHour);
+    if (buffer === undefined) {
+      buffer = emptyBuffer(eventHour, 0);
+      this.buffers.set(eventHour, buffer);
+    }
+    const before = buffer.lines.bytes;
+    buffer.lines.append(`${timeMs}\t${dedupKey ?? ''}\t`, record);
+    this.buffered += buffer.lines.bytes - before;
+    buffer.records += 1;
+    if (late) buffer.late += 1;
+    buffer.owners.add(owner);
+    if (this.withKeys && dedupKey !== undefined) buffer.keys.append(dedupKey);
+  }
+
+  /** Writes out the largest buffers while over budget, waiting for uploads beyond the in-flight limit. */
+  async settle(): Promise<void> {
+    while (this.buffered > this.budget.bufferedBytes) {
+      let largest: HourBuffer | undefined;
+      for (const buffer of this.buffers.values())
+        if (largest === undefined || buffer.lines.bytes > largest.lines.bytes) largest = buffer;
+      if (largest === undefined) return;
+      await this.flush(largest);
+    }
+  }
+
+  /** Writes out every buffer and returns the objects written, by event hour, each hour's in write order. */
+  async finish(): Promise<StagedObject[]> {
+    const pending = [...this.buffers.values()].filter((buffer) => buffer.records > 0);
+    for (const buffer of pending.sort((a, b) => a.eventHour - b.eventHour)) await this.flush(buffer);
+    const objects = await Promise.all(this.written);
+    const hours = new Map([...this.buffers.keys()].map((hour) => [hourStamp(hour), hour]));
+    // Stable: objects of one event hour keep the order their lines arrived in (dedup keeps the first copy).
+    return objects.sort((a, b) => hours.get(a.event_hour)! - hours.get(b.event_hour)!);
+  }
+
+  private async flush(buffer: HourBuffer): Promise<void> {
+    while (this.inFlight.length >= this.budget.uploadsInFlight) await this.inFlight.shift();
+    const name = {
+      eventHour: buffer.eventHour,
+      arrivalHour: this.arrivalHour,
+      piece: this.piece,
+      seq: buffer.flushed,
+    };
+    const data = buffer.lines.take();
+    const object: StagedObject = {
+      key: stagedKey(name),
+      event_hour: hourStamp(buffer.eventHour),
+      records: buffer.records,
+      bytes: data.length,
+      late: buffer.late,
+      owners: [...buffer.owners].sort(),
+      ...(this.withKeys ? { keys_key: stagedKeysKey(name) } : {}),
+    };
+    const keys = this.withKeys ? buffer.keys.take() : undefined;
+    const upload = Promise.all([
+      this.store.put(object.key, data),
+      keys === undefined ? undefined : this.store.put(stagedKeysKey(name), keys),
+    ]).then(() => object);
+    upload.catch(() => undefined); // surfaced by finish()
+    this.written.push(upload);
+    this.inFlight.push(upload);
+    this.buffered -= data.length;
+    this.buffers.set(buffer.eventHour, emptyBuffer(buffer.eventHour, buffer.flushed + 1));
+  }
+}
+
+function emptyBuffer(eventHour: number, flushed: number): HourBuffer {
+  return {
+    eventHour,
+    lines: new ChunkedBytes(),
+    keys: new ChunkedBytes(),
+    records: 0,
+    late: 0,
+    owners: new Set(),
+    flushed,
+  };
+}
