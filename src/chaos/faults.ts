@@ -51,14 +51,8 @@ export const DEFAULT_FAULT_RATES: Readonly<Record<FaultKind, number>> = {
   'late-listing': 0.1,
 };
 
-/**
- * The kinds `npm run chaos` and the test inject unless told otherwise: those the engine survives.
- * `lease-expiry` is left out until commits are fenced: a holder whose lease ran out during its commit
- * still writes the run record the new holder wrote (issue 12).
- */
-export const DEFAULT_FAULT_KINDS: readonly FaultKind[] = FAULT_KINDS.filter(
-  (kind) => kind !== 'lease-expiry',
-);
+/** The kinds `npm run chaos` and the test inject unless told otherwise: every one. */
+export const DEFAULT_FAULT_KINDS: readonly FaultKind[] = FAULT_KINDS;
 
 /** Parses `all`, `none` or a comma-separated list of kinds; a `UsageError` naming `flag` otherwise. */
 export function parseFaultKinds(text: string, flag = '--faults'): FaultKind[] {
@@ -224,10 +218,10 @@ export class FaultyObjectStore implements ObjectStore {
     this.description = inner.description;
   }
 
-  async get(key: string): Promise<Readable | undefined> {
+  async get(key: string, from?: number): Promise<Readable | undefined> {
     const fault = this.fault('GetObject', key);
     if (fault?.when === 'before') throw fault.error;
-    const body = await this.inner.get(key);
+    const body = await this.inner.get(key, from);
     if (fault === undefined) return body;
     body?.destroy();
     throw fault.error;
@@ -253,6 +247,16 @@ export class FaultyObjectStore implements ObjectStore {
     this.onStored(key);
     if (fault !== undefined) throw fault.error;
     return bytes;
+  }
+
+  async putIfAbsent(key: string, body: Buffer): Promise<boolean> {
+    await beforeWrite();
+    const fault = this.fault('PutObject', key);
+    if (fault?.when === 'before') throw fault.error;
+    const written = await this.inner.putIfAbsent(key, body);
+    if (written) this.onStored(key);
+    if (fault !== undefined) throw fault.error;
+    return written;
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
@@ -300,8 +304,8 @@ export class LandingZoneView implements ObjectStore {
     this.description = inner.description;
   }
 
-  get(key: string): Promise<Readable | undefined> {
-    return this.inner.get(key);
+  get(key: string, from?: number): Promise<Readable | undefined> {
+    return this.inner.get(key, from);
   }
 
   getBytes(key: string): Promise<Buffer | undefined> {
@@ -310,6 +314,10 @@ export class LandingZoneView implements ObjectStore {
 
   put(key: string, body: Buffer | Readable): Promise<number> {
     return this.inner.put(key, body);
+  }
+
+  putIfAbsent(key: string, body: Buffer): Promise<boolean> {
+    return this.inner.putIfAbsent(key, body);
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {

@@ -341,12 +341,15 @@ async function operate(setup: RunSetup): Promise<RunOutcome> {
   const runRecordWrites = new Map<string, number>();
   let lateListings = 0;
   let clock: { tick: number; runtime: Runtime } | undefined;
-  const stores = (config: PipelineConfig): EngineStores => {
-    const base = localStores({
-      raw: setup.raw,
-      out: join(setup.dir, 'out'),
-      state: join(setup.dir, 'state', config.project_id, config.name),
-    });
+  const stores = (config: PipelineConfig, now?: () => number): EngineStores => {
+    const base = localStores(
+      {
+        raw: setup.raw,
+        out: join(setup.dir, 'out'),
+        state: join(setup.dir, 'state', config.project_id, config.name),
+      },
+      now,
+    );
     const landingZone = new LandingZoneView(
       base.raw,
       setup.visibleAt,
@@ -440,7 +443,7 @@ async function operate(setup: RunSetup): Promise<RunOutcome> {
           ticks: 'schedule',
           control,
           intercept: interceptor.intercept,
-          ...(overrides === undefined ? {} : { overrides }),
+          ...(overrides === undefined ? {} : { overrides: () => overrides }),
           ...(startAt === undefined ? {} : { startAt }),
           beforeTick: async (tick, runtime) => {
             clock = { tick, runtime };
