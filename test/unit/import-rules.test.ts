@@ -2,7 +2,7 @@
  * The layers, read from the import lines: the core is pure (no AWS SDK, CDK or Lambda code, no upper
  * layer); the engine uses ports, never adapters; adapters never reach the workflow layer; nothing of the
  * runtime (src/, functions/) loads the CDK, the stack or a dev dependency, so an install without dev
- * dependencies runs the CLI and the functions; only the CLI imports the CLI.
+ * dependencies runs the CLI and the functions; only the CLI and the entry scripts import the CLI.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -106,7 +106,7 @@ describe('the import lines keep the layers', () => {
     }
   });
 
-  test('only the CLI imports the CLI', () => {
+  test('only the CLI and the entry scripts (src/scripts) import the CLI', () => {
     assert.deepEqual(
       [
         'src/core',
@@ -115,6 +115,7 @@ describe('the import lines keep the layers', () => {
         'src/workflow',
         'src/management',
         'src/local',
+        'src/chaos',
         'functions',
       ].flatMap((folder) => violations(folder, under('src/cli'))),
       [],
