@@ -56,6 +56,20 @@ export async function firstPendingDue(
 }
 
 /**
+ * When the oldest window the pipeline has not exported became due, given its backlog: a snapshot's
+ * backlog is its latest window only, so its lag runs from the first window it has not covered.
+ */
+export async function pendingExportDue(
+  stores: EngineStores,
+  config: PipelineConfig,
+  backlog: readonly DueStep[],
+  now: number,
+): Promise<number | undefined> {
+  if (config.data_source === 'events') return backlog.find((d) => d.step.kind === 'regular')?.dueAt;
+  return firstPendingDue(stores, config, now);
+}
+
+/**
  * Moves the backlog mark over the steps committed by `now` (a step's commit calls it, so the schedule's
  * reads find it current without writing themselves).
  */

@@ -12,7 +12,7 @@ import { fencedStore } from '../core/object-store.js';
 import { configFingerprint, type PipelineConfig } from '../core/pipeline-config.js';
 import { activeConfigs } from '../core/pipeline-rules.js';
 import type { EngineStores } from '../core/ports.js';
-import type { RunRecord, SnapshotPlan, StepPlan, StepRunEntry } from '../core/records.js';
+import type { RunRecord, StepRunEntry } from '../core/records.js';
 import { DUE_AFTER_END_MS, type DueStep, ingestNeededUntil, ingestStart } from '../core/routing.js';
 import { CONFIG_TABLE_KEYS } from '../core/tables.js';
 import { HOUR_MS, ZoneCalendar } from '../core/windows.js';
@@ -45,17 +45,13 @@ import { assignLateObjects } from '../engine/adoption.js';
 import {
   advanceBacklogMark,
   checkStateConfig,
-  firstPendingDue,
+  pendingExportDue,
   pipelineBacklog,
   stateConfigDifferences,
 } from '../engine/backlog.js';
-import { commitStep as commitEngineStep } from '../engine/commit.js';
-import { runExportTask } from '../engine/export-task.js';
-import { ingestEventsPiece } from '../engine/ingest.js';
-import { advanceIngestWatermark, planStep as planEngineStep, readPlan } from '../engine/plan.js';
+import { engineFor } from '../engine/engines.js';
+import { advanceIngestWatermark } from '../engine/plan.js';
 import { reconcilePipeline } from '../engine/reconciliation.js';
-import { commitSnapshot, planSnapshot, runSnapshotTask } from '../engine/snapshot.js';
-import { ingestSnapshotPiece } from '../engine/snapshot-ingest.js';
 import { pauseEndedTrials, type ReviewOutcome, reviewPipeline } from '../management/pipelines.js';
 import type { DataRuntime, Runtime } from './runtime.js';
 
@@ -100,11 +96,7 @@ async function pendingLags(
 ): Promise<Record<string, number>> {
   const lag = (dueAt: number | undefined) =>
     dueAt === undefined ? 0 : Math.max(0, Math.round((tick - dueAt + DUE_AFTER_END_MS) / 1000));
-  // A snapshot's backlog is its latest window only: its lag runs from the first window it has not covered.
-  const regular =
-    config.data_source === 'events'
-      ? backlog.find((d) => d.step.kind === 'regular')?.dueAt
-      : await firstPendingDue(stores, config, tick);
+  const regular = await pendingExportDue(stores, config, backlog, tick);
   return {
     [METRICS.pendingExportLag]: lag(regular),
     [METRICS.pendingSyncLag]: lag(backlog.find((d) => d.step.kind === 'sync')?.dueAt),
@@ -249,10 +241,7 @@ export async function prepareIngest(rt: Runtime, step: StepInput): Promise<Prepa
 export async function ingestHour(rt: DataRuntime, input: IngestHourInput): Promise<IngestHourOutput> {
   const arrivalHour = parseInstant(input.arrival_hour, 'arrival_hour');
   const { config, stores } = await stepContext(rt, input.step);
-  const outcome =
-    config.data_source === 'events'
-      ? await ingestEventsPiece(stores, config, arrivalHour, rt.ingestLimits)
-      : await ingestSnapshotPiece(stores, config, arrivalHour, rt.ingestLimits);
+  const outcome = await engineFor(config).ingestPiece(stores, config, arrivalHour, rt.ingestLimits);
   if (outcome.committedNow && outcome.record !== undefined) {
     const { record } = outcome;
     rt.metrics.record(dimensionsOf(config), {
@@ -275,10 +264,7 @@ export async function planStep(rt: Runtime, step: StepInput): Promise<PlanOutput
   const calendar = new ZoneCalendar(config.time_zone);
   await advanceIngestWatermark(stores.state, ingestStart(config, calendar));
   const ref = stepFromId(config, calendar, step.step_id);
-  const plan =
-    config.data_source === 'events' || ref.kind !== 'regular'
-      ? await planEngineStep(stores, config, ref, rt.planLimits)
-      : await planSnapshot(stores, config, ref.window, rt.planLimits);
+  const plan = await engineFor(config).plan(stores, config, ref, rt.planLimits);
   return { tasks: plan.tasks.map((_, task) => task) };
 }
 
@@ -289,15 +275,7 @@ export async function exportTask(
 ): Promise<{ task: number; parts: number }> {
   const { step_id } = input.step;
   const { config, stores } = await stepContext(rt, input.step);
-  const result =
-    config.data_source === 'events'
-      ? await runExportTask(stores, config, await readPlan<StepPlan>(stores.state, step_id), input.task)
-      : await runSnapshotTask(
-          stores,
-          config,
-          await readPlan<SnapshotPlan>(stores.state, step_id),
-          input.task,
-        );
+  const result = await engineFor(config).runTask(stores, config, step_id, input.task);
   return { task: input.task, parts: result.parts.length };
 }
 
@@ -315,10 +293,7 @@ export async function commitStep(
   const timing = { startedAt: parseInstant(step.started_at, 'started_at'), finishedAt: rt.clock() };
   let record: RunRecord;
   try {
-    record =
-      config.data_source === 'events'
-        ? await commitEngineStep(stores, config, step.step_id, timing)
-        : await commitSnapshot(stores, config, step.step_id, timing);
+    record = await engineFor(config).commit(stores, config, step.step_id, timing);
   } catch (error) {
     if (error instanceof ReconciliationError) {
       rt.metrics.record(dimensionsOf(config), { [METRICS.reconciliationFailures]: 1 });

@@ -121,4 +121,14 @@ describe('the import lines keep the layers', () => {
       [],
     );
   });
+
+  test('the workflow layer never chooses by data source: engineFor does, once', () => {
+    const branches = importsUnder('src/workflow').filter(({ file }) =>
+      /\bdata_source\s*[!=]==/.test(readFileSync(join(ROOT, file), 'utf8')),
+    );
+    assert.deepEqual(
+      branches.map(({ file }) => file),
+      [],
+    );
+  });
 });
