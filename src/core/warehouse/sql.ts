@@ -111,7 +111,11 @@ const athenaAccess: PropertyAccess = {
       array: `substr(${text}, 1, 1) = '['`,
       null: `${text} = 'null'`,
     };
-    const tests = types.map((type) => test[type]);
+    // Integers and floats together are any number.
+    const number = types.includes('integer') && types.includes('float');
+    const tests = types
+      .filter((type) => !(number && type === 'float'))
+      .map((type) => (number && type === 'integer' ? `regexp_like(${text}, '^-?[0-9]')` : test[type]));
     return tests.length === 1 ? tests[0]! : `(${tests.join(' OR ')})`;
   },
   cast(value, column) {
@@ -135,8 +139,12 @@ const duckdbAccess: PropertyAccess = {
     const names = new Set<string>();
     const integerTest = `TRY_CAST(json_extract_string(${value}, '$') AS BIGINT) IS NOT NULL`;
     const tests: string[] = [];
+    const number = types.includes('integer') && types.includes('float');
     for (const type of types) {
-      if (type === 'integer') tests.push(`(json_type(${value}) IN ('BIGINT', 'UBIGINT') AND ${integerTest})`);
+      if (number && (type === 'integer' || type === 'float'))
+        names.add('BIGINT').add('UBIGINT').add('DOUBLE');
+      else if (type === 'integer')
+        tests.push(`(json_type(${value}) IN ('BIGINT', 'UBIGINT') AND ${integerTest})`);
       else if (type === 'float')
         tests.push(
           `(json_type(${value}) = 'DOUBLE' OR (json_type(${value}) IN ('BIGINT', 'UBIGINT') AND NOT ${integerTest}))`,
@@ -288,7 +296,7 @@ export function propertyFilterSql(
 ): string {
   const read =
     dialect === 'athena'
-      ? `json_extract_scalar(properties, ${quoteLiteral(`$[${JSON.stringify(property)}]`)})`
+      ? `json_extract_scalar(properties, ${quoteLiteral(`$["${property.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"]`)})`
       : `json_extract_string(properties, ${quoteLiteral(jsonPointer(property))})`;
   return [
     'SELECT event_name, count(*) AS events',
