@@ -21,6 +21,8 @@ export const OBJECT_KEYS = {
   quarantine: ['*/_quarantine/*'],
   /** Exports in a destination: events by day, people and identity snapshots. */
   exports: ['*/mp_master_event/*', '*/mp_people_data/*', '*/mp_identity_mappings_data/*'],
+  /** The warehouse's files in a destination: `<prefix?><project>/_warehouse/<table>/symlink.txt`. */
+  warehouse: ['*/_warehouse/*'],
 } as const;
 
 /**

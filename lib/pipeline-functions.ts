@@ -123,7 +123,7 @@ export class PipelineFunctions extends Construct {
 
     // Each function gets exactly what its activity does (src/workflow/activities.ts): the item
     // actions its stores send, and objects under the keys it reads, writes or deletes.
-    const { state, staging, raw, quarantine, exports } = OBJECT_KEYS;
+    const { state, staging, raw, quarantine, exports, warehouse } = OBJECT_KEYS;
 
     /**
      * What deciding a pipeline's status needs: read the project (the revision item, then a Query of its
@@ -234,6 +234,8 @@ export class PipelineFunctions extends Construct {
     grantObjects(this.commitStep, stateBucket, ['delete'], staging);
     grantList(this.commitStep, stateBucket);
     grantObjects(this.commitStep, destinationBucket, ['write', 'delete'], exports);
+    // A snapshot's symlink file, which the warehouse's snapshot table reads.
+    grantObjects(this.commitStep, destinationBucket, ['write'], warehouse);
     grantList(this.commitStep, destinationBucket);
     // Renews the lease, records the run.
     grantItemActions(stateTable, this.commitStep, 'write', 'dynamodb:UpdateItem', 'dynamodb:PutItem');

@@ -16,6 +16,7 @@ import {
   type TableInput,
   UpdateTableCommand,
 } from '@aws-sdk/client-glue';
+import type { WarehouseCatalog } from '../core/ports.js';
 import type { GlueTableInput } from '../core/warehouse/glue-tables.js';
 import { asTransient } from './aws-errors.js';
 
@@ -23,7 +24,7 @@ import { asTransient } from './aws-errors.js';
 export type TableOutcome = 'created' | 'updated' | 'unchanged';
 
 /** A project's database and tables in one Glue Data Catalog. */
-export class GlueCatalog {
+export class GlueCatalog implements WarehouseCatalog {
   /**
    * @param client a Glue client of the catalog's region
    * @param catalogId the catalog's account id; @default the caller's account

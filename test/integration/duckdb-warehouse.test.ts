@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { rawHourPrefix, snapshotFolder } from '../../src/core/layout.js';
 import { type PipelineConfig, parsePipelineConfig } from '../../src/core/pipeline-config.js';
@@ -17,16 +18,17 @@ import {
   OVERFLOW_COLUMN,
   PropertySchema,
   propertyFilterSql,
+  symlinkKey,
   type TypedColumn,
-  typedLayout,
   uniqueUsersSql,
 } from '../../src/core/warehouse/index.js';
 import { addDays, ZoneCalendar } from '../../src/core/windows.js';
+import { readWarehouseSchema } from '../../src/engine/warehouse.js';
 import { startControlPlane } from '../../src/local/control-plane.js';
 import { DuckDbWarehouse } from '../../src/local/duckdb-warehouse.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { generateProfileLandingZone } from '../../src/local/generate-profiles.js';
-import { defaultStateFolder } from '../../src/local/local-stores.js';
+import { defaultStateFolder, localStores } from '../../src/local/local-stores.js';
 import { type Moto, startMoto } from '../../src/local/moto.js';
 import { LocalTaskPool, runLocalPipelines } from '../../src/local/run.js';
 import { readTree, tempFolder } from '../support/fixtures.js';
@@ -155,11 +157,16 @@ before(async () => {
     await pool.destroy();
     await control.stop();
   }
-  // The typed layout the pipeline would keep: the schema of every exported record, read from the files.
-  const schema = new PropertySchema();
+  // The schema the pipeline recorded while exporting is the schema of every exported record, read from the files.
+  const fromFiles = new PropertySchema();
   for (const records of (await recordsByDay(out.path)).values())
-    for (const record of records) schema.addProperties(record.properties as Record<string, unknown>);
-  columns = typedLayout(schema).columns;
+    for (const record of records) fromFiles.addProperties(record.properties as Record<string, unknown>);
+  const stored = await readWarehouseSchema(
+    localStores({ raw: raw.path, out: out.path, state: defaultStateFolder(out.path, PROJECT, events.name) })
+      .state,
+  );
+  assert.deepEqual(stored?.schema, fromFiles.toJSON());
+  columns = stored.columns;
   warehouse = await DuckDbWarehouse.open({ out: out.path, projectId: PROJECT, columns });
 });
 
@@ -271,6 +278,17 @@ describe('DuckDB warehouse over a generated export', () => {
     const [count] = await warehouse.sql('SELECT count(*) AS n FROM mp_people_data');
     assert.equal(count?.n, manifest.records);
     assert.ok(manifest.records > 0);
+    // The symlink file Athena's snapshot table reads lists the same parts, as the commit wrote it.
+    for (const [source, name] of [
+      ['people', people.name],
+      ['identity', identity.name],
+    ] as const) {
+      const listed = await readFile(join(out.path, symlinkKey(PROJECT, source)), 'utf8');
+      const parts = (await snapshotManifest(out.path, source, name)).parts.map(
+        (part) => pathToFileURL(join(out.path, snapshotFolder(PROJECT, source), part.file)).href,
+      );
+      assert.deepEqual(listed.split('\n').filter(Boolean), parts, source);
+    }
     // A step wrote the parts of the next snapshot; its manifest is not replaced yet.
     const folder = join(out.path, snapshotFolder(PROJECT, 'people'));
     const next = `${people.name}.daily-2099-01-01-t000-p000.json.gz`;
@@ -337,6 +355,42 @@ describe('DuckDB warehouse over a generated export', () => {
       'mp_people_data:table',
       'mp_people_data_view:view',
     ]);
+  });
+
+  test('Parquet parts (same columns, time a timestamp) give the same counts and typed values', async () => {
+    const copy = await tempFolder('warehouse-parquet');
+    try {
+      // Each JSON part rewritten as Parquet beside where it was, by DuckDB itself.
+      for (const [path] of await readTree(join(out.path, PROJECT, 'mp_master_event'))) {
+        if (!path.endsWith('.json.gz')) continue;
+        const target = join(copy.path, PROJECT, 'mp_master_event', path.replace(/\.json\.gz$/, '.parquet'));
+        await mkdir(join(target, '..'), { recursive: true });
+        await warehouse.sql(
+          `COPY (SELECT event_name, epoch_ms(time) AS time, distinct_id, device_id, user_id, insert_id, CAST(properties AS VARCHAR) AS properties FROM mp_master_event WHERE "$path" = '${join(out.path, PROJECT, 'mp_master_event', path)}') TO '${target}' (FORMAT parquet)`,
+        );
+      }
+      const parquet = await DuckDbWarehouse.open({
+        out: copy.path,
+        projectId: PROJECT,
+        format: 'parquet',
+        columns,
+      });
+      try {
+        assert.deepEqual(await parquet.dailyCounts(DAYS), await warehouse.dailyCounts(DAYS));
+        const [typed] = await parquet.sql(
+          `SELECT any_value(typeof(time)) AS type, count(plan_number) AS numbers, count(mp_os) AS oses FROM mp_master_event_typed`,
+        );
+        const [json] = await warehouse.sql(
+          'SELECT count(plan_number) AS numbers, count(mp_os) AS oses FROM mp_master_event_typed',
+        );
+        assert.deepEqual(typed, { type: 'TIMESTAMP', ...json });
+        assert.ok(!(await parquet.tables()).some((t) => t.name === 'mp_master_event_raw'));
+      } finally {
+        parquet.close();
+      }
+    } finally {
+      await copy.cleanup();
+    }
   });
 
   test('verify agrees with the manifests and run records, then names a part truncated by hand', async () => {

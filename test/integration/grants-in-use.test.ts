@@ -233,6 +233,7 @@ function prefixed(store: ObjectStore, prefix: string): ObjectStore {
     put: (key, body) => store.put(`${prefix}${key}`, body),
     putIfAbsent: (key, body) => store.putIfAbsent(`${prefix}${key}`, body),
     delete: (keys) => store.delete(keys.map((key) => `${prefix}${key}`)),
+    uri: (key) => store.uri(`${prefix}${key}`),
     async *list(listed) {
       for await (const object of store.list(`${prefix}${listed}`))
         yield { ...object, key: strip(object.key) };
@@ -270,6 +271,7 @@ function recording(
       record('s3:PutObject', object(key));
       return store.putIfAbsent(key, body);
     },
+    uri: (key) => `s3://${bucket}/${prefix}${key}`,
     delete(keys) {
       for (const key of keys) record('s3:DeleteObject', object(key));
       return store.delete(keys);

@@ -64,6 +64,7 @@ describe('Glue table definitions', () => {
 
   it('a symlink file lists the S3 URI of each part of the manifest, under the prefix', () => {
     const manifest = {
+      project_id: 'acme',
       data_source: 'people',
       parts: [
         {
@@ -81,7 +82,7 @@ describe('Glue table definitions', () => {
       ],
     } as unknown as SnapshotManifest;
     assert.equal(
-      symlinkBody({ bucket: 'b', prefix: 'x/y', projectId: 'acme' }, manifest),
+      symlinkBody((key) => `s3://b/x/y/${key}`, manifest),
       's3://b/x/y/acme/mp_people_data/people-daily.daily-2024-11-03-t000-p000.json.gz\n' +
         's3://b/x/y/acme/mp_people_data/people-daily.daily-2024-11-03-t001-p000.json.gz\n',
     );

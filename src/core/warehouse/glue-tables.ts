@@ -13,7 +13,8 @@
  *   snapshot's parts, and the vendor's `_view` names over them.
  */
 import { createHash } from 'node:crypto';
-import type { SnapshotSource } from '../pipeline-config.js';
+import { snapshotFolder } from '../layout.js';
+import type { DataSource, SnapshotSource } from '../pipeline-config.js';
 import type { SnapshotManifest } from '../records.js';
 import {
   DATE_COLUMN,
@@ -187,10 +188,13 @@ export function symlinkKey(projectId: string, source: SnapshotSource): string {
   return `${projectId}/${symlinkFolder(source)}/symlink.txt`;
 }
 
-/** The symlink file of a snapshot: the S3 URI of each part its manifest lists, one per line. */
-export function symlinkBody(target: DestinationRoot, manifest: SnapshotManifest): string {
-  const folder = location(target, manifest.data_source === 'people' ? TABLES.people : TABLES.identity);
-  return manifest.parts.map((part) => `${folder}${part.file}\n`).join('');
+/**
+ * The symlink file of a snapshot: the address of each part its manifest lists, one per line. `uri`
+ * gives a destination key's address (`ObjectStore.uri`: `s3://bucket/prefix/key` in AWS).
+ */
+export function symlinkBody(uri: (key: string) => string, manifest: SnapshotManifest): string {
+  const folder = snapshotFolder(manifest.project_id, manifest.data_source);
+  return manifest.parts.map((part) => `${uri(`${folder}${part.file}`)}\n`).join('');
 }
 
 /**
@@ -312,4 +316,24 @@ export function warehouseTables(target: WarehouseTarget, columns: readonly Typed
       snapshotColumns('identity'),
     ),
   ];
+}
+
+/** The tables and views each kind of pipeline keeps current (a project's pipelines share its database). */
+const TABLES_OF_SOURCE: Readonly<Record<DataSource, readonly string[]>> = {
+  events: [TABLES.events, TABLES.eventsRaw, TABLES.eventsView, TABLES.eventsTyped],
+  people: [TABLES.people, TABLES.peopleView],
+  identity: [TABLES.identity, TABLES.identityView],
+};
+
+/**
+ * The part of {@link warehouseTables} one pipeline keeps: an events pipeline the event tables and views
+ * (`columns` its typed layout), a people or identity pipeline its snapshot table and view.
+ */
+export function pipelineTables(
+  target: WarehouseTarget,
+  source: DataSource,
+  columns: readonly TypedColumn[],
+): GlueTableInput[] {
+  const names = new Set(TABLES_OF_SOURCE[source]);
+  return warehouseTables(target, columns).filter((table) => names.has(table.Name));
 }
