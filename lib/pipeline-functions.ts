@@ -12,7 +12,14 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { LAMBDA_ENVIRONMENT } from '../src/workflow/lambda-environment.js';
-import { grantItemActions, grantList, grantObjects, grantSendTo, OBJECT_KEYS } from './grants.js';
+import {
+  grantCatalog,
+  grantItemActions,
+  grantList,
+  grantObjects,
+  grantSendTo,
+  OBJECT_KEYS,
+} from './grants.js';
 
 /** The repository root (this file runs from `dist/lib/`): entries and the lock file live there. */
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -237,6 +244,8 @@ export class PipelineFunctions extends Construct {
     // A snapshot's symlink file, which the warehouse's snapshot table reads.
     grantObjects(this.commitStep, destinationBucket, ['write'], warehouse);
     grantList(this.commitStep, destinationBucket);
+    // Keeps the pipeline's warehouse tables in the project's Glue database.
+    grantCatalog(this.commitStep, this);
     // Renews the lease, records the run.
     grantItemActions(stateTable, this.commitStep, 'write', 'dynamodb:UpdateItem', 'dynamodb:PutItem');
     eventBus.grantPutEventsTo(this.commitStep);

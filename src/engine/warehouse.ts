@@ -73,6 +73,19 @@ export interface CatalogDestination {
   readonly prefix?: string;
 }
 
+/**
+ * The Glue database of a pipeline's tables: `mp_<project>` (see `glueDatabaseName`) for the
+ * deployment's destination bucket without a prefix; a pipeline exporting elsewhere (its own
+ * `s3_bucket` or `s3_prefix`) gets `mp_<project>_<8 hex digits of bucket/prefix>`, so tables over
+ * different folders never replace each other.
+ */
+export function catalogDatabase(config: PipelineConfig, destination: CatalogDestination): string {
+  const base = glueDatabaseName(config.project_id);
+  if (config.s3_bucket === undefined && config.s3_prefix === undefined) return base;
+  const where = `${destination.bucket}/${destination.prefix ?? ''}`;
+  return `${base}_${createHash('sha256').update(where).digest('hex').slice(0, 8)}`;
+}
+
 /** What the catalog was last made from, by this pipeline (`WAREHOUSE_CATALOG_KEY`). */
 interface AppliedCatalog {
   readonly database: string;
@@ -91,14 +104,14 @@ export async function updateCatalog(
   stores: Pick<EngineStores, 'state'>,
   config: PipelineConfig,
   destination: CatalogDestination,
-): Promise<Record<string, string> | undefined> {
+): Promise<{ database: string; tables: Record<string, string> } | undefined> {
   const columns =
     config.data_source === 'events' ? ((await readWarehouseSchema(stores.state))?.columns ?? []) : [];
   const target: WarehouseTarget = {
     bucket: destination.bucket,
     ...(destination.prefix === undefined ? {} : { prefix: destination.prefix }),
     projectId: config.project_id,
-    database: glueDatabaseName(config.project_id),
+    database: catalogDatabase(config, destination),
     format: 'json',
     firstDay: config.from_date,
   };
@@ -112,5 +125,5 @@ export async function updateCatalog(
     tables,
   );
   await putJson(stores.state, WAREHOUSE_CATALOG_KEY, { database: target.database, fingerprint });
-  return outcomes;
+  return { database: target.database, tables: outcomes };
 }

@@ -4,11 +4,15 @@
  * grew updates the typed view only (a new table version whose columns keep their names).
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { GetTableVersionsCommand, GlueClient } from '@aws-sdk/client-glue';
+import { FsObjectStore } from '../../src/adapters/fs-object-store.js';
 import { GlueCatalog } from '../../src/adapters/glue-catalog.js';
+import { parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import {
   athenaViewSql,
+  type GlueTableInput,
   glueDatabaseName,
   mergeStepSchema,
   OVERFLOW_COLUMN,
@@ -16,7 +20,9 @@ import {
   type WarehouseTarget,
   warehouseTables,
 } from '../../src/core/warehouse/index.js';
+import { mergeStepSchemas, updateCatalog } from '../../src/engine/warehouse.js';
 import { type Moto, startMoto } from '../../src/local/moto.js';
+import { tempFolder } from '../support/fixtures.js';
 
 let moto: Moto;
 let glue: GlueClient;
@@ -103,7 +109,7 @@ describe('GlueCatalog on moto', () => {
       'projection.mp_date.range': '2024/11/01,NOW+1DAYS',
       'projection.mp_date.interval': '1',
       'projection.mp_date.interval.unit': 'DAYS',
-      'storage.location.template': 's3://customer-exports/analytics/acme-eu/mp_master_event/${mp_date}/',
+      'storage.location.template': `s3://customer-exports/analytics/acme-eu/mp_master_event/\${mp_date}/`,
     });
     assert.deepEqual(events?.PartitionKeys, [{ Name: 'mp_date', Type: 'string' }]);
     assert.equal(
@@ -191,12 +197,81 @@ describe('GlueCatalog on moto', () => {
     assert.equal(events?.Parameters?.['projection.mp_date.range'], '2023/01/31,NOW+1DAYS');
     assert.equal(
       events?.Parameters?.['storage.location.template'],
-      's3://customer-exports/acme/mp_master_event/${mp_date}/',
+      `s3://customer-exports/acme/mp_master_event/\${mp_date}/`,
     );
     const view = await catalog.getTable(target.database, 'mp_master_event_view');
     assert.equal(
       athenaViewSql({ ViewOriginalText: view?.ViewOriginalText }).includes('FROM "mp_master_event"'),
       true,
     );
+  });
+});
+
+describe("a commit's catalog update (updateCatalog) on moto", () => {
+  test('applies a pipeline its tables once, again only when its schema grew, and keeps destinations apart', async () => {
+    // Arrange: an events pipeline's state with a stored schema, and the catalog recording what it is sent.
+    const state = await tempFolder('catalog-state');
+    try {
+      const stores = { state: new FsObjectStore(state.path) };
+      const events = parsePipelineConfig({
+        project_id: 'shop',
+        name: 'events-daily',
+        frequency: 'daily',
+        time_zone: 'UTC',
+        from_date: '2024-05-01',
+      });
+      const applied: string[][] = [];
+      const catalog = new GlueCatalog(glue);
+      const recording = {
+        applyWarehouse: (database: string, description: string, tables: readonly GlueTableInput[]) => {
+          applied.push(tables.map((t) => t.Name));
+          return catalog.applyWarehouse(database, description, tables);
+        },
+      };
+      const storeSchema = async (step: string, properties: Record<string, unknown>) => {
+        const schema = new PropertySchema();
+        schema.addProperties(properties);
+        await mergeStepSchemas(stores.state, step, [
+          { step_id: step, task: 0, parts: [], days: {}, schema: schema.toJSON() },
+        ]);
+      };
+      const destination = { bucket: 'exports' };
+
+      // Act and assert
+      await storeSchema('daily-2024-05-01', { plan: 'pro' });
+      const first = await updateCatalog(recording, stores, events, destination);
+      assert.deepEqual(first?.database, 'mp_shop');
+      assert.deepEqual(Object.values(first?.tables ?? {}), ['created', 'created', 'created', 'created']);
+      assert.equal(await updateCatalog(recording, stores, events, destination), undefined, 'nothing sent');
+      await storeSchema('daily-2024-05-02', { plan: 'pro', seats: 3 });
+      const grown = await updateCatalog(recording, stores, events, destination);
+      assert.deepEqual(grown?.tables, {
+        mp_master_event: 'unchanged',
+        mp_master_event_raw: 'unchanged',
+        mp_master_event_view: 'unchanged',
+        mp_master_event_typed: 'updated',
+      });
+      const typed = await catalog.getTable('mp_shop', 'mp_master_event_typed');
+      assert.ok(typed?.StorageDescriptor?.Columns?.some((c) => c.Name === 'seats' && c.Type === 'bigint'));
+      assert.equal(applied.length, 2);
+
+      // A snapshot pipeline keeps its own table and view; a prefixed pipeline gets its own database.
+      const people = parsePipelineConfig({ ...events, name: 'people-daily', data_source: 'people' });
+      const peopleState = { state: new FsObjectStore(join(state.path, 'people')) };
+      const snapshot = await updateCatalog(recording, peopleState, people, destination);
+      assert.deepEqual(Object.keys(snapshot?.tables ?? {}), ['mp_people_data', 'mp_people_data_view']);
+      const prefixed = parsePipelineConfig({ ...events, name: 'events-eu', s3_prefix: 'eu' });
+      const elsewhere = await updateCatalog(
+        recording,
+        { state: new FsObjectStore(join(state.path, 'eu')) },
+        prefixed,
+        { bucket: 'exports', prefix: 'eu' },
+      );
+      assert.match(elsewhere?.database ?? '', /^mp_shop_[0-9a-f]{8}$/);
+      const located = await catalog.getTable(elsewhere!.database, 'mp_master_event');
+      assert.equal(located?.StorageDescriptor?.Location, 's3://exports/eu/shop/mp_master_event/');
+    } finally {
+      await state.cleanup();
+    }
   });
 });
