@@ -11,7 +11,7 @@ import { DEFAULT_MAX_TYPED_COLUMNS, type TypedColumn, typedLayout } from './type
 /** Steps remembered as merged: far more than can commit between a crash and the commit's retry. */
 export const REMEMBERED_STEPS = 64;
 
-/** The stored form (`warehouse-schema.json` in the pipeline's state). */
+/** The stored form (`warehouse/schema.json` in the pipeline's state). */
 export interface WarehouseSchemaState {
   readonly format: 'mp-pipelines/warehouse-schema@1';
   readonly schema: SerializedSchema;
