@@ -21,7 +21,11 @@ import {
   warehouseTables,
 } from '../../src/core/warehouse/index.js';
 import { mergeStepSchemas, updateCatalog } from '../../src/engine/warehouse.js';
+import { startControlPlane } from '../../src/local/control-plane.js';
+import { generateLandingZone } from '../../src/local/generate.js';
+import { defaultStateFolder } from '../../src/local/local-stores.js';
 import { type Moto, startMoto } from '../../src/local/moto.js';
+import { runLocalPipeline } from '../../src/local/run.js';
 import { tempFolder } from '../support/fixtures.js';
 
 let moto: Moto;
@@ -272,6 +276,74 @@ describe("a commit's catalog update (updateCatalog) on moto", () => {
       assert.equal(located?.StorageDescriptor?.Location, 's3://exports/eu/shop/mp_master_event/');
     } finally {
       await state.cleanup();
+    }
+  });
+});
+
+describe('the catalog update after a commit, in a local schedule', () => {
+  test('a catalog that fails does not fail the committed step; the next commit applies the tables', async () => {
+    // Arrange: two days of events; the catalog refuses its first call (throttled, a Lake Formation denial).
+    const raw = await tempFolder('catalog-run-raw');
+    const out = await tempFolder('catalog-run-out');
+    try {
+      const config = parsePipelineConfig({
+        project_id: 'failsafe',
+        name: 'events-daily',
+        frequency: 'daily',
+        time_zone: 'UTC',
+        from_date: '2024-05-01',
+      });
+      await generateLandingZone({
+        rawDir: raw.path,
+        projectId: 'failsafe',
+        seed: 9,
+        start: Date.parse('2024-05-01T00:00:00Z'),
+        hours: 48,
+        eventsPerHour: 10,
+        users: 10,
+      });
+      const catalog = new GlueCatalog(glue);
+      let refused = 0;
+      const flaky = {
+        applyWarehouse: async (database: string, description: string, tables: readonly GlueTableInput[]) => {
+          if (refused === 0) {
+            refused += 1;
+            throw new Error('AccessDeniedException: Insufficient Lake Formation permission(s)');
+          }
+          return catalog.applyWarehouse(database, description, tables);
+        },
+      };
+      const warnings: string[] = [];
+      const control = await startControlPlane(moto);
+      try {
+        // Act
+        const result = await runLocalPipeline({
+          config,
+          folders: {
+            raw: raw.path,
+            out: out.path,
+            state: defaultStateFolder(out.path, 'failsafe', config.name),
+          },
+          now: Date.parse('2024-05-04T00:00:00Z'),
+          control,
+          workers: 1,
+          warehouse: { catalog: flaky, destinationBucket: () => 'exports' },
+          progress: (message) => warnings.push(message),
+        });
+
+        // Assert
+        assert.ok(result.ok, result.failures.join('\n'));
+        assert.ok(result.steps.length >= 2, 'two days committed');
+        assert.equal(refused, 1);
+        assert.ok(warnings.some((w) => w.startsWith('warehouse tables not updated')));
+        const typed = await catalog.getTable('mp_failsafe', 'mp_master_event_typed');
+        assert.ok(typed?.StorageDescriptor?.Columns?.some((c) => c.Name === 'mp_os'));
+      } finally {
+        await control.stop();
+      }
+    } finally {
+      await raw.cleanup();
+      await out.cleanup();
     }
   });
 });
