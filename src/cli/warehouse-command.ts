@@ -3,7 +3,8 @@
  * local output (a `local run --out` folder, or the local home's destination). The same tables and
  * views as the Glue catalog a deployment keeps (docs/warehouse.md).
  */
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { ExportFormat } from '../core/warehouse/sql.js';
@@ -198,6 +199,10 @@ async function withWarehouse(
     flags.out === undefined
       ? await homeSource(flags)
       : await localRunSource(resolve(flags.out), flags.project);
+  if (!existsSync(join(source.out, flags.project)))
+    throw new UsageError(
+      `--project ${flags.project}: nothing exported under ${source.out}${flags.out === undefined ? '' : ' (--out)'}`,
+    );
   const opened = await openLocalWarehouse(source, flags.format);
   try {
     await work(opened);

@@ -123,6 +123,15 @@ describe('mp-pipelines warehouse over a local run', () => {
     );
   });
 
+  test('a project with no exports and a bad date are errors naming the flag (exit 2)', async () => {
+    const none = await cli(['warehouse', 'tables', '--project', 'nobody', '--out', out.path]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /--project nobody: nothing exported under/);
+    const date = await warehouse('count', '--from', '2024-02-30', '--to', DAYS[1]!);
+    assert.equal(date.code, 2);
+    assert.match(date.stderr, /--from/);
+  });
+
   test('a bad query names the problem and exits 1; verify passes, then exits 1 naming a truncated part', async () => {
     const bad = await warehouse('sql', 'SELECT nope FROM mp_master_event');
     assert.equal(bad.code, 1);
