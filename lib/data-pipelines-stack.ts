@@ -15,6 +15,7 @@ import { PipelineStateBucket } from './pipeline-state-bucket.js';
 import { PipelineTables } from './pipeline-tables.js';
 import { ProjectWorkflow, STEP_MARGIN } from './project-workflow.js';
 import { StepWorkflow } from './step-workflow.js';
+import { WarehouseWorkgroup } from './warehouse-workgroup.js';
 import { acknowledgeAcceptedWildcards } from './wildcard-acknowledgements.js';
 
 /** The `service` dimension of the functions' metrics and logs. */
@@ -102,6 +103,8 @@ export class DataPipelinesStack extends Stack {
   public readonly dispatcher: Dispatcher;
   public readonly reconciliation: DailyReconciliation;
   public readonly alarms: PipelineAlarms;
+  /** Where people query the exports (Athena); the commits keep the tables in each project's Glue database. */
+  public readonly warehouse: WarehouseWorkgroup;
 
   constructor(scope: Construct, id: string, props: DataPipelinesStackProps = {}) {
     super(scope, id, props);
@@ -212,6 +215,12 @@ export class DataPipelinesStack extends Stack {
       ],
     });
 
+    this.warehouse = new WarehouseWorkgroup(this, 'Warehouse', {
+      accessLogsBucket: this.state.accessLogsBucket,
+      ...encryption,
+      ...retention,
+    });
+
     const outputs: [keyof typeof STACK_OUTPUTS, string, string][] = [
       ['stateBucketName', 'Bucket holding pipeline state and staging', this.state.bucket.bucketName],
       ['configsTableName', 'DynamoDB table of pipeline configs', this.tables.configs.tableName],
@@ -228,6 +237,11 @@ export class DataPipelinesStack extends Stack {
         'stepWorkflowArn',
         'State machine running one pipeline step',
         this.stepWorkflow.stateMachine.stateMachineArn,
+      ],
+      [
+        'warehouseWorkGroupName',
+        'Athena workgroup to query the exports in (databases mp_<project>)',
+        this.warehouse.workGroup.ref,
       ],
     ];
     for (const [key, description, value] of outputs)

@@ -1,8 +1,9 @@
-import { Stack } from 'aws-cdk-lib';
+import { ArnFormat, Stack } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type { IConstruct } from 'constructs';
 import { DATA_SOURCES } from '../src/core/pipeline-config.js';
 
 /**
@@ -21,6 +22,8 @@ export const OBJECT_KEYS = {
   quarantine: ['*/_quarantine/*'],
   /** Exports in a destination: events by day, people and identity snapshots. */
   exports: ['*/mp_master_event/*', '*/mp_people_data/*', '*/mp_identity_mappings_data/*'],
+  /** The warehouse's files in a destination: `<prefix?><project>/_warehouse/<table>/symlink.txt`. */
+  warehouse: ['*/_warehouse/*'],
 } as const;
 
 /**
@@ -132,4 +135,36 @@ export function grantSendTo(
   );
   if (queue.encryptionMasterKey !== undefined)
     grantKeyVia(grantee, queue.encryptionMasterKey, 'sqs', ['kms:GenerateDataKey', 'kms:Decrypt']);
+}
+
+/** The Glue databases the functions keep: one per project, named by `glueDatabaseName` (`mp_<project>`). */
+export const WAREHOUSE_DATABASES = 'mp_*';
+
+/** What keeping a project's warehouse asks of Glue (`GlueCatalog.applyWarehouse`): no delete, no partitions. */
+export const CATALOG_ACTIONS = [
+  'glue:GetDatabase',
+  'glue:CreateDatabase',
+  'glue:GetTable',
+  'glue:CreateTable',
+  'glue:UpdateTable',
+] as const;
+
+/**
+ * Lets a function create and update the warehouse's databases and tables in this account's catalog
+ * (Glue checks the catalog, the database and the table of each call).
+ */
+export function grantCatalog(grantee: iam.IGrantable, scope: IConstruct): void {
+  const stack = Stack.of(scope);
+  const arn = (resource: string) =>
+    stack.formatArn({ service: 'glue', resource, arnFormat: ArnFormat.NO_RESOURCE_NAME });
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: [...CATALOG_ACTIONS],
+      resources: [
+        arn('catalog'),
+        arn(`database/${WAREHOUSE_DATABASES}`),
+        arn(`table/${WAREHOUSE_DATABASES}/*`),
+      ],
+    }),
+  );
 }

@@ -12,7 +12,14 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { LAMBDA_ENVIRONMENT } from '../src/workflow/lambda-environment.js';
-import { grantItemActions, grantList, grantObjects, grantSendTo, OBJECT_KEYS } from './grants.js';
+import {
+  grantCatalog,
+  grantItemActions,
+  grantList,
+  grantObjects,
+  grantSendTo,
+  OBJECT_KEYS,
+} from './grants.js';
 
 /** The repository root (this file runs from `dist/lib/`): entries and the lock file live there. */
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -125,7 +132,7 @@ export class PipelineFunctions extends Construct {
 
     // Each function gets exactly what its activity does (src/workflow/activities.ts): the item
     // actions its stores send, and objects under the keys it reads, writes or deletes.
-    const { state, staging, raw, quarantine, exports } = OBJECT_KEYS;
+    const { state, staging, raw, quarantine, exports, warehouse } = OBJECT_KEYS;
 
     /**
      * What deciding a pipeline's status needs: read the project (the revision item, then a Query of its
@@ -236,7 +243,11 @@ export class PipelineFunctions extends Construct {
     grantObjects(this.commitStep, stateBucket, ['delete'], staging);
     grantList(this.commitStep, stateBucket);
     grantObjects(this.commitStep, destinationBucket, ['write', 'delete'], exports);
+    // A snapshot's symlink file, which the warehouse's snapshot table reads.
+    grantObjects(this.commitStep, destinationBucket, ['write'], warehouse);
     grantList(this.commitStep, destinationBucket);
+    // Keeps the pipeline's warehouse tables in the project's Glue database.
+    grantCatalog(this.commitStep, this);
     // Renews the lease, records the run.
     grantItemActions(stateTable, this.commitStep, 'write', 'dynamodb:UpdateItem', 'dynamodb:PutItem');
     eventBus.grantPutEventsTo(this.commitStep);

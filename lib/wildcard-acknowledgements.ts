@@ -11,7 +11,13 @@ export const ACCEPTED_WILDCARDS: readonly { readonly pattern: RegExp; readonly r
   {
     pattern: /^AwsSolutions-IAM5\[Resource::<(State|Raw|Destination)Bucket[0-9A-F]{8}\.Arn>\/[a-z_*/]*\*\]$/,
     reason:
-      'Object keys under the prefixes the function works in (state/, staging/, <project>/<data source>/ of the landing zone, <project>/_quarantine/, <project>/mp_master_event/, mp_people_data/, mp_identity_mappings_data/): keys name projects, pipelines and hours.',
+      'Object keys under the prefixes the function works in (state/, staging/, <project>/<data source>/ of the landing zone, <project>/_quarantine/, <project>/mp_master_event/, mp_people_data/, mp_identity_mappings_data/, <project>/_warehouse/): keys name projects, pipelines and hours.',
+  },
+  {
+    pattern:
+      /^AwsSolutions-IAM5\[Resource::arn:<AWS::Partition>:glue:<AWS::Region>:<AWS::AccountId>:(database\/mp_\*|table\/mp_\*\/\*)\]$/,
+    reason:
+      "The warehouse's Glue databases (one per project, mp_<project>, created by the commit as projects appear) and their tables.",
   },
   {
     pattern: /^AwsSolutions-IAM5\[Resource::arn:(aws|<AWS::Partition>):s3:::[a-z0-9.-]+\/[a-z_*/]*\*\]$/,

@@ -20,6 +20,7 @@ import {
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../core/errors.js';
 import type { ObjectInfo, ObjectStore } from '../core/object-store.js';
 
@@ -262,6 +263,10 @@ export class FsObjectStore implements ObjectStore {
         `(an object and a folder of objects share that name)`,
       { cause: error },
     );
+  }
+
+  uri(key: string): string {
+    return pathToFileURL(this.pathOf(key)).href;
   }
 
   private pathOf(key: string): string {

@@ -217,6 +217,10 @@ export class S3ObjectStore implements ObjectStore {
     );
   }
 
+  uri(key: string): string {
+    return `s3://${this.bucket}/${this.fullKey(key)}`;
+  }
+
   private fullKey(key: string): string {
     if (key === '') throw new ConfigError(`empty object key for ${this.description}`);
     return `${this.prefix}${key}`;

@@ -249,6 +249,10 @@ export class FaultyObjectStore implements ObjectStore {
     return bytes;
   }
 
+  uri(key: string): string {
+    return this.inner.uri(key);
+  }
+
   async putIfAbsent(key: string, body: Buffer): Promise<boolean> {
     await beforeWrite();
     const fault = this.fault('PutObject', key);
@@ -318,6 +322,10 @@ export class LandingZoneView implements ObjectStore {
 
   putIfAbsent(key: string, body: Buffer): Promise<boolean> {
     return this.inner.putIfAbsent(key, body);
+  }
+
+  uri(key: string): string {
+    return this.inner.uri(key);
   }
 
   async *list(prefix: string): AsyncIterable<ObjectInfo> {

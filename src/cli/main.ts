@@ -19,6 +19,7 @@ import {
 } from './commands.js';
 import { formatReconciliation } from './format.js';
 import { addReconcileCommand } from './reconcile-command.js';
+import { addWarehouseCommands } from './warehouse-command.js';
 
 function instant(value: string): number {
   // An instant needs a zone: a bare local time would mean different things on different machines.
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
 
   addManagementCommands(program);
   addReconcileCommand(program);
+  addWarehouseCommands(program);
   const local = program.command('local').description('run pipelines on this machine, with no AWS account');
   addLocalHomeCommands(local);
   local

@@ -274,6 +274,11 @@ export const RUN_RECORDS_PREFIX = 'runs/';
 /** How far the pipeline's due steps are known to be committed (see `engine/backlog.ts`). */
 export const BACKLOG_MARK_KEY = 'backlog-mark.json';
 
+/** The pipeline's warehouse schema (`core/warehouse/schema-state.ts`): merged by every events commit. */
+export const WAREHOUSE_SCHEMA_KEY = 'warehouse/schema.json';
+/** What the catalog was last made from (see `engine/warehouse.ts`): nothing is sent when it still holds. */
+export const WAREHOUSE_CATALOG_KEY = 'warehouse/catalog.json';
+
 /** Which snapshot the pipeline's state is at: written by a snapshot step's commit. */
 export const SNAPSHOT_POINTER_KEY = 'snapshot/current.json';
 /** Prefix of every generation of snapshot tables. */

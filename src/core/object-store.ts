@@ -34,6 +34,8 @@ export interface ObjectStore {
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Deletes the given keys; missing keys are not an error. */
   delete(keys: readonly string[]): Promise<void>;
+  /** The object's address for other readers (`s3://bucket/prefix/key`, a `file://` URL): files that list others hold these. */
+  uri(key: string): string;
 }
 
 /** Reads and parses a JSON object; `undefined` when the key does not exist. */
@@ -72,6 +74,7 @@ export function fencedStore(store: ObjectStore, fence: Fence): ObjectStore {
     get: (key, from) => store.get(key, from),
     getBytes: (key) => store.getBytes(key),
     list: (prefix) => store.list(prefix),
+    uri: (key) => store.uri(key),
     async put(key, body) {
       await fence.check();
       return store.put(key, body);

@@ -8,6 +8,7 @@ import type { ObjectStore } from './object-store.js';
 import type { PipelineConfig } from './pipeline-config.js';
 import type { ConfigListing, Management, StoredPipeline } from './pipeline-rules.js';
 import type { StepRunEntry } from './records.js';
+import type { GlueTableInput } from './warehouse/glue-tables.js';
 
 /** The three stores a pipeline works with. */
 export interface EngineStores {
@@ -94,4 +95,17 @@ export interface MetricsSink {
     dimensions: { readonly project_id: string; readonly pipeline: string },
     values: Readonly<Record<string, number>>,
   ): void;
+}
+
+/** Where a deployment keeps its warehouse tables (the Glue Data Catalog: `adapters/glue-catalog.ts`). */
+export interface WarehouseCatalog {
+  /**
+   * Makes the database (when missing) and each table or view as defined, updating only what differs;
+   * returns what happened to each table.
+   */
+  applyWarehouse(
+    database: string,
+    description: string,
+    tables: readonly GlueTableInput[],
+  ): Promise<Record<string, 'created' | 'updated' | 'unchanged'>>;
 }

@@ -3,6 +3,7 @@
  * console, in the destination's manifests) and tools parse them.
  */
 import type { SnapshotSource } from './pipeline-config.js';
+import type { SerializedSchema } from './warehouse/property-schema.js';
 
 /** Who is responsible for a valid event (DESIGN 4): a step id, or why no step exports it. */
 export type Owner = string;
@@ -239,6 +240,8 @@ export interface TaskResult {
   readonly task: number;
   readonly parts: readonly PartRecord[];
   readonly days: Record<string, DayCounts>;
+  /** The properties of the records written, with their JSON types (absent in results of older versions). */
+  readonly schema?: SerializedSchema;
 }
 
 /** The manifest a step writes into each day folder it touches, after its parts. */

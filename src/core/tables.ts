@@ -22,4 +22,5 @@ export const STACK_OUTPUTS = {
   dispatcherArn: 'DispatcherArn',
   projectWorkflowArn: 'ProjectWorkflowArn',
   stepWorkflowArn: 'StepWorkflowArn',
+  warehouseWorkGroupName: 'WarehouseWorkGroupName',
 } as const;

@@ -24,6 +24,7 @@ import type {
 import { dedupHorizonStart, lastSyncReadingKeys } from '../core/routing.js';
 import { addDays, HOUR_MS, ZoneCalendar } from '../core/windows.js';
 import { IngestRecords, readPlan } from './plan.js';
+import { mergeStepSchemas } from './warehouse.js';
 
 /** When the step started and finished, for its run record (never for its output). */
 export interface StepTiming {
@@ -37,7 +38,8 @@ export interface StepTiming {
  * staged object, a doubled line) — any difference fails the step with a `ReconciliationError` and
  * nothing is committed. Then it writes a manifest into every day folder it touched (a regular step always
  * writes one, even for an empty window: readers wait for it), removes parts a crashed attempt may have
- * left under its own names, and writes the run record that marks the step done (once: a racing attempt
+ * left under its own names, merges the properties its tasks saw into the pipeline's warehouse schema
+ * (once per step), and writes the run record that marks the step done (once: a racing attempt
  * reads the one that landed). Last, the staged data no uncommitted step needs any more is removed, and
  * the work files. Manifests hold no timestamps, so a re-run writes the same bytes.
  */
@@ -80,6 +82,7 @@ export async function commitStep(
     );
     await removeStrays(stores, config, plan.step_id, day, dayParts);
   }
+  await mergeStepSchemas(stores.state, plan.step_id, results);
 
   const record = await putJsonOnce<RunRecord>(stores.state, runRecordKey(plan.step_id), {
     step_id: plan.step_id,

@@ -4,6 +4,7 @@ import { getJson, putJson } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { EngineStores } from '../core/ports.js';
 import type { DayCounts, ExportUnit, PartRecord, StepPlan, TaskResult } from '../core/records.js';
+import { PropertySchema } from '../core/warehouse/property-schema.js';
 import { isOnTime, ZoneCalendar } from '../core/windows.js';
 import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
 import { MAX_LINE_BYTES, readSourceLines, type SourceReadOptions } from './source-lines.js';
@@ -15,7 +16,8 @@ const MAX_OPEN_PARTS = 4;
 
 /**
  * Runs one export task of a planned step: reads its units' staged objects in arrival order, keeps the
- * first copy of every dedup key, and writes the records into gzip NDJSON parts of its event days.
+ * first copy of every dedup key, and writes the records into gzip NDJSON parts of its event days. It
+ * records the top-level properties of what it wrote and their JSON types (the warehouse schema).
  * Memory: one unit's dedup keys (about 100 bytes per keyed event of one event hour and shard) plus
  * a few MB of stream buffers. Idempotent: a finished task's result is returned as is, and an
  * unfinished one rewrites the same part keys.
@@ -54,14 +56,16 @@ export async function runExportTask(
     },
   });
   const selector = recordSelector(config, plan);
+  const schema = new PropertySchema();
   for (const unit of units) {
-    await exportUnit(stores, unit, selector, days, parts);
+    await exportUnit(stores, unit, selector, { days, parts, schema });
   }
   const result: TaskResult = {
     step_id: plan.step_id,
     task,
     parts: await parts.finish(),
     days,
+    schema: schema.toJSON(),
   };
   await putJson(stores.state, resultKey, result);
   return result;
@@ -88,12 +92,18 @@ function recordSelector(config: PipelineConfig, plan: StepPlan): RecordSelector 
   };
 }
 
+/** What a task accumulates over its units: counts per day, the open parts, the properties seen. */
+interface TaskOutput {
+  readonly days: Record<string, DayCounts>;
+  readonly parts: RollingWriters<string, NdjsonObjectWriter, PartRecord>;
+  readonly schema: PropertySchema;
+}
+
 async function exportUnit(
   stores: EngineStores,
   unit: ExportUnit,
   select: RecordSelector,
-  days: Record<string, DayCounts>,
-  parts: RollingWriters<string, NdjsonObjectWriter, PartRecord>,
+  { days, parts, schema }: TaskOutput,
 ): Promise<void> {
   const seen = new Set<string>();
   const inSlice = sliceFilter(unit);
@@ -128,6 +138,7 @@ async function exportUnit(
       }
       counts.exported += 1;
       const record = line.subarray(keyEnd + 1);
+      schema.addRecord(record);
       parts.segmentFor(day, record.length + 1).add(record);
     };
     await readSourceLines(

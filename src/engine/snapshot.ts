@@ -54,6 +54,7 @@ import type {
   TableFile,
 } from '../core/records.js';
 import { ingestStart, snapshotCut } from '../core/routing.js';
+import { symlinkBody, symlinkKey } from '../core/warehouse/glue-tables.js';
 import { HOUR_MS, type Window, ZoneCalendar } from '../core/windows.js';
 import type { StepTiming } from './commit.js';
 import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
@@ -611,6 +612,14 @@ export async function commitSnapshot(
     })),
   };
   await putJson(stores.destination, snapshotManifestKey(config.project_id, source, config.name), manifest);
+  // The warehouse's snapshot table reads the parts this file lists: swapped before the old parts go.
+  await stores.destination.put(
+    symlinkKey(config.project_id, source),
+    Buffer.from(
+      symlinkBody((key) => stores.destination.uri(key), manifest),
+      'utf8',
+    ),
+  );
   const keep = new Set(parts.map((p) => p.key));
   await stores.destination.delete((plan.base?.parts ?? []).filter((key) => !keep.has(key)));
 

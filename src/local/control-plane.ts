@@ -12,7 +12,7 @@ import type { EngineStores, EventSink, MetricsSink } from '../core/ports.js';
 import type { StepRunEntry } from '../core/records.js';
 import type { IngestLimits } from '../engine/arrival-hour.js';
 import type { PlanLimits } from '../engine/plan.js';
-import { DEFAULT_LEASE_MS, type Runtime } from '../workflow/runtime.js';
+import { DEFAULT_LEASE_MS, type Runtime, type WarehouseRuntime } from '../workflow/runtime.js';
 import { createConfigTable, createStateTable, dynamoClientFor } from './dynamo-tables.js';
 import { type Moto, startMoto } from './moto.js';
 
@@ -90,6 +90,8 @@ export interface LocalRuntimeOptions {
   readonly ingestLimits?: IngestLimits;
   /** Receives warnings. */
   readonly progress?: (message: string) => void;
+  /** Where commits keep warehouse tables (e.g. Glue on the emulator); default: none are kept. */
+  readonly warehouse?: WarehouseRuntime;
 }
 
 /** The project locks of a control plane. */
@@ -121,5 +123,6 @@ export function localRuntime(options: LocalRuntimeOptions): Runtime {
     ...(options.planLimits === undefined ? {} : { planLimits: options.planLimits }),
     ...(options.ingestLimits === undefined ? {} : { ingestLimits: options.ingestLimits }),
     stores: options.stores,
+    ...(options.warehouse === undefined ? {} : { warehouse: options.warehouse }),
   };
 }

@@ -25,7 +25,7 @@ import type { IngestLimits } from '../engine/arrival-hour.js';
 import { committedStepIds, firstPendingDue, pipelineBacklog } from '../engine/backlog.js';
 import type { PlanLimits } from '../engine/plan.js';
 import { reconcilePipeline } from '../engine/reconciliation.js';
-import type { Runtime } from '../workflow/runtime.js';
+import type { Runtime, WarehouseRuntime } from '../workflow/runtime.js';
 import {
   type ControlPlane,
   localRuntime,
@@ -90,6 +90,8 @@ export interface PipelinesRunOptions {
   readonly startAt?: number;
   /** Runs before each tick (the local place of the config stream's validator). */
   readonly beforeTick?: (tick: number, runtime: Runtime) => Promise<void>;
+  /** Where commits keep warehouse tables; default: none are kept. */
+  readonly warehouse?: WarehouseRuntime;
 }
 
 /** What a run did for one pipeline, and the pipeline's reconciliation after it. */
@@ -140,6 +142,7 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
       ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
       ...(options.planLimits === undefined ? {} : { planLimits: options.planLimits }),
       ...(options.ingestLimits === undefined ? {} : { ingestLimits: options.ingestLimits }),
+      ...(options.warehouse === undefined ? {} : { warehouse: options.warehouse }),
     });
     for (const config of options.configs ?? []) await runtime.configs.put(config, tickStart.tick);
     // Every pipeline that can report: the active ones run, the others may have run before a pause.

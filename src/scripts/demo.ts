@@ -6,14 +6,16 @@
  */
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { formatReconciliation } from '../cli/format.js';
+import { formatReconciliation, table } from '../cli/format.js';
 import { snapshotFolder } from '../core/layout.js';
 import { type PipelineConfig, parsePipelineConfig } from '../core/pipeline-config.js';
+import type { Reconciliation } from '../core/reconcile.js';
 import { addDays, ZoneCalendar } from '../core/windows.js';
 import { generateLandingZone } from '../local/generate.js';
 import { generateProfileLandingZone } from '../local/generate-profiles.js';
 import { defaultStateFolder } from '../local/local-stores.js';
 import { runLocalPipelines } from '../local/run.js';
+import { localRunSource, openLocalWarehouse } from '../local/warehouse-source.js';
 
 const HOUR = 3_600_000;
 const FIRST_DAY = '2024-11-01';
@@ -137,8 +139,42 @@ async function main(): Promise<number> {
         `${formatReconciliation(result.reconciliation)}\n`,
     );
     ok &&= result.ok;
+    if (config.data_source === 'events') ok = (await printWarehouse(config, result.reconciliation)) && ok;
   }
   return ok ? 0 : 1;
+}
+
+/**
+ * The per-day counts read through SQL (the local warehouse over the same folders) next to what the
+ * reconciliation says was exported, and the warehouse's own check of every part.
+ */
+async function printWarehouse(config: PipelineConfig, reconciliation: Reconciliation): Promise<boolean> {
+  const days = reconciliation.eventDays.filter((d) => d.on_time + d.synced > 0);
+  const from = days[0]?.day;
+  const to = days.at(-1)?.day;
+  if (from === undefined || to === undefined) return true;
+  const { warehouse, runRecords } = await openLocalWarehouse(await localRunSource(bucket, config.project_id));
+  try {
+    const counted = new Map((await warehouse.dailyCounts({ from, to })).map((c) => [c.day, c.events]));
+    const verified = await warehouse.verify({ runRecords });
+    const same = days.every((d) => counted.get(d.day) === d.on_time + d.synced);
+    process.stdout.write(
+      `\nRead through SQL (mp-pipelines warehouse count --project ${config.project_id} --out ${bucket} --from ${from} --to ${to}):\n` +
+        `${table(
+          ['event day', 'exported (records)', 'events (SQL)', 'same'],
+          days.map((d) => [
+            d.day,
+            d.on_time + d.synced,
+            counted.get(d.day) ?? 0,
+            counted.get(d.day) === d.on_time + d.synced ? 'yes' : 'NO',
+          ]),
+        )}\n` +
+        `warehouse verify: ${verified.ok ? 'every part reads as its manifest and run records say' : verified.problems.map((p) => `${p.day} ${p.file ?? ''} ${p.problem}`).join('; ')}\n`,
+    );
+    return same && verified.ok;
+  } finally {
+    warehouse.close();
+  }
 }
 
 process.exitCode = await main();

@@ -52,6 +52,7 @@ import {
 import { engineFor } from '../engine/engines.js';
 import { advanceIngestWatermark } from '../engine/plan.js';
 import { reconcilePipeline } from '../engine/reconciliation.js';
+import { updateCatalog } from '../engine/warehouse.js';
 import { pauseEndedTrials, type ReviewOutcome, reviewPipeline } from '../management/pipelines.js';
 import type { DataRuntime, Runtime } from './runtime.js';
 
@@ -322,6 +323,7 @@ export async function commitStep(
     [METRICS.duration]: record.duration_ms / 1000,
   });
   rt.log.info('step committed', { ...entry });
+  await keepCatalog(rt, config, stores, step);
   // The mark only saves lookups: failing to move it must not fail a committed step.
   await advanceBacklogMark(stores, config, timing.finishedAt).catch((error: unknown) =>
     rt.log.warn('backlog mark not moved', { step_id: record.step_id, error: String(error) }),
@@ -332,6 +334,29 @@ export async function commitStep(
     duplicates: record.duplicates,
     parts: record.parts,
   };
+}
+
+/**
+ * Brings the pipeline's warehouse tables up to date after a commit. A catalog that cannot be written
+ * (throttling, a Lake Formation denial) must not fail a committed step: it is logged, and the next
+ * commit tries again (nothing marks it applied until it is).
+ */
+async function keepCatalog(
+  rt: Runtime,
+  config: PipelineConfig,
+  stores: EngineStores,
+  step: StepInput,
+): Promise<void> {
+  if (rt.warehouse === undefined) return;
+  try {
+    const updated = await updateCatalog(rt.warehouse.catalog, stores, config, {
+      bucket: rt.warehouse.destinationBucket(config),
+      ...(config.s3_prefix === undefined ? {} : { prefix: config.s3_prefix }),
+    });
+    if (updated !== undefined) rt.log.info('warehouse tables updated', { ...logFields(step), ...updated });
+  } catch (error) {
+    rt.log.warn('warehouse tables not updated', { ...logFields(step), error: String(error) });
+  }
 }
 
 /**

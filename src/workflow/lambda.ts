@@ -8,12 +8,14 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { GlueClient } from '@aws-sdk/client-glue';
 import { S3Client } from '@aws-sdk/client-s3';
 import { awsStores, destinationClients } from '../adapters/aws-stores.js';
 import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { DynamoLedger } from '../adapters/dynamo-ledger.js';
 import { DynamoLockStore } from '../adapters/dynamo-lock-store.js';
 import { EventBridgeSink } from '../adapters/eventbridge-sink.js';
+import { GlueCatalog } from '../adapters/glue-catalog.js';
 import type { MetricsSink } from '../core/ports.js';
 import { METRICS, METRICS_NAMESPACE } from '../core/workflow.js';
 import { readLambdaEnvironment } from './lambda-environment.js';
@@ -62,6 +64,10 @@ function lambdaRuntime(): Runtime {
     clock: Date.now,
     leaseMs: env.LEASE_SECONDS * 1000,
     stores: (config) => awsStores(s3, buckets, config, clients),
+    warehouse: {
+      catalog: new GlueCatalog(new GlueClient({})),
+      destinationBucket: (config) => config.s3_bucket ?? env.DESTINATION_BUCKET,
+    },
   };
 }
 

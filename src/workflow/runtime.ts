@@ -7,6 +7,7 @@ import type {
   PipelineCatalog,
   PipelineConfigStore,
   ProjectLedger,
+  WarehouseCatalog,
 } from '../core/ports.js';
 import type { IngestLimits } from '../engine/arrival-hour.js';
 import type { PlanLimits } from '../engine/plan.js';
@@ -39,6 +40,15 @@ export interface Runtime {
   readonly ingestLimits?: IngestLimits;
   /** The stores of one pipeline. */
   stores(config: PipelineConfig): EngineStores;
+  /** Where commits keep the warehouse's tables; absent, none are kept (local runs). */
+  readonly warehouse?: WarehouseRuntime;
+}
+
+/** The catalog a deployment keeps its warehouse tables in, and where its pipelines' tables point. */
+export interface WarehouseRuntime {
+  readonly catalog: WarehouseCatalog;
+  /** The bucket a pipeline exports to: its own `s3_bucket`, or the deployment's destination bucket. */
+  destinationBucket(config: PipelineConfig): string;
 }
 
 /** Default lease for local runs (the stack derives its own from the step timeout). */

@@ -631,8 +631,8 @@ describe('DataPipelinesStack with existing raw and destination buckets', () => {
   });
   after(() => synth.cleanup());
 
-  it('creates only the state and access log buckets', () => {
-    synth.template.resourceCountIs('AWS::S3::Bucket', 2);
+  it('creates only the state, access log and query result buckets', () => {
+    synth.template.resourceCountIs('AWS::S3::Bucket', 3);
     synth.template.hasOutput(STACK_OUTPUTS.rawBucketName, { Value: rawBucketName });
     synth.template.hasOutput(STACK_OUTPUTS.destinationBucketName, { Value: destinationBucketName });
   });

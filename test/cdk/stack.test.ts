@@ -95,11 +95,29 @@ describe('DataPipelinesStack without a KMS key', () => {
   });
   after(() => synth.cleanup());
 
-  it('creates exactly two tables and four buckets (state, access logs, raw and destination)', () => {
+  it('creates exactly two tables and five buckets (state, access logs, raw, destination, query results)', () => {
     // Arrange / Act: synthesized in before()
     // Assert: no bucket name is given, so the stack makes the raw and destination buckets too
     synth.template.resourceCountIs('AWS::DynamoDB::Table', 2);
-    synth.template.resourceCountIs('AWS::S3::Bucket', 4);
+    synth.template.resourceCountIs('AWS::S3::Bucket', 5);
+  });
+
+  it('has an Athena workgroup on engine 3 that enforces encrypted results in its own bucket, and outputs its name', () => {
+    const results = logicalIdOf(synth, synth.stack.warehouse.resultsBucket);
+    synth.template.hasResourceProperties('AWS::Athena::WorkGroup', {
+      WorkGroupConfiguration: {
+        EnforceWorkGroupConfiguration: true,
+        PublishCloudWatchMetricsEnabled: true,
+        BytesScannedCutoffPerQuery: 1024 ** 4,
+        EngineVersion: { SelectedEngineVersion: 'Athena engine version 3' },
+        ResultConfiguration: {
+          OutputLocation: { 'Fn::Join': ['', ['s3://', { Ref: results }, '/results/']] },
+          ExpectedBucketOwner: { Ref: 'AWS::AccountId' },
+          EncryptionConfiguration: { EncryptionOption: 'SSE_S3' },
+        },
+      },
+    });
+    synth.template.hasOutput(STACK_OUTPUTS.warehouseWorkGroupName, Match.anyValue());
   });
 
   it('keys the configs table with CONFIG_TABLE_KEYS and streams new and old images', () => {
@@ -284,6 +302,13 @@ const ENCRYPTED_WITH_KEY: Readonly<Record<string, Record<string, unknown>>> = {
       KmsKeyId: TEST_KMS_KEY_ARN,
     }),
   },
+  'AWS::Athena::WorkGroup': {
+    WorkGroupConfiguration: Match.objectLike({
+      ResultConfiguration: Match.objectLike({
+        EncryptionConfiguration: { EncryptionOption: 'SSE_KMS', KmsKey: TEST_KMS_KEY_ARN },
+      }),
+    }),
+  },
 };
 
 describe('DataPipelinesStack with a KMS key: every store the stack creates uses it', () => {
@@ -316,11 +341,12 @@ describe('DataPipelinesStack with a KMS key: every store the stack creates uses 
       synth.template.resourcePropertiesCountIs(type, properties, (counts[type] ?? 0) - exempt);
     }
     assert.deepEqual(counts, {
-      'AWS::S3::Bucket': 4,
+      'AWS::S3::Bucket': 5,
       'AWS::DynamoDB::Table': 2,
       'AWS::Logs::LogGroup': PIPELINE_FUNCTION_NAMES.length + 3,
       'AWS::SQS::Queue': 3,
       'AWS::StepFunctions::StateMachine': 3,
+      'AWS::Athena::WorkGroup': 1,
     });
     const accessLogs = logicalIdOf(synth, synth.stack.state.accessLogsBucket);
     assert.deepEqual(
@@ -403,11 +429,11 @@ describe('DataPipelinesStack retention', () => {
     try {
       // Act
       const buckets = days(synth);
-      // Assert: state, raw and destination are versioned; the access log bucket is not
-      assert.equal(buckets.length, 4);
+      // Assert: state, raw, destination and query results are versioned; the access log bucket is not
+      assert.equal(buckets.length, 5);
       assert.deepEqual(
         buckets.filter((b) => b.versioned),
-        Array(3).fill({ versioned: true, noncurrent: 7, deleteMarkers: true, abortUploads: 3 }),
+        Array(4).fill({ versioned: true, noncurrent: 7, deleteMarkers: true, abortUploads: 3 }),
       );
       assert.deepEqual(
         buckets.filter((b) => !b.versioned).map((b) => b.abortUploads),
@@ -424,7 +450,7 @@ describe('DataPipelinesStack retention', () => {
       const versioned = days(synth).filter((b) => b.versioned);
       assert.deepEqual(
         versioned.map((b) => b.noncurrent),
-        [30, 30, 30],
+        [30, 30, 30, 30],
       );
       // The raw and destination buckets by name: the rules are theirs, not only the state bucket's
       for (const bucket of [synth.stack.rawBucket, synth.stack.destinationBucket]) {
@@ -643,7 +669,7 @@ describe('bin/app.ts', () => {
             ]),
           },
         },
-        3,
+        4,
       );
       template.resourcePropertiesCountIs('AWS::Lambda::Function', { ReservedConcurrentExecutions: 120 }, 2);
     } finally {

@@ -43,6 +43,9 @@ class CountingStore implements ObjectStore {
   delete(keys: readonly string[]) {
     return this.inner.delete(keys);
   }
+  uri(key: string) {
+    return this.inner.uri(key);
+  }
 }
 
 async function withStores<T>(work: (stores: EngineStores, state: CountingStore) => Promise<T>): Promise<T> {

@@ -12,6 +12,7 @@ import { commitStep } from '../../src/engine/commit.js';
 import { runExportTask } from '../../src/engine/export-task.js';
 import { ingestEventsPiece } from '../../src/engine/ingest.js';
 import { advanceIngestWatermark, planStep } from '../../src/engine/plan.js';
+import { readWarehouseSchema } from '../../src/engine/warehouse.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { defaultStateFolder, localStores } from '../../src/local/local-stores.js';
 import { runLocalPipeline } from '../../src/local/run.js';
@@ -120,6 +121,16 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
       assert.ok(
         [...actual.keys()].filter((k) => k.includes(`${plan.step_id}-t`)).length >= 2,
         'the step wrote several parts',
+      );
+      // The step committed twice merged its properties into the warehouse schema once.
+      const schema = await readWarehouseSchema(stores.state);
+      const cleanSchema = await readWarehouseSchema(localStores(folders(raw.path, clean.path)).state);
+      assert.ok(schema !== undefined && cleanSchema !== undefined);
+      assert.deepEqual(schema.schema, cleanSchema.schema);
+      assert.equal(
+        schema.schema.records,
+        [...(await outputRecords(out.path, config.project_id)).values()].flat().length,
+        'one schema record per exported event',
       );
     } finally {
       await out.cleanup();

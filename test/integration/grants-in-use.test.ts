@@ -11,8 +11,10 @@ import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
+import { GetTablesCommand, GlueClient } from '@aws-sdk/client-glue';
 import { S3Client } from '@aws-sdk/client-s3';
 import { awsStores } from '../../src/adapters/aws-stores.js';
+import { GlueCatalog } from '../../src/adapters/glue-catalog.js';
 import { rawHourPrefix } from '../../src/core/layout.js';
 import type { ObjectStore } from '../../src/core/object-store.js';
 import { type PipelineConfig, parsePipelineConfig } from '../../src/core/pipeline-config.js';
@@ -20,6 +22,7 @@ import type { EngineStores } from '../../src/core/ports.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { TASK_STATES } from '../../src/core/workflow.js';
 import { DEFAULT_INGEST_LIMITS } from '../../src/engine/arrival-hour.js';
+import { catalogDatabase } from '../../src/engine/warehouse.js';
 import { localRuntime, startControlPlane } from '../../src/local/control-plane.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { generateProfileLandingZone } from '../../src/local/generate-profiles.js';
@@ -99,7 +102,10 @@ describe('the grants the functions use, as a local schedule uses them', () => {
     });
     // An object written into a folder after it was read (a late object), and one that cannot be read.
     const late = join(raw.path, rawHourPrefix('acme', start + 5 * HOUR_MS), 'retried.json');
-    await writeFile(late, '{"event":"Late","properties":{"time":1730541000,"$insert_id":"late-1"}}\n');
+    await writeFile(
+      late,
+      '{"event":"Late","properties":{"time":1730541000,"$insert_id":"late-1","coupon":"late"}}\n',
+    );
     await utimes(late, new Date(start + 30 * HOUR_MS), new Date(start + 30 * HOUR_MS));
     const broken = join(raw.path, rawHourPrefix('acme', start + 7 * HOUR_MS));
     await mkdir(broken, { recursive: true });
@@ -171,6 +177,31 @@ describe('the grants the functions use, as a local schedule uses them', () => {
       },
       { step: 'initialize', name: 'recordCalls' },
     );
+    // Glue authorizes each call on the catalog, the database and (table calls) the table.
+    const glue = new GlueClient({
+      region: 'us-east-1',
+      endpoint: moto.endpoint,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    const glueArn = (resource: string) => `arn:AWS::Partition:glue:AWS::Region:AWS::AccountId:${resource}`;
+    glue.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as {
+          Name?: string;
+          DatabaseName?: string;
+          DatabaseInput?: { Name?: string };
+          TableInput?: { Name?: string };
+        };
+        const action = `glue:${(context.commandName ?? '').replace(/Command$/, '')}`;
+        const database = input.DatabaseName ?? input.DatabaseInput?.Name ?? input.Name;
+        const table = input.DatabaseName === undefined ? undefined : (input.TableInput?.Name ?? input.Name);
+        record(action, glueArn('catalog'));
+        record(action, glueArn(`database/${database}`));
+        if (table !== undefined) record(action, glueArn(`table/${database}/${table}`));
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordCalls' },
+    );
     try {
       // Act
       const { results } = await runPipelines({
@@ -182,6 +213,7 @@ describe('the grants the functions use, as a local schedule uses them', () => {
         // More reads than one step's tries (1 + 6 retries): the broken object fails a step (the failure is
         // recorded), and the next tick sets it aside.
         ingestLimits: { ...DEFAULT_INGEST_LIMITS, maxAttempts: 8 },
+        warehouse: { catalog: new GlueCatalog(glue), destinationBucket: () => ids.destination },
         intercept: (state, _input, run) => {
           const fn = FUNCTION_OF[state];
           return fn === undefined ? run() : task.run(fn, run);
@@ -226,11 +258,36 @@ describe('the grants the functions use, as a local schedule uses them', () => {
       }
       assert.ok(calls.length > 1000, `${calls.length} calls recorded`);
       t.diagnostic(`${calls.length} calls by ${new Set(calls.map((c) => c.fn)).size} functions checked`);
+      // The commits made the tables: the events and snapshot tables in acme's database, the prefixed
+      // pipeline's event tables in a database of their own.
+      const tablesOf = async (database: string) =>
+        ((await glue.send(new GetTablesCommand({ DatabaseName: database }))).TableList ?? [])
+          .map((t) => t.Name)
+          .sort();
+      assert.deepEqual(await tablesOf('mp_acme'), [
+        'mp_identity_mappings_data',
+        'mp_identity_mappings_data_view',
+        'mp_master_event',
+        'mp_master_event_raw',
+        'mp_master_event_typed',
+        'mp_master_event_view',
+        'mp_people_data',
+        'mp_people_data_view',
+      ]);
+      const hourly = catalogDatabase(PIPELINES[1]!, { bucket: ids.destination, prefix: 'exports/hourly' });
+      assert.match(hourly, /^mp_acme_[0-9a-f]{8}$/);
+      assert.equal((await tablesOf(hourly)).length, 4);
+      // The late event's new property grew the daily pipeline's typed view after its first commit.
+      assert.ok(
+        calls.some((call) => call.action === 'glue:UpdateTable'),
+        'a typed view grew',
+      );
       assert.deepEqual([...denied].sort(), []);
       const used = new Set(calls.map((call) => call.fn));
       for (const fn of [...Object.values(FUNCTION_OF), 'reconcilePipelines' as const])
         assert.ok(used.has(fn), `${fn} was exercised`);
     } finally {
+      glue.destroy();
       await control.stop();
     }
   });
@@ -247,6 +304,7 @@ function prefixed(store: ObjectStore, prefix: string): ObjectStore {
     put: (key, body) => store.put(`${prefix}${key}`, body),
     putIfAbsent: (key, body) => store.putIfAbsent(`${prefix}${key}`, body),
     delete: (keys) => store.delete(keys.map((key) => `${prefix}${key}`)),
+    uri: (key) => store.uri(`${prefix}${key}`),
     async *list(listed) {
       for await (const object of store.list(`${prefix}${listed}`))
         yield { ...object, key: strip(object.key) };
@@ -284,6 +342,7 @@ function recording(
       record('s3:PutObject', object(key));
       return store.putIfAbsent(key, body);
     },
+    uri: (key) => `s3://${bucket}/${prefix}${key}`,
     delete(keys) {
       for (const key of keys) record('s3:DeleteObject', object(key));
       return store.delete(keys);

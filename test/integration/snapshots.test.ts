@@ -435,8 +435,8 @@ describe('a snapshot step that crashes anywhere and runs again ends exactly as a
           await readSnapshot(s.destination, 'acme', 'people');
         }
         await runDay(s, config, day(2));
-        const expected = await readTree(join(clean.path, 'out'));
-        const actual = await readTree(join(dir.path, 'out'));
+        const expected = await outputTree(join(clean.path, 'out'));
+        const actual = await outputTree(join(dir.path, 'out'));
         assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort());
         for (const [key, bytes] of expected) assert.ok(actual.get(key)?.equals(bytes), `${key} is the same`);
         assert.equal(await s.state.getBytes(planKey('daily-2024-11-02')), undefined, 'work files dropped');

@@ -47,10 +47,17 @@ export async function outputRecords(out: string, projectId: string): Promise<Map
   return days;
 }
 
-/** Output files only (the destination minus the pipeline state folder). */
+/**
+ * Output files only (the destination minus the pipeline state folder). A snapshot's symlink file lists
+ * its parts by address, which names the destination: here each line keeps the key below the project.
+ */
 export async function outputTree(out: string): Promise<Map<string, Buffer>> {
   const tree = await readTree(out);
-  for (const path of [...tree.keys()]) if (path.startsWith('_state/')) tree.delete(path);
+  for (const [path, bytes] of tree) {
+    if (path.startsWith('_state/')) tree.delete(path);
+    else if (path.endsWith('/symlink.txt'))
+      tree.set(path, Buffer.from(bytes.toString('utf8').replace(/^.*\/(?=[^/]+\/[^/]+\/[^/]+$)/gm, '')));
+  }
   return tree;
 }
 

@@ -1,0 +1,321 @@
+/**
+ * Schema inference and typed columns: the byte scanner against a reference built on JSON.parse, the
+ * algebra of merges, and the laws of the typed layout (valid unique names, determinism, nothing left
+ * out, growth never renames).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { parseEventLine } from '../../src/core/event-line.js';
+import {
+  columnBaseName,
+  JSON_TYPES,
+  type JsonType,
+  KIND_OF_TYPE,
+  mergeStepSchema,
+  OVERFLOW_COLUMN,
+  PropertySchema,
+  RESERVED_COLUMNS,
+  type TypedColumn,
+  typedLayout,
+  typesHeldBy,
+} from '../../src/core/warehouse/index.js';
+import { eventLine, Random } from '../../src/local/generate.js';
+
+/** The reference classification: from the parsed value, with integers bounded by BigInt. */
+function referenceType(value: unknown): JsonType {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  switch (typeof value) {
+    case 'string':
+      return 'string';
+    case 'boolean':
+      return 'boolean';
+    case 'number': {
+      const token = JSON.stringify(value);
+      if (!/^-?\d+$/.test(token)) return 'float';
+      const n = BigInt(token);
+      return n >= -(2n ** 63n) && n < 2n ** 63n ? 'integer' : 'float';
+    }
+    default:
+      return 'object';
+  }
+}
+
+function referenceSchema(objects: readonly Record<string, unknown>[]) {
+  const properties: Record<string, Partial<Record<JsonType, number>>> = {};
+  for (const object of objects)
+    for (const [key, value] of Object.entries(object)) {
+      const counts = properties[key] ?? {};
+      const type = referenceType(value);
+      counts[type] = (counts[type] ?? 0) + 1;
+      properties[key] = counts;
+    }
+  const sorted = Object.keys(properties).sort();
+  return {
+    format: 'mp-pipelines/property-schema@1',
+    records: objects.length,
+    properties: Object.fromEntries(
+      sorted.map((key) => [
+        key,
+        Object.fromEntries(
+          JSON_TYPES.filter((t) => properties[key]![t] !== undefined).map((t) => [t, properties[key]![t]]),
+        ),
+      ]),
+    ),
+  };
+}
+
+const keyArb = fc.oneof(
+  fc.string({ maxLength: 12 }),
+  fc.string({ unit: 'grapheme', maxLength: 6 }),
+  fc.constantFrom('$os', 'time', 'Plan', 'plan', 'a"b', 'x\\y', 'line\nbreak', '$', '', 'distinct_id', '1st'),
+);
+const valueArb = fc.oneof(
+  fc.jsonValue({ maxDepth: 2 }),
+  fc.constantFrom(2 ** 53 + 2, 1e21, -0, 1.5, 2 ** 63, -(2 ** 63), 2 ** 62, 1e300),
+);
+const propertiesArb = fc.dictionary(keyArb, valueArb, { maxKeys: 8 });
+
+describe('PropertySchema', () => {
+  it('scanning the JSON text, indented or not, counts what a JSON.parse reference counts', () => {
+    fc.assert(
+      fc.property(fc.array(propertiesArb, { maxLength: 6 }), (objects) => {
+        const compact = new PropertySchema();
+        const indented = new PropertySchema();
+        const parsed = new PropertySchema();
+        for (const object of objects) {
+          compact.addProperties(JSON.stringify(object));
+          indented.addProperties(Buffer.from(JSON.stringify(object, null, 2)));
+          parsed.addProperties(object);
+        }
+        const expected = referenceSchema(
+          objects.map((o) => JSON.parse(JSON.stringify(o)) as Record<string, unknown>),
+        );
+        assert.deepEqual(compact.toJSON(), expected);
+        assert.deepEqual(indented.toJSON(), expected);
+        assert.deepEqual(parsed.toJSON(), expected);
+      }),
+    );
+  });
+
+  it('reads exported records the engine writes, integers beyond 2^53 and escapes included', () => {
+    const rng = new Random(3);
+    const schema = new PropertySchema();
+    const objects: Record<string, unknown>[] = [];
+    for (let i = 0; i < 200; i += 1) {
+      const line = eventLine(rng, 'Purchase', 1_700_000_000_000 + i, {
+        distinctId: `u${i}`,
+        deviceId: `d${i}`,
+        userId: i % 2 === 0 ? undefined : `u${i}`,
+        insertId: i % 5 === 0 ? undefined : rng.hex(8),
+        accountId: `9${String(i).padStart(18, '0')}`,
+      });
+      const event = parseEventLine(Buffer.from(line));
+      assert.ok(event.ok);
+      schema.addRecord(event.record);
+      objects.push((JSON.parse(line) as { properties: Record<string, unknown> }).properties);
+    }
+    // account_id is 9000000000000000xyz: an integer that fits 64 bits, though not a double.
+    assert.deepEqual(schema.typeCounts('account_id'), { integer: 200 });
+    assert.deepEqual(schema.typeCounts('$user_id'), { string: 100 });
+    assert.equal(schema.records, 200);
+    const expected = referenceSchema(objects);
+    assert.deepEqual(schema.toJSON().properties.referrer, expected.properties.referrer);
+    assert.deepEqual(Object.keys(schema.toJSON().properties), Object.keys(expected.properties));
+  });
+
+  it('tells integers from floats by the token: no fraction or exponent, within 64 bits', () => {
+    const schema = new PropertySchema();
+    schema.addProperties(
+      '{"a":9223372036854775807,"b":9223372036854775808,"c":-9223372036854775808,"d":-9223372036854775809,"e":1.0,"f":1e2,"g":-0}',
+    );
+    const types = Object.fromEntries(schema.entries().map(([key, counts]) => [key, Object.keys(counts)[0]]));
+    assert.deepEqual(types, {
+      a: 'integer',
+      b: 'float',
+      c: 'integer',
+      d: 'float',
+      e: 'float',
+      f: 'float',
+      g: 'integer',
+    });
+  });
+
+  it('merge is commutative and associative, and adds record counts', () => {
+    const schemaArb = fc.array(propertiesArb, { maxLength: 4 }).map((objects) => {
+      const schema = new PropertySchema();
+      for (const object of objects) schema.addProperties(object);
+      return schema.toJSON();
+    });
+    fc.assert(
+      fc.property(schemaArb, schemaArb, schemaArb, (a, b, c) => {
+        const ab = PropertySchema.fromJSON(a).merge(b);
+        const ba = PropertySchema.fromJSON(b).merge(a);
+        assert.deepEqual(ab.toJSON(), ba.toJSON());
+        assert.equal(ab.records, a.records + b.records);
+        assert.deepEqual(
+          PropertySchema.fromJSON(a).merge(PropertySchema.fromJSON(b).merge(c)).toJSON(),
+          PropertySchema.fromJSON(a).merge(b).merge(c).toJSON(),
+        );
+        assert.deepEqual(PropertySchema.fromJSON(JSON.parse(JSON.stringify(ab))).toJSON(), ab.toJSON());
+      }),
+    );
+  });
+
+  it('refuses a malformed serialization, naming the field', () => {
+    assert.throws(
+      () =>
+        PropertySchema.fromJSON({
+          format: 'mp-pipelines/property-schema@1',
+          records: 1,
+          properties: { a: { text: 1 } },
+        }),
+      /invalid property schema: properties\.a/,
+    );
+    assert.throws(() => PropertySchema.fromJSON({ records: 1 }), /invalid property schema: format/);
+    assert.throws(() => new PropertySchema().addProperties('[1]'), /must be a JSON object/);
+  });
+});
+
+function schemaOf(objects: readonly Record<string, unknown>[]): PropertySchema {
+  const schema = new PropertySchema();
+  for (const object of objects) schema.addProperties(object);
+  return schema;
+}
+
+const VALID_NAME = /^[a-z][a-z0-9_]*$/;
+
+function assertLayoutLaws(
+  schema: PropertySchema,
+  columns: readonly TypedColumn[],
+  overflow: readonly { property: string; type: JsonType }[],
+) {
+  const names = columns.map((c) => c.name);
+  assert.equal(new Set(names).size, names.length, `unique names: ${names.join(', ')}`);
+  for (const name of names) {
+    assert.match(name, VALID_NAME);
+    assert.ok(name.length <= 128, name);
+    assert.ok(!RESERVED_COLUMNS.includes(name), `${name} is reserved`);
+  }
+  // Every property and type is held by a column or listed in the overflow, never both.
+  const inOverflow = new Set(overflow.map((o) => `${o.type}:${o.property}`));
+  for (const [property, types] of schema.entries()) {
+    const own = columns.filter((c) => c.property === property);
+    for (const type of Object.keys(types) as JsonType[]) {
+      const held = type === 'null' ? own.length > 0 : own.some((c) => typesHeldBy(c).includes(type));
+      assert.notEqual(held, inOverflow.has(`${type}:${property}`), `${property} ${type}`);
+    }
+  }
+}
+
+describe('typedLayout', () => {
+  it('names follow the vendor rules: $ to mp_, lower case, cleaned, collisions and conflicts suffixed', () => {
+    const schema = schemaOf([
+      { $os: 'iOS', Plan: 'pro', plan: 'free', time: 1, 'Screen Width': 390, 東京: true, _id: 'x' },
+      { $os: 'Android', plan: 3, time: 2, 'Screen Width': 1440 },
+      { plan: 'pro', nothing: null },
+    ]);
+    const { columns, overflow } = typedLayout(schema);
+    const byName = Object.fromEntries(columns.map((c) => [c.name, `${c.property}:${c.kind}:${c.sql_type}`]));
+    assert.deepEqual(byName, {
+      mp_os: '$os:string:varchar',
+      plan: 'plan:string:varchar',
+      screen_width: 'Screen Width:number:bigint',
+      time_2: 'time:number:bigint',
+      p__id: '_id:string:varchar',
+      plan_2: 'Plan:string:varchar',
+      plan_number: 'plan:number:bigint',
+      p___: '東京:boolean:boolean',
+    });
+    assert.deepEqual(overflow, [{ property: 'nothing', type: 'null' }]);
+    assert.equal(columnBaseName('$Current URL'), 'mp_current_url');
+  });
+
+  it('caps the columns by frequency and leaves the rest to the overflow column', () => {
+    const schema = schemaOf([{ a: 1, b: 'x', c: true }, { a: 2, b: 'y' }, { a: 3 }]);
+    const { columns, overflow } = typedLayout(schema, [], 2);
+    assert.deepEqual(
+      columns.map((c) => c.name),
+      ['a', 'b'],
+    );
+    assert.deepEqual(overflow, [{ property: 'c', type: 'boolean' }]);
+    assert.ok(!columns.some((c) => c.name === OVERFLOW_COLUMN));
+  });
+
+  it('holds its laws on any schema, whatever the order the properties were seen in', () => {
+    fc.assert(
+      fc.property(
+        fc.array(propertiesArb, { minLength: 1, maxLength: 8 }),
+        fc.integer({ min: 0, max: 12 }),
+        (objects, max) => {
+          const schema = schemaOf(objects);
+          const layout = typedLayout(schema, [], max);
+          assertLayoutLaws(schema, layout.columns, layout.overflow);
+          assert.ok(layout.columns.length <= max);
+          const kinds = new Set(
+            schema.entries().flatMap(([p, types]) =>
+              Object.keys(types)
+                .flatMap((t) => KIND_OF_TYPE[t as JsonType] ?? [])
+                .map((k) => `${k}:${p}`),
+            ),
+          );
+          assert.equal(layout.columns.length, Math.min(max, kinds.size));
+          assert.deepEqual(typedLayout(schemaOf([...objects].reverse()), [], max), layout);
+          assert.deepEqual(typedLayout(schema.toJSON(), [], max), layout);
+        },
+      ),
+    );
+  });
+
+  it('growth never renames or drops a column: the previous layout is kept and only extended', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(propertiesArb, { maxLength: 4 }), { minLength: 2, maxLength: 5 }),
+        fc.integer({ min: 1, max: 10 }),
+        (batches, max) => {
+          const schema = new PropertySchema();
+          let columns: readonly TypedColumn[] = [];
+          for (const batch of batches) {
+            for (const object of batch) schema.addProperties(object);
+            const next = typedLayout(schema, columns, max);
+            assertLayoutLaws(schema, next.columns, next.overflow);
+            for (const [i, old] of columns.entries()) {
+              const now = next.columns[i]!;
+              assert.deepEqual([now.name, now.property, now.kind], [old.name, old.property, old.kind]);
+              if (old.sql_type === 'double') assert.equal(now.sql_type, 'double');
+            }
+            columns = next.columns;
+          }
+        },
+      ),
+    );
+  });
+
+  it('refuses a previous layout with duplicate or invalid names', () => {
+    const schema = schemaOf([{ a: 1 }]);
+    const column: TypedColumn = { name: 'a', property: 'a', kind: 'number', sql_type: 'bigint' };
+    assert.throws(() => typedLayout(schema, [column, { ...column, property: 'b' }]), /"a" appears twice/);
+    assert.throws(() => typedLayout(schema, [{ ...column, name: 'time' }]), /cannot use/);
+  });
+});
+
+describe('mergeStepSchema', () => {
+  it('merges a step once, however often its commit runs, and says when the columns changed', () => {
+    const first = mergeStepSchema(undefined, 'daily-2024-11-01', schemaOf([{ a: 1 }]));
+    assert.ok(first.columnsChanged);
+    const again = mergeStepSchema(first.state, 'daily-2024-11-01', schemaOf([{ a: 1 }]));
+    assert.equal(again.state, first.state);
+    assert.ok(!again.columnsChanged);
+    const same = mergeStepSchema(first.state, 'daily-2024-11-02', schemaOf([{ a: 2 }]));
+    assert.ok(!same.columnsChanged);
+    assert.deepEqual(same.state.schema.properties, { a: { integer: 2 } });
+    const grown = mergeStepSchema(same.state, 'sync-2024-11-02', schemaOf([{ a: 2.5, b: 'x' }]));
+    assert.ok(grown.columnsChanged);
+    assert.deepEqual(
+      grown.state.columns.map((c) => `${c.name}:${c.sql_type}`),
+      ['a:double', 'b:varchar'],
+    );
+    assert.deepEqual(grown.state.merged_steps, ['daily-2024-11-01', 'daily-2024-11-02', 'sync-2024-11-02']);
+  });
+});
