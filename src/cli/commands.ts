@@ -184,7 +184,7 @@ export function addManagementCommands(program: Command): void {
   targetOptions(
     pipelines
       .command('create')
-      .description('create a pipeline (the rules of DESIGN 5 are checked; a refusal says why)')
+      .description('create a pipeline (rules: docs/contract.md#management-rules; a refusal says why)')
       .requiredOption('--project <id>', 'project id')
       .requiredOption('--name <name>', 'pipeline name, unique in the project')
       .addOption(dataSourceOption())

@@ -13,7 +13,7 @@ export interface NextStep {
 }
 
 /**
- * DESIGN 6 fairness: a project runs one step at a time, its pipelines take turns (round-robin in name
+ * docs/contract.md#fairness: a project runs one step at a time, its pipelines take turns (round-robin in name
  * order, starting after the pipeline that ran last), and inside a pipeline the oldest due step goes
  * first. So a year-long backfill on one pipeline delays another pipeline's due step by at most one
  * step. `undefined` when nothing is due.

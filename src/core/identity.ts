@@ -1,5 +1,5 @@
 /**
- * Identity mappings (DESIGN 4, identity): the landing-zone forms that link distinct ids, and the
+ * Identity mappings (docs/contract.md#identity): the landing-zone forms that link distinct ids, and the
  * union-find that resolves chains and merges to one canonical id per cluster. Pure: the ingest
  * validates with `parseIdentityLine`, snapshot steps fold with `IdentityFold`.
  *

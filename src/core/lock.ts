@@ -1,7 +1,7 @@
 /**
- * The per-project lock (DESIGN.md section 6): at most one running pipeline step per project. A holder
- * takes a lease that expires, so a crashed holder cannot block its project forever, and renews it
- * while it works. Times are epoch ms passed in by the caller; nothing here reads a clock.
+ * The per-project lock (docs/contract.md#one-step-per-project): at most one running pipeline step per
+ * project. A holder takes a lease that expires, so a crashed holder cannot block its project forever, and
+ * renews it while it works. Times are epoch ms passed in by the caller; nothing here reads a clock.
  */
 import { ConfigError } from './errors.js';
 

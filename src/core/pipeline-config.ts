@@ -36,7 +36,9 @@ export const pipelineSchema = z
         /^[a-z0-9][a-z0-9-]{0,62}$/,
         'must be 1-63 lowercase letters, digits or "-", starting alphanumeric',
       ),
-    /** events: `mp_master_event` by day; people and identity: complete snapshots (DESIGN 1). */
+    /**
+     * events: `mp_master_event` by day; people and identity: complete snapshots (docs/contract.md#layout).
+     */
     data_source: z.enum(DATA_SOURCES).default('events'),
     frequency: z.enum(['hourly', 'daily']),
     sync: z.boolean().default(false),
@@ -67,7 +69,10 @@ export const pipelineSchema = z
       .default(DEFAULT_PART_MAX_BYTES),
     /** gzip level of output parts: 1 is about twice as fast as 6 and about 40% larger. */
     compression_level: z.number().int().min(1).max(9).default(1),
-    /** Trial pipelines (DESIGN 5): daily, no sync, a short backfill, paused when the project's trial ends. */
+    /**
+     * Trial pipelines (docs/contract.md#management-rules): daily, no sync, a short backfill, paused when the
+     * project's trial ends.
+     */
     trial: z.boolean().default(false),
     /** Destination bucket; absent means the deployment's destination bucket (locally: `--out`). */
     s3_bucket: z

@@ -1,7 +1,7 @@
 /**
- * Pipelines as managed (DESIGN 5): the management attributes stored beside a config, how a stored item
- * reads, and the rules between the pipelines of one project. Pure: the CLI, the console-edit validator
- * and the dispatcher all decide with these functions.
+ * Pipelines as managed (docs/contract.md#management): the management attributes stored beside a config, how a
+ * stored item reads, and the rules between the pipelines of one project. Pure: the CLI, the console-edit
+ * validator and the dispatcher all decide with these functions.
  */
 import { z } from 'zod';
 import { checkPipelineConfig, type PipelineConfig } from './pipeline-config.js';
@@ -10,7 +10,7 @@ import { addDays, DAY_MS, ZoneCalendar } from './windows.js';
 export const PIPELINE_STATUSES = ['active', 'paused', 'error', 'deleted'] as const;
 export type PipelineStatus = (typeof PIPELINE_STATUSES)[number];
 
-/** At most this many events pipelines per project (DESIGN 5). */
+/** At most this many events pipelines per project (docs/contract.md#management-rules). */
 export const MAX_EVENTS_PIPELINES_PER_PROJECT = 2;
 /** A project's trial lasts this long from its first trial pipeline. */
 export const TRIAL_DAYS = 30;

@@ -1,6 +1,6 @@
 /**
- * User profiles (DESIGN 4, people): the vendor's engage-format updates, how a landing-zone line is
- * validated, and what each operation does to a profile. Pure: the ingest validates with these
+ * User profiles (docs/contract.md#profile-updates): the vendor's engage-format updates, how a landing-zone
+ * line is validated, and what each operation does to a profile. Pure: the ingest validates with these
  * functions and the snapshot tasks fold with them.
  */
 import { timeMsOf } from './event-line.js';

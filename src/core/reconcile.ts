@@ -1,8 +1,9 @@
 import { FILTERED, type IngestRecord, LATE_NOT_SYNCED, OUTSIDE_RANGE, type RunRecord } from './records.js';
 
 /**
- * DESIGN 4: for every arrival day, `source lines = valid + quarantined`, over the objects read; the
- * objects that could not be read are set aside whole and counted apart (never silently skipped).
+ * docs/contract.md#reconciliation: for every arrival day, `source lines = valid + quarantined`, over the
+ * objects read; the objects that could not be read are set aside whole and counted apart (never silently
+ * skipped).
  */
 export interface ArrivalDayRow {
   readonly day: string;
@@ -15,9 +16,9 @@ export interface ArrivalDayRow {
 }
 
 /**
- * DESIGN 4: for every event day, `valid = exported on time + exported by sync + late not synced +
- * duplicates dropped + filtered + outside the date range + pending` (pending: owned by a step that
- * is not due or has not run yet).
+ * docs/contract.md#reconciliation: for every event day, `valid = exported on time + exported by sync + late
+ * not synced + duplicates dropped + filtered + outside the date range + pending` (pending: owned by a step
+ * that is not due or has not run yet).
  */
 export interface EventDayRow {
   readonly day: string;

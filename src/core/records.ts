@@ -5,7 +5,9 @@
 import type { SnapshotSource } from './pipeline-config.js';
 import type { SerializedSchema } from './warehouse/property-schema.js';
 
-/** Who is responsible for a valid event (DESIGN 4): a step id, or why no step exports it. */
+/**
+ * Who is responsible for a valid event (docs/contract.md#semantics): a step id, or why no step exports it.
+ */
 export type Owner = string;
 /** Valid events outside `from_date`..`to_date`. */
 export const OUTSIDE_RANGE: Owner = 'outside-range';

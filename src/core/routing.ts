@@ -8,7 +8,7 @@ import { addDays, floorHour, HOUR_MS, isOnTime, type Window, type ZoneCalendar }
 /** What routing reads of a valid event. */
 export type RoutedEvent = Pick<ValidEvent, 'timeMs' | 'eventName' | 'record'>;
 
-/** Where one valid event goes (DESIGN 4). */
+/** Where one valid event goes (docs/contract.md#semantics). */
 export interface Route {
   /** The step that exports it, or why none does. */
   readonly owner: Owner;
@@ -79,7 +79,7 @@ export class EventRouter {
 
 /**
  * Days the dedup keys of a staged copy are read by sync steps: a late copy arriving on day A is dropped
- * as a duplicate of every copy that arrived from 35 days before A on (DESIGN 4b asks for at least 30).
+ * as a duplicate of every copy that arrived from 35 days before A on (docs/contract.md#exactly-once).
  * Counted in days of the pipeline's own progress, not of the clock: a pipeline paused for months keeps
  * the keys its next syncs need.
  */

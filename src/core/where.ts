@@ -1,6 +1,6 @@
 /**
- * The `where` filter of events pipelines (DESIGN 4, filters): the part of the vendor's segmentation
- * expressions that selects events by their properties, compiled once into a predicate.
+ * The `where` filter of events pipelines (docs/contract.md#the-where-filter): the part of the vendor's
+ * segmentation expressions that selects events by their properties, compiled once into a predicate.
  *
  *   expression := or
  *   or         := and ("or" and)*

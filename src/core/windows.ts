@@ -1,5 +1,6 @@
 /**
- * Export windows (DESIGN 4): calendar hours and days of the project's IANA time zone, DST-correct.
+ * Export windows (docs/contract.md#windows): calendar hours and days of the project's IANA time zone,
+ * DST-correct.
  *
  * - A daily window is a maximal interval of instants with one event day: the local date (23- and
  *   25-hour days exist; a day may start at 01:00 where DST begins at midnight; a date a zone skipped,
@@ -344,8 +345,8 @@ export function floorHour(t: number): number {
 }
 
 /**
- * DESIGN 4: an event of window `w` that arrived in the UTC hour starting at `arrivalHourStart` is on
- * time when that hour ended no later than 2 hours after the window's end.
+ * docs/contract.md#on-time-vs-late: an event of window `w` that arrived in the UTC hour starting at
+ * `arrivalHourStart` is on time when that hour ended no later than 2 hours after the window's end.
  */
 export function isOnTime(arrivalHourStart: number, w: Window): boolean {
   return arrivalHourStart + HOUR_MS <= w.end + 2 * HOUR_MS;

@@ -177,7 +177,9 @@ export const STEP_FAILED = 'Pipeline Step Failed';
 /** CloudWatch namespace and metric names. */
 export const METRICS_NAMESPACE = 'MpPipelines';
 
-/** The SLA (DESIGN 6): a window is exported within 24 h of its end, late data within another 24 h. */
+/**
+ * The SLA (docs/contract.md#sla): a window is exported within 24 h of its end, late data within another 24 h.
+ */
 export const EXPORT_SLA_SECONDS = 24 * 3600;
 export const METRICS = {
   eventsExported: 'EventsExported',

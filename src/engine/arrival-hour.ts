@@ -1,5 +1,6 @@
 /**
- * Reading one arrival hour of the landing zone, for any data source (DESIGN 4b), in bounded pieces:
+ * Reading one arrival hour of the landing zone, for any data source (docs/contract.md#data-flow), in bounded
+ * pieces:
  *
  * 1. The first piece fixes the hour's objects (`sources.json`, written once: every later piece, retry or
  *    duplicate reads the same list): its own folder, and the late objects assigned to it.

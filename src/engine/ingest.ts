@@ -14,9 +14,9 @@ import {
 import { DEFAULT_STAGING_BUDGET, type StagingBudget, StagingBuffers } from './staging.js';
 
 /**
- * Ingests the next piece of one arrival hour for an events pipeline (DESIGN 4b): validates every line,
- * routes valid events to their owner, and stages those a step will export, keyed by UTC event hour
- * (see `StagingBuffers`); bad lines are quarantined by the piece (see `ingestNextPiece`).
+ * Ingests the next piece of one arrival hour for an events pipeline (docs/contract.md#data-flow): validates
+ * every line, routes valid events to their owner, and stages those a step will export, keyed by UTC event
+ * hour (see `StagingBuffers`); bad lines are quarantined by the piece (see `ingestNextPiece`).
  */
 export function ingestEventsPiece(
   stores: EngineStores,

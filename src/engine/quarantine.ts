@@ -11,9 +11,9 @@ const QUARANTINE_GZIP_LEVEL = 6;
 type QuarantinePart = IngestRecord['quarantine_parts'][number];
 
 /**
- * The quarantine of one piece of one arrival hour of one data source of one pipeline (DESIGN 4, bad
- * input): each bad line is kept with its reason, its source location and its exact bytes, in gzip parts
- * outside the data folders, in the pipeline's own folder.
+ * The quarantine of one piece of one arrival hour of one data source of one pipeline
+ * (docs/contract.md#bad-input): each bad line is kept with its reason, its source location and its exact
+ * bytes, in gzip parts outside the data folders, in the pipeline's own folder.
  */
 export class Quarantine {
   count = 0;

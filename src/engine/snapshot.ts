@@ -1,5 +1,5 @@
 /**
- * Snapshot steps (DESIGN 4, people and identity): fold what arrived since the last snapshot into the
+ * Snapshot steps (docs/contract.md#people-and-identity): fold what arrived since the last snapshot into the
  * pipeline's state and write a complete snapshot, replacing the last one atomically for a reader that
  * follows the manifest.
  *

@@ -69,13 +69,13 @@ interface HourBuffer {
 }
 
 /**
- * Stages the exportable events of one piece of an arrival hour's ingest (DESIGN 4b): one plain NDJSON
- * object per (event hour, arrival hour) flush, with a dedup-keys companion when the pipeline syncs. Lines
- * are buffered per event hour; when the buffers hold more than the budget, the largest is written out,
- * so an arrival hour spread over N event hours writes about N x (1 + its size / budget) objects however
- * its lines interleave (offline queues flushing weeks of events into one hour), and memory stays within
- * the budget plus the uploads in flight. Object names follow the order of the lines, so a re-run of the
- * same piece writes the same objects with the same bytes.
+ * Stages the exportable events of one piece of an arrival hour's ingest (docs/contract.md#data-flow): one
+ * plain NDJSON object per (event hour, arrival hour) flush, with a dedup-keys companion when the pipeline
+ * syncs. Lines are buffered per event hour; when the buffers hold more than the budget, the largest is
+ * written out, so an arrival hour spread over N event hours writes about N x (1 + its size / budget) objects
+ * however its lines interleave (offline queues flushing weeks of events into one hour), and memory stays
+ * within the budget plus the uploads in flight. Object names follow the order of the lines, so a re-run of
+ * the same piece writes the same objects with the same bytes.
  */
 export class StagingBuffers {
   private readonly buffers = new Map<number, HourBuffer>();

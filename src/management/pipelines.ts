@@ -1,7 +1,7 @@
 /**
- * Managing pipelines (DESIGN 5): create, pause, unpause, delete, and the review that runs after every
- * write to the config table (the console-edit validator) and on each schedule tick (trial ends). Each
- * operation reads the project, decides with the pure rules, and writes conditioned on what it read; a
+ * Managing pipelines (docs/contract.md#management): create, pause, unpause, delete, and the review that runs
+ * after every write to the config table (the console-edit validator) and on each schedule tick (trial ends).
+ * Each operation reads the project, decides with the pure rules, and writes conditioned on what it read; a
  * write that lost a race is decided again on a fresh read.
  */
 import { ConfigError } from '../core/errors.js';
@@ -26,7 +26,10 @@ export class ManagementError extends Error {
   override readonly name = 'ManagementError';
   constructor(
     message: string,
-    /** `not-found`, `conflict` (exists / wrong state) or `rule` (a DESIGN 5 rule refused it). */
+    /**
+     * `not-found`, `conflict` (exists / wrong state) or `rule` (a rule of docs/contract.md#management-rules
+     * refused it).
+     */
     readonly kind: 'not-found' | 'conflict' | 'rule',
   ) {
     super(message);

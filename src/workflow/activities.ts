@@ -177,7 +177,7 @@ export async function releaseLock(rt: Runtime, input: LockInput): Promise<{ rele
 }
 
 /**
- * The project's next step (DESIGN 6 fairness: its pipelines take turns, oldest due step first inside
+ * The project's next step (docs/contract.md#fairness: its pipelines take turns, oldest due step first inside
  * one), after renewing the lease. Configs are validated again here, so an edit applies from the next
  * step on and a whole step uses one config.
  */

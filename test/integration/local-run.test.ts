@@ -107,7 +107,7 @@ const scenarios: Scenario[] = [
   },
 ];
 
-describe('local run against an independent model of DESIGN section 4', () => {
+describe('local run against an independent model of the contract semantics (docs/contract.md#semantics)', () => {
   let raw: { path: string; cleanup: () => Promise<void> };
   before(async () => {
     raw = await tempFolder('raw');

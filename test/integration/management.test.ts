@@ -1,7 +1,7 @@
 /**
- * Managing pipelines against DynamoDB on moto: the DESIGN 5 rules at create, concurrent creates racing
- * for the two-pipeline limit, hand edits reviewed from the config table's stream, trials that end, and
- * pause / unpause / delete through the synthesized workflows.
+ * Managing pipelines against DynamoDB on moto: the management rules (docs/contract.md#management-rules) at
+ * create, concurrent creates racing for the two-pipeline limit, hand edits reviewed from the config table's
+ * stream, trials that end, and pause / unpause / delete through the synthesized workflows.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

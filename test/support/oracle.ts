@@ -1,8 +1,8 @@
 /**
- * An independent, deliberately naive model of DESIGN section 4, used to check the engine end to end:
- * it reads every raw file whole with JSON.parse, computes windows with luxon's DateTime (valid for
- * zones whose DST shifts are whole hours), orders copies by arrival, and says which record each day
- * folder must contain. It shares no code with the engine.
+ * An independent, deliberately naive model of the semantics in docs/contract.md#semantics, used to check the
+ * engine end to end: it reads every raw file whole with JSON.parse, computes windows with luxon's DateTime
+ * (valid for zones whose DST shifts are whole hours), orders copies by arrival, and says which record each
+ * day folder must contain. It shares no code with the engine.
  */
 
 import { isUtf8 } from 'node:buffer';
