@@ -187,6 +187,11 @@ export class RecordSplitter {
     return this.spans[2 * i + 1]!;
   }
 
+  /** Whether string field `i` has escapes (its bytes then differ from its value's UTF-8). */
+  escapedAt(i: number): boolean {
+    return this.escaped[i] === 1;
+  }
+
   /** The decoded value of string field `i`, or `null`. */
   string(i: number): string | null {
     const start = this.spans[2 * i]!;
