@@ -59,8 +59,10 @@ if (kmsKeyArn !== undefined && !KMS_KEY_ARN.test(kmsKeyArn)) {
 /** Context values that become stack props unchanged when given. */
 const optional = {
   stagingOrphanDays: integerContext(app, 'stagingOrphanDays'),
+  noncurrentVersionDays: integerContext(app, 'noncurrentVersionDays'),
   scheduleMinutes: integerContext(app, 'scheduleMinutes'),
   fanOutWidth: integerContext(app, 'fanOutWidth'),
+  dataFunctionConcurrency: integerContext(app, 'dataFunctionConcurrency'),
   stepTimeoutMinutes: integerContext(app, 'stepTimeoutMinutes'),
   rawBucketName: stringContext(app, 'rawBucketName'),
   destinationBucketName: stringContext(app, 'destinationBucketName'),

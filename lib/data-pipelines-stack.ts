@@ -12,7 +12,7 @@ import { PipelineAlarms } from './pipeline-alarms.js';
 import { PipelineFunctions } from './pipeline-functions.js';
 import { PipelineStateBucket } from './pipeline-state-bucket.js';
 import { PipelineTables } from './pipeline-tables.js';
-import { ProjectWorkflow } from './project-workflow.js';
+import { ProjectWorkflow, STEP_MARGIN } from './project-workflow.js';
 import { StepWorkflow } from './step-workflow.js';
 import { acknowledgeAcceptedWildcards } from './wildcard-acknowledgements.js';
 
@@ -26,6 +26,12 @@ export interface DataPipelinesStackProps extends StackProps {
    * @default 400
    */
   readonly stagingOrphanDays?: number;
+  /**
+   * Days a replaced or deleted object version is kept in the buckets the stack creates (a `$delete`d
+   * profile leaves the last snapshot's parts this long after the snapshot replacing them).
+   * @default 7
+   */
+  readonly noncurrentVersionDays?: number;
   /**
    * ARN of an existing customer-managed KMS key encrypting the tables and the buckets the stack creates
    * (SSE-KMS). Its key policy must let DynamoDB and S3 use it in this account.
@@ -52,6 +58,15 @@ export interface DataPipelinesStackProps extends StackProps {
    * @default 40
    */
   readonly fanOutWidth?: number;
+  /**
+   * Concurrent executions reserved for each of the two fan-out functions (ingest-hour, export-task),
+   * which is also their cap: the data tasks of many busy projects (each fans out up to `fanOutWidth`)
+   * cannot starve the functions that take and release locks, pick steps and record failures of the
+   * account's concurrency (1000 by default). At least `fanOutWidth`; the account must keep 100
+   * unreserved, so twice this must stay below its limit minus 100.
+   * @default 300 (600 of the default 1000 reserved, 400 left for the rest)
+   */
+  readonly dataFunctionConcurrency?: number;
   /**
    * Longest a step may run before it counts as failed; the project lease is this plus 15 minutes, so a
    * live step never loses its lock and a dead one blocks its project this long at most.
@@ -96,6 +111,12 @@ export class DataPipelinesStack extends Stack {
       throw new Error(`fanOutWidth must be a whole number from 1 to 40 (got ${fanOutWidth})`);
     }
     const stepTimeout = Duration.minutes(props.stepTimeoutMinutes ?? 120);
+    const dataFunctionConcurrency = props.dataFunctionConcurrency ?? 300;
+    if (!Number.isInteger(dataFunctionConcurrency) || dataFunctionConcurrency < fanOutWidth) {
+      throw new Error(
+        `dataFunctionConcurrency must be a whole number, at least fanOutWidth (${fanOutWidth}) so one step can fan out fully (got ${dataFunctionConcurrency})`,
+      );
+    }
     for (const arn of props.destinationRoleArns ?? []) {
       if (!Token.isUnresolved(arn) && !ROLE_ARN.test(arn)) {
         throw new Error(
@@ -105,8 +126,11 @@ export class DataPipelinesStack extends Stack {
     }
     const logRetention = logs.RetentionDays.THREE_MONTHS;
 
+    const retention =
+      props.noncurrentVersionDays === undefined ? {} : { noncurrentVersionDays: props.noncurrentVersionDays };
     this.state = new PipelineStateBucket(this, 'State', {
       ...encryption,
+      ...retention,
       ...(props.stagingOrphanDays === undefined ? {} : { stagingOrphanDays: props.stagingOrphanDays }),
     });
     this.tables = new PipelineTables(this, 'Tables', encryption);
@@ -116,6 +140,7 @@ export class DataPipelinesStack extends Stack {
             accessLogsBucket: this.state.accessLogsBucket,
             accessLogsPrefix: prefix,
             ...encryption,
+            ...retention,
           }).bucket
         : s3.Bucket.fromBucketName(this, id, name);
     this.rawBucket = dataBucket(props.rawBucketName, 'Raw', 'raw/');
@@ -128,23 +153,26 @@ export class DataPipelinesStack extends Stack {
       configsTable: this.tables.configs,
       stateTable: this.tables.state,
       eventBus: events.EventBus.fromEventBusName(this, 'DefaultBus', 'default'),
-      leaseSeconds: stepTimeout.toSeconds() + 15 * 60,
+      leaseSeconds: stepTimeout.plus(STEP_MARGIN).toSeconds(),
       logRetention,
       service: SERVICE,
       destinationRoleArns: props.destinationRoleArns ?? [],
+      dataFunctionConcurrency,
+      ...encryption,
     });
     this.stepWorkflow = new StepWorkflow(this, 'StepWorkflow', {
       functions: this.functions,
       fanOutWidth,
       timeout: stepTimeout,
       logRetention,
+      ...encryption,
     });
     this.projectWorkflow = new ProjectWorkflow(this, 'ProjectWorkflow', {
       functions: this.functions,
       stepWorkflow: this.stepWorkflow.stateMachine,
       stepTimeout,
-      timeout: Duration.hours(24),
       logRetention,
+      ...encryption,
     });
     this.dispatcher = new Dispatcher(this, 'Dispatcher', {
       functions: this.functions,
@@ -152,11 +180,24 @@ export class DataPipelinesStack extends Stack {
       everyMinutes: props.scheduleMinutes ?? DEFAULT_SCHEDULE_MINUTES,
       timeout: Duration.minutes(10),
       logRetention,
+      ...encryption,
     });
     this.alarms = new PipelineAlarms(this, 'Alarms', {
       dispatcher: this.dispatcher.stateMachine,
       projectWorkflow: this.projectWorkflow.stateMachine,
       service: SERVICE,
+      deadLetterQueues: [
+        {
+          id: 'ScheduleDeadLetters',
+          what: 'The schedule could not start the dispatcher: ticks were skipped (the queue holds their events)',
+          queue: this.dispatcher.scheduleDeadLetters,
+        },
+        {
+          id: 'ReviewConfigFailures',
+          what: 'The review function failed on config edits: those pipelines were not validated again (the queue holds their stream positions)',
+          queue: this.functions.reviewConfigFailures,
+        },
+      ],
     });
 
     const outputs: [keyof typeof STACK_OUTPUTS, string, string][] = [

@@ -1,13 +1,16 @@
-import type { Duration } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { EXECUTION_EXISTS_ERROR, TASK_STATES } from '../src/core/workflow.js';
-import { FUNCTION_TIMEOUTS, type PipelineFunctions } from './pipeline-functions.js';
-import { lambdaTask, workflowObservability } from './workflow-tasks.js';
+import { FUNCTION_TIMEOUTS, type PipelineFunctions, queueEncryption } from './pipeline-functions.js';
+import { grantExecutionKey, lambdaTask, workflowObservability } from './workflow-tasks.js';
 
 /** Props of the dispatcher. */
 export interface DispatcherProps {
@@ -18,6 +21,11 @@ export interface DispatcherProps {
   /** Longest one dispatch may run. */
   readonly timeout: Duration;
   readonly logRetention: logs.RetentionDays;
+  /**
+   * Customer key for the execution data and the log group.
+   * @default AWS-owned encryption, and CloudWatch Logs' own for the logs
+   */
+  readonly encryptionKey?: kms.IKey;
 }
 
 /**
@@ -28,6 +36,10 @@ export interface DispatcherProps {
 export class Dispatcher extends Construct {
   public readonly stateMachine: sfn.StateMachine;
   public readonly schedule: events.Rule;
+  /** The role the schedule starts the dispatcher with. */
+  public readonly scheduleRole: iam.Role;
+  /** Where the schedule's events go when starting the dispatcher still fails after EventBridge's retries. */
+  public readonly scheduleDeadLetters: sqs.Queue;
 
   constructor(scope: Construct, id: string, props: DispatcherProps) {
     super(scope, id);
@@ -62,13 +74,35 @@ export class Dispatcher extends Construct {
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       definitionBody: sfn.DefinitionBody.fromChainable(find.next(startAll)),
       timeout: props.timeout,
-      ...workflowObservability(this, 'Logs', props.logRetention),
+      ...workflowObservability(this, 'Logs', props.logRetention, props.encryptionKey),
     });
+    grantExecutionKey(this.stateMachine, props.projectWorkflow, props.encryptionKey);
     // The scheduled event itself is the input: its `time` is the tick.
+    this.scheduleRole = new iam.Role(this, 'ScheduleRole', {
+      assumedBy: new iam.ServicePrincipal('events.amazonaws.com'),
+      description: 'Starts the pipelines dispatcher on schedule',
+    });
+    grantExecutionKey(this.scheduleRole, this.stateMachine, props.encryptionKey);
+    this.scheduleDeadLetters = new sqs.Queue(this, 'ScheduleDeadLetters', {
+      ...queueEncryption(props.encryptionKey),
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.scheduleDeadLetters).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        "This queue is itself a dead-letter queue: the schedule target's, which cdk-nag does not recognise as one.",
+    });
     this.schedule = new events.Rule(this, 'Schedule', {
       description: 'Fires the pipelines dispatcher',
       schedule: events.Schedule.cron({ minute: `0/${props.everyMinutes}` }),
-      targets: [new targets.SfnStateMachine(this.stateMachine, { retryAttempts: 4 })],
+      targets: [
+        new targets.SfnStateMachine(this.stateMachine, {
+          retryAttempts: 4,
+          role: this.scheduleRole,
+          deadLetterQueue: this.scheduleDeadLetters,
+        }),
+      ],
     });
   }
 }

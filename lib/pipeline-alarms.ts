@@ -1,5 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { EXPORT_SLA_SECONDS, METRICS, METRICS_NAMESPACE } from '../src/core/workflow.js';
@@ -11,6 +12,12 @@ export interface PipelineAlarmsProps {
   readonly projectWorkflow: sfn.IStateMachine;
   /** The `service` dimension the functions' metrics carry (Powertools). */
   readonly service: string;
+  /** Queues holding what failed for good, each with what a message in it means: any message alarms. */
+  readonly deadLetterQueues: readonly {
+    readonly id: string;
+    readonly what: string;
+    readonly queue: sqs.IQueue;
+  }[];
 }
 
 /** Alarms on the SLA and on failures, across all pipelines (each metric also exists per pipeline). */
@@ -77,9 +84,20 @@ export class PipelineAlarms extends Construct {
       ),
       alarm(
         'ProjectWorkflowTimeouts',
-        'A project workflow timed out: its lock is released only when the lease expires',
+        'A project workflow timed out: more steps than its budget allows took their whole timeout (release-abandoned-lock gave its lock back)',
         props.projectWorkflow.metricTimedOut({ period: Duration.hours(1), statistic: 'Sum' }),
         1,
+      ),
+      ...props.deadLetterQueues.map(({ id, what, queue }) =>
+        alarm(
+          id,
+          what,
+          queue.metricApproximateNumberOfMessagesVisible({
+            period: Duration.minutes(5),
+            statistic: 'Maximum',
+          }),
+          1,
+        ),
       ),
     ];
   }

@@ -3,6 +3,7 @@ import { Duration, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sources from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -11,6 +12,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { LAMBDA_ENVIRONMENT } from '../src/workflow/lambda-environment.js';
+import { grantItemActions, grantList, grantObjects, grantSendTo, OBJECT_KEYS } from './grants.js';
 
 /** The repository root (this file runs from `dist/lib/`): entries and the lock file live there. */
 const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -30,24 +32,11 @@ export const CONFIG_REVIEW_STREAM = {
   retryAttempts: 5,
 } as const;
 
-/** The key actions CDK's table grants add for a customer-managed key: reads, and writes on top. */
-const TABLE_KEY_ACTIONS = {
-  read: ['kms:Decrypt', 'kms:DescribeKey'],
-  write: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*'],
-} as const;
-
-/**
- * Grants item actions on a table (not the read or write sets of CDK's grants) and, when a customer key
- * encrypts it, the use of that key these actions need.
- */
-function grantItemActions(
-  table: dynamodb.ITable,
-  grantee: iam.IGrantable,
-  access: keyof typeof TABLE_KEY_ACTIONS,
-  ...actions: string[]
-): void {
-  table.grant(grantee, ...actions);
-  table.encryptionKey?.grant(grantee, ...TABLE_KEY_ACTIONS[access]);
+/** A queue's encryption: the customer key when there is one, SQS-managed keys otherwise. */
+export function queueEncryption(encryptionKey: kms.IKey | undefined): sqs.QueueProps {
+  return encryptionKey === undefined
+    ? { encryption: sqs.QueueEncryption.SQS_MANAGED }
+    : { encryption: sqs.QueueEncryption.KMS, encryptionMasterKey: encryptionKey };
 }
 
 /** Props of the pipelines' Lambda functions. */
@@ -69,6 +58,17 @@ export interface PipelineFunctionsProps {
   /** The `service` name in logs and metrics (Powertools). */
   readonly service: string;
   /**
+   * Reserved (so also the most) concurrent executions of each fan-out function, ingest-hour and
+   * export-task.
+   * @default no reservation: they share the account's unreserved concurrency with everything else
+   */
+  readonly dataFunctionConcurrency?: number;
+  /**
+   * Customer key for the functions' log groups and the review failure queue.
+   * @default CloudWatch Logs' own encryption, and SQS-managed encryption for the queue
+   */
+  readonly encryptionKey?: kms.IKey;
+  /**
    * IAM roles (in other accounts) that pipelines write their destination through (`s3_role`): the
    * functions writing destinations (ingest-hour, export-task, commit-step) may `sts:AssumeRole` exactly
    * these.
@@ -89,6 +89,8 @@ export class PipelineFunctions extends Construct {
   public readonly exportTask: lambda.IFunction;
   public readonly commitStep: lambda.IFunction;
   public readonly recordFailure: lambda.IFunction;
+  /** Releases the lock a project workflow that timed out, was aborted or failed may have left. */
+  public readonly releaseAbandonedLock: lambda.IFunction;
   /** The console-edit validator, on the config table stream. */
   public readonly reviewConfig: lambda.IFunction;
   /** Where the stream records the reviewer still failed on after its retries go (their stream positions). */
@@ -108,25 +110,31 @@ export class PipelineFunctions extends Construct {
       EVENT_BUS_NAME: eventBus.eventBusName,
       LEASE_SECONDS: String(props.leaseSeconds),
     };
-    const make = (name: string, description: string, size: 'control' | 'data') =>
+    const make = (name: string, description: string, size: 'control' | 'data', reserved?: number) =>
       this.makeFunction(
         name,
         description,
         size,
         { ...environment, POWERTOOLS_SERVICE_NAME: props.service },
         props.logRetention,
+        props.encryptionKey,
+        reserved,
       );
 
+    // Each function gets exactly what its activity does (src/workflow/activities.ts): the item
+    // actions its stores send, and objects under the keys it reads, writes or deletes.
+    const { state, staging, raw, quarantine, exports } = OBJECT_KEYS;
+
     /**
-     * What deciding a pipeline's status needs: read the project (revision item, then its configs) and
-     * each pipeline's state (backlog, the settings it was built with), and set the status in a
-     * transaction with the revision item.
+     * What deciding a pipeline's status needs: read the project (the revision item, then a Query of its
+     * configs) and each pipeline's state (backlog, the settings it was built with), and update the
+     * config item and the revision item in one transaction.
      */
     const grantStatusChanges = (fn: lambda.IFunction): void => {
-      configsTable.grantReadData(fn);
-      grantItemActions(configsTable, fn, 'write', 'dynamodb:UpdateItem');
+      grantItemActions(configsTable, fn, 'write', 'dynamodb:Query', 'dynamodb:UpdateItem');
       grantItemActions(stateTable, fn, 'write', 'dynamodb:GetItem', 'dynamodb:UpdateItem');
-      stateBucket.grantRead(fn, 'state/*');
+      grantObjects(fn, stateBucket, ['read'], state);
+      grantList(fn, stateBucket);
     };
 
     this.findDueProjects = make(
@@ -134,48 +142,116 @@ export class PipelineFunctions extends Construct {
       'Lists the projects with due steps at a tick',
       'control',
     );
-    // Pauses ended trials, deciding as the reviewer does.
+    // Scans every config, and pauses ended trials deciding as the reviewer does.
+    grantItemActions(configsTable, this.findDueProjects, 'read', 'dynamodb:Scan');
     grantStatusChanges(this.findDueProjects);
 
     this.acquireLock = make('acquire-lock', 'Takes a project lock with a lease', 'control');
+    // Conditional updates (a takeover moves the fencing token), then a read of the holder when they fail.
+    grantItemActions(stateTable, this.acquireLock, 'write', 'dynamodb:UpdateItem', 'dynamodb:GetItem');
     this.releaseLock = make('release-lock', 'Releases a project lock held by the caller', 'control');
-    for (const fn of [this.acquireLock, this.releaseLock]) stateTable.grantReadWriteData(fn);
+    // The lock item stays, with its token: a release removes the holder.
+    grantItemActions(stateTable, this.releaseLock, 'write', 'dynamodb:UpdateItem');
 
     this.pickNextStep = make('pick-next-step', "Picks a project's next step, round-robin", 'control');
-    configsTable.grantReadData(this.pickNextStep);
-    stateTable.grantReadWriteData(this.pickNextStep);
-    stateBucket.grantRead(this.pickNextStep, 'state/*');
+    // Renews the lease, reads the project and the cursor, moves the cursor; reads each backlog.
+    grantItemActions(configsTable, this.pickNextStep, 'read', 'dynamodb:Query');
+    grantItemActions(
+      stateTable,
+      this.pickNextStep,
+      'write',
+      'dynamodb:UpdateItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+    );
+    grantObjects(this.pickNextStep, stateBucket, ['read'], state);
+    grantList(this.pickNextStep, stateBucket);
+
+    /**
+     * What every activity of a step does first: read its pipeline's config (steps carry only its
+     * fingerprint) and, before each write, check the project lock still holds with its token.
+     */
+    const grantStepContext = (fn: lambda.IFunction): void => {
+      grantItemActions(configsTable, fn, 'read', 'dynamodb:GetItem');
+      grantItemActions(stateTable, fn, 'read', 'dynamodb:GetItem');
+    };
 
     this.prepareIngest = make(
       'prepare-ingest',
       'Lists the arrival hours a step still needs ingested',
       'control',
     );
-    this.planStep = make('plan-step', 'Plans the export tasks of a step', 'control');
-    for (const fn of [this.prepareIngest, this.planStep]) {
-      stateBucket.grantReadWrite(fn, 'state/*');
-      stateBucket.grantRead(fn, 'staging/*');
-    }
+    grantStepContext(this.prepareIngest);
+    grantObjects(this.prepareIngest, stateBucket, ['read', 'write'], state);
+    grantList(this.prepareIngest, stateBucket);
+    // Lists the folders already read, for late objects to assign (never reads them).
+    grantList(this.prepareIngest, rawBucket);
 
-    this.ingestHour = make('ingest-hour', 'Validates, quarantines and stages one arrival hour', 'data');
-    rawBucket.grantRead(this.ingestHour);
-    stateBucket.grantReadWrite(this.ingestHour);
-    destinationBucket.grantPut(this.ingestHour, '*/_quarantine/*');
+    // A data function: planning a people or identity snapshot folds the run's links and ids, the heaviest fold.
+    this.planStep = make('plan-step', 'Plans the export tasks of a step', 'data');
+    grantStepContext(this.planStep);
+    // Reads the ingest records the staging index names (never the staged objects).
+    grantObjects(this.planStep, stateBucket, ['read', 'write'], state);
+    grantList(this.planStep, stateBucket);
 
-    this.exportTask = make('export-task', 'Exports one task of a step: dedup, parts', 'data');
-    stateBucket.grantReadWrite(this.exportTask);
-    destinationBucket.grantPut(this.exportTask, '*/mp_master_event/*');
+    // The fan-out functions are capped (their concurrency reserved): many busy projects' ingest and
+    // export tasks cannot take the account's whole concurrency from the functions holding the locks.
+    this.ingestHour = make(
+      'ingest-hour',
+      'Validates, quarantines and stages one arrival hour',
+      'data',
+      props.dataFunctionConcurrency,
+    );
+    grantStepContext(this.ingestHour);
+    grantObjects(this.ingestHour, rawBucket, ['read'], raw);
+    grantList(this.ingestHour, rawBucket);
+    // Pieces, ingest records and a snapshot pipeline's pending updates (the pieces go once the hour is
+    // committed); staged events; quarantined lines and objects set aside (a restarted piece's strays go).
+    grantObjects(this.ingestHour, stateBucket, ['read', 'write', 'delete'], state);
+    grantObjects(this.ingestHour, stateBucket, ['write'], staging);
+    grantList(this.ingestHour, stateBucket);
+    grantObjects(this.ingestHour, destinationBucket, ['write', 'delete'], quarantine);
+    grantList(this.ingestHour, destinationBucket);
+
+    this.exportTask = make(
+      'export-task',
+      'Exports one task of a step: dedup, parts',
+      'data',
+      props.dataFunctionConcurrency,
+    );
+    grantStepContext(this.exportTask);
+    // The plan, task results and a snapshot's new tables; staged events; the parts it exports.
+    grantObjects(this.exportTask, stateBucket, ['read', 'write'], state);
+    grantObjects(this.exportTask, stateBucket, ['read'], staging);
+    grantList(this.exportTask, stateBucket);
+    grantObjects(this.exportTask, destinationBucket, ['write'], exports);
 
     this.commitStep = make('commit-step', 'Writes manifests and the run record of a step', 'control');
-    stateBucket.grantReadWrite(this.commitStep, 'state/*');
-    stateBucket.grantDelete(this.commitStep, 'state/*');
-    destinationBucket.grantReadWrite(this.commitStep, '*/mp_master_event/*');
-    destinationBucket.grantDelete(this.commitStep, '*/mp_master_event/*');
-    stateTable.grantReadWriteData(this.commitStep);
+    grantStepContext(this.commitStep);
+    // Run record, dropped work files, tables and index markers; manifests, and parts of crashed
+    // attempts or of the snapshot replaced; staged events no step needs any more.
+    grantObjects(this.commitStep, stateBucket, ['read', 'write', 'delete'], state);
+    grantObjects(this.commitStep, stateBucket, ['delete'], staging);
+    grantList(this.commitStep, stateBucket);
+    grantObjects(this.commitStep, destinationBucket, ['write', 'delete'], exports);
+    grantList(this.commitStep, destinationBucket);
+    // Renews the lease, records the run.
+    grantItemActions(stateTable, this.commitStep, 'write', 'dynamodb:UpdateItem', 'dynamodb:PutItem');
     eventBus.grantPutEventsTo(this.commitStep);
 
+    this.releaseAbandonedLock = make(
+      'release-abandoned-lock',
+      'Releases the lock of a project workflow that ended without releasing it',
+      'control',
+    );
+    grantItemActions(stateTable, this.releaseAbandonedLock, 'write', 'dynamodb:UpdateItem');
+
     this.recordFailure = make('record-failure', 'Records a failed step and announces it', 'control');
-    stateTable.grantReadWriteData(this.recordFailure);
+    grantItemActions(stateTable, this.recordFailure, 'write', 'dynamodb:PutItem');
+    // Whether the step committed after all: its config, then its run record.
+    grantItemActions(configsTable, this.recordFailure, 'read', 'dynamodb:GetItem');
+    grantObjects(this.recordFailure, stateBucket, ['read'], state);
+    grantList(this.recordFailure, stateBucket);
     eventBus.grantPutEventsTo(this.recordFailure);
 
     this.reviewConfig = make(
@@ -185,7 +261,7 @@ export class PipelineFunctions extends Construct {
     );
     grantStatusChanges(this.reviewConfig);
     this.reviewConfigFailures = new sqs.Queue(this, 'ReviewConfigFailures', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      ...queueEncryption(props.encryptionKey),
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
     });
@@ -194,6 +270,14 @@ export class PipelineFunctions extends Construct {
       reason:
         'This queue is itself a dead-letter queue: the on-failure destination of the config stream event source mapping, which cdk-nag does not recognise as one.',
     });
+    // The mapping sends as the function's role: exactly SendMessage to this queue (and its key), not
+    // the wider set (and key action wildcards) of CDK's SqsDlq.
+    const failureQueue: lambda.IEventSourceDlq = {
+      bind: (_mapping, fn) => {
+        grantSendTo(fn, this.reviewConfigFailures);
+        return { destination: this.reviewConfigFailures.queueArn };
+      },
+    };
     this.reviewConfig.addEventSource(
       new sources.DynamoEventSource(configsTable, {
         startingPosition: CONFIG_REVIEW_STREAM.startingPosition,
@@ -205,7 +289,7 @@ export class PipelineFunctions extends Construct {
         ],
         bisectBatchOnError: true,
         retryAttempts: CONFIG_REVIEW_STREAM.retryAttempts,
-        onFailure: new sources.SqsDlq(this.reviewConfigFailures),
+        onFailure: failureQueue,
       }),
     );
 
@@ -223,14 +307,27 @@ export class PipelineFunctions extends Construct {
     size: 'control' | 'data',
     environment: Record<string, string>,
     retention: logs.RetentionDays,
+    encryptionKey: kms.IKey | undefined,
+    reservedConcurrentExecutions: number | undefined,
   ): nodejs.NodejsFunction {
     const id = name
       .split('-')
       .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
       .join('');
-    const logGroup = new logs.LogGroup(this, `${id}Logs`, { retention });
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+      retention,
+      ...(encryptionKey === undefined ? {} : { encryptionKey }),
+    });
+    // Its own role writing its own log group only, instead of AWSLambdaBasicExecutionRole (which may
+    // create and write every log group of the account).
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `Runs the ${name} function`,
+    });
+    logGroup.grantWrite(role);
     const fn = new nodejs.NodejsFunction(this, id, {
       description,
+      role,
       entry: `${PROJECT_ROOT}functions/${name}.ts`,
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
@@ -239,6 +336,7 @@ export class PipelineFunctions extends Construct {
       // Data functions stream and gzip: 2 GB gives them more than one vCPU; control functions do little.
       memorySize: size === 'data' ? 2048 : 512,
       timeout: FUNCTION_TIMEOUTS[size],
+      ...(reservedConcurrentExecutions === undefined ? {} : { reservedConcurrentExecutions }),
       environment,
       logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,

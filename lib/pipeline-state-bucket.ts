@@ -2,7 +2,12 @@ import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { secureBucketProps } from './data-bucket.js';
+import {
+  DEFAULT_NONCURRENT_VERSION_DAYS,
+  incompleteUploadsRule,
+  retentionRules,
+  secureBucketProps,
+} from './data-bucket.js';
 
 /**
  * Fewest days before the sweep of staged data no step removed: well past the dedup horizon (35 days of
@@ -21,6 +26,11 @@ export interface PipelineStateBucketProps {
    * @default 400
    */
   readonly stagingOrphanDays?: number;
+  /**
+   * Days a replaced or deleted object version is kept.
+   * @default DEFAULT_NONCURRENT_VERSION_DAYS
+   */
+  readonly noncurrentVersionDays?: number;
   /**
    * Customer-managed KMS key for SSE-KMS on the state bucket (with an S3 bucket key, to keep KMS
    * requests few). The access log bucket stays SSE-S3: S3 server access logging cannot write to SSE-KMS.
@@ -70,8 +80,7 @@ export class PipelineStateBucket extends Construct {
       serverAccessLogsPrefix: 'state/',
       lifecycleRules: [
         { id: 'staging-orphans', prefix: 'staging/', expiration: Duration.days(stagingOrphanDays) },
-        { id: 'noncurrent', noncurrentVersionExpiration: Duration.days(7) },
-        { id: 'incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(7) },
+        ...retentionRules(props.noncurrentVersionDays ?? DEFAULT_NONCURRENT_VERSION_DAYS),
       ],
     });
   }
@@ -82,7 +91,10 @@ export class PipelineStateBucket extends Construct {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       enforceSSL: true,
-      lifecycleRules: [{ id: 'expire-logs', expiration: Duration.days(retentionDays) }],
+      lifecycleRules: [
+        { id: 'expire-logs', expiration: Duration.days(retentionDays) },
+        incompleteUploadsRule(),
+      ],
       removalPolicy: RemovalPolicy.RETAIN,
     });
     // cdk-nag 3 acknowledgement (v2's NagSuppressions.addResourceSuppressions).

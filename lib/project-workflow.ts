@@ -1,11 +1,32 @@
-import type { Duration } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { TASK_STATES } from '../src/core/workflow.js';
+import { MAX_STEPS_PER_EXECUTION, TASK_STATES } from '../src/core/workflow.js';
+import { ABANDONING_STATUSES } from '../src/workflow/abandoned-lock.js';
 import { FUNCTION_TIMEOUTS, type PipelineFunctions } from './pipeline-functions.js';
-import { lambdaTask, workflowObservability } from './workflow-tasks.js';
+import { grantExecutionKey, lambdaTask, workflowObservability } from './workflow-tasks.js';
+
+/**
+ * What the lock lease adds to the step timeout, and what the workflow allows each step beyond it for
+ * picking the step and recording its end: a live step never loses its lock, a dead one holds it this
+ * long at most past its timeout.
+ */
+export const STEP_MARGIN = Duration.minutes(15);
+
+/**
+ * The project workflow's timeout: its step budget ({@link MAX_STEPS_PER_EXECUTION}) of steps of at most
+ * `stepTimeout` each, each with {@link STEP_MARGIN}, and one margin for taking and releasing the lock.
+ * Shorter, and a workflow working through a backlog of long steps would time out mid-step.
+ */
+export function projectWorkflowTimeout(stepTimeout: Duration): Duration {
+  const perStep = stepTimeout.toMinutes() + STEP_MARGIN.toMinutes();
+  return Duration.minutes(MAX_STEPS_PER_EXECUTION * perStep + STEP_MARGIN.toMinutes());
+}
 
 /** Props of the project workflow. */
 export interface ProjectWorkflowProps {
@@ -14,9 +35,12 @@ export interface ProjectWorkflowProps {
   readonly stepWorkflow: sfn.IStateMachine;
   /** Longest one step may run before it counts as failed (and the lock is released). */
   readonly stepTimeout: Duration;
-  /** Longest the whole workflow may run. */
-  readonly timeout: Duration;
   readonly logRetention: logs.RetentionDays;
+  /**
+   * Customer key for the execution data and the log group.
+   * @default AWS-owned encryption, and CloudWatch Logs' own for the logs
+   */
+  readonly encryptionKey?: kms.IKey;
 }
 
 /**
@@ -27,6 +51,8 @@ export interface ProjectWorkflowProps {
  */
 export class ProjectWorkflow extends Construct {
   public readonly stateMachine: sfn.StateMachine;
+  /** Runs `release-abandoned-lock` when an execution times out, is aborted or fails. */
+  public readonly abandonedLocks: events.Rule;
 
   constructor(scope: Construct, id: string, props: ProjectWorkflowProps) {
     super(scope, id);
@@ -106,8 +132,25 @@ export class ProjectWorkflow extends Construct {
       );
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
-      timeout: props.timeout,
-      ...workflowObservability(this, 'Logs', props.logRetention),
+      timeout: projectWorkflowTimeout(props.stepTimeout),
+      ...workflowObservability(this, 'Logs', props.logRetention, props.encryptionKey),
+    });
+    grantExecutionKey(this.stateMachine, props.stepWorkflow, props.encryptionKey);
+    // Paths that never reach a release state (a timeout, an abort, a failure no Catch handles) leave
+    // the lock until its lease ends; this gives it back at once, if the execution still holds it.
+    this.abandonedLocks = new events.Rule(this, 'AbandonedLocks', {
+      description: 'Releases the lock of a project workflow that ended without releasing it',
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: { stateMachineArn: [this.stateMachine.stateMachineArn], status: [...ABANDONING_STATUSES] },
+      },
+      targets: [
+        new targets.LambdaFunction(fns.releaseAbandonedLock, {
+          retryAttempts: 8,
+          maxEventAge: STEP_MARGIN,
+        }),
+      ],
     });
   }
 }

@@ -1,4 +1,5 @@
 import type { Duration } from 'aws-cdk-lib';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
@@ -14,6 +15,11 @@ export interface StepWorkflowProps {
   /** Longest a step may run. */
   readonly timeout: Duration;
   readonly logRetention: logs.RetentionDays;
+  /**
+   * Customer key for the execution data and the log group.
+   * @default AWS-owned encryption, and CloudWatch Logs' own for the logs
+   */
+  readonly encryptionKey?: kms.IKey;
 }
 
 /**
@@ -59,7 +65,7 @@ export class StepWorkflow extends Construct {
     );
     const plan = lambdaTask(this, TASK_STATES.planStep, fns.planStep, {
       inputPath: step,
-      timeout: FUNCTION_TIMEOUTS.control,
+      timeout: FUNCTION_TIMEOUTS.data,
       resultPath: '$.plan',
     });
     const exports = fanOut(
@@ -84,7 +90,7 @@ export class StepWorkflow extends Construct {
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
       timeout: props.timeout,
-      ...workflowObservability(this, 'Logs', props.logRetention),
+      ...workflowObservability(this, 'Logs', props.logRetention, props.encryptionKey),
     });
   }
 }

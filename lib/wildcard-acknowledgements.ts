@@ -9,27 +9,12 @@ import type { IConstruct } from 'constructs';
  */
 export const ACCEPTED_WILDCARDS: readonly { readonly pattern: RegExp; readonly reason: string }[] = [
   {
-    pattern:
-      /^AwsSolutions-IAM4\[Policy::arn:<AWS::Partition>:iam::aws:policy\/service-role\/AWSLambdaBasicExecutionRole\]$/,
-    reason: 'The standard Lambda logging policy: it only lets a function write its own CloudWatch logs.',
-  },
-  {
-    pattern: /^AwsSolutions-IAM5\[Action::s3:(GetObject|GetBucket|List|DeleteObject|Abort)\*\]$/,
-    reason:
-      'Action groups of CDK bucket grants (read, write, delete), limited to the buckets and key prefixes in the same statement.',
-  },
-  {
-    pattern: /^AwsSolutions-IAM5\[Action::kms:(GenerateDataKey|ReEncrypt)\*\]$/,
-    reason:
-      'Key usage actions of CDK grants on the customer-managed key that encrypts the tables and buckets; limited to that key.',
-  },
-  {
     pattern: /^AwsSolutions-IAM5\[Resource::<(State|Raw|Destination)Bucket[0-9A-F]{8}\.Arn>\/[a-z_*/]*\*\]$/,
     reason:
-      'Object keys under the prefixes the function works in (state/, staging/, <project>/mp_master_event/, <project>/_quarantine/, the landing zone): keys are data-dependent.',
+      'Object keys under the prefixes the function works in (state/, staging/, <project>/<data source>/ of the landing zone, <project>/_quarantine/, <project>/mp_master_event/, mp_people_data/, mp_identity_mappings_data/): keys name projects, pipelines and hours.',
   },
   {
-    pattern: /^AwsSolutions-IAM5\[Resource::arn:aws:s3:::[a-z0-9.-]+\/[a-z_*/]*\*\]$/,
+    pattern: /^AwsSolutions-IAM5\[Resource::arn:(aws|<AWS::Partition>):s3:::[a-z0-9.-]+\/[a-z_*/]*\*\]$/,
     reason: 'Object keys under the prefixes the function works in, in a bucket given by name at deploy time.',
   },
   {

@@ -1,10 +1,12 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Names } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
-import { RETRYABLE_ERRORS } from '../src/core/workflow.js';
+import { CRASH_ERRORS, RETRYABLE_ERRORS, THROTTLING_ERRORS } from '../src/core/workflow.js';
 
 /** Options of one Lambda Task of a workflow. */
 export interface LambdaTaskOptions {
@@ -23,7 +25,8 @@ export interface LambdaTaskOptions {
 
 /**
  * A Task invoking a pipeline function with its result as the state's result (`payloadResponseOnly`),
- * retried with exponential backoff and jitter on throttling and transient errors only.
+ * retried with exponential backoff and jitter on throttling, crashes and transient errors only (each
+ * with its own budget).
  */
 export function lambdaTask(
   scope: Construct,
@@ -40,6 +43,22 @@ export function lambdaTask(
     ...(options.resultPath === undefined ? {} : { resultPath: options.resultPath }),
     taskTimeout: sfn.Timeout.duration(options.timeout.plus(Duration.seconds(30))),
   });
+  // Step Functions takes the first retrier whose errors match: each error is in one list only.
+  task.addRetry({
+    errors: [...THROTTLING_ERRORS],
+    interval: Duration.seconds(5),
+    backoffRate: 2,
+    maxAttempts: 10,
+    maxDelay: Duration.minutes(5),
+    jitterStrategy: sfn.JitterType.FULL,
+  });
+  task.addRetry({
+    errors: [...CRASH_ERRORS],
+    interval: Duration.seconds(10),
+    backoffRate: 2,
+    maxAttempts: 2,
+    jitterStrategy: sfn.JitterType.FULL,
+  });
   task.addRetry({
     errors: [...RETRYABLE_ERRORS, sfn.Errors.TIMEOUT],
     interval: Duration.seconds(2),
@@ -51,18 +70,52 @@ export function lambdaTask(
   return task;
 }
 
-/** State machine settings every workflow shares: full logs and X-Ray tracing. */
+/**
+ * State machine settings every workflow shares: full logs and X-Ray tracing; with a customer key, the
+ * log group and the execution data (definition, history, state input and output) encrypted with it.
+ */
 export function workflowObservability(
   scope: Construct,
   id: string,
   retention: logs.RetentionDays,
-): Pick<sfn.StateMachineProps, 'logs' | 'tracingEnabled'> {
+  encryptionKey: kms.IKey | undefined,
+): Pick<sfn.StateMachineProps, 'logs' | 'tracingEnabled' | 'encryptionConfiguration' | 'stateMachineName'> {
   return {
     logs: {
-      destination: new logs.LogGroup(scope, id, { retention }),
+      destination: new logs.LogGroup(scope, id, { retention, ...(encryptionKey ? { encryptionKey } : {}) }),
       level: sfn.LogLevel.ALL,
       includeExecutionData: true,
     },
     tracingEnabled: true,
+    ...(encryptionKey === undefined
+      ? {}
+      : {
+          encryptionConfiguration: new sfn.CustomerManagedEncryptionConfiguration(encryptionKey),
+          // CDK limits the role's use of the key to the machine's ARN, made from its name: without a
+          // name given here, that ARN would end in an empty name and match no execution.
+          stateMachineName: Names.uniqueResourceName(scope, { maxLength: 80 }),
+        }),
   };
+}
+
+/**
+ * Lets a caller start, follow and stop executions of a state machine encrypted with a customer key:
+ * StartExecution needs `kms:GenerateDataKey` and `kms:Decrypt`, DescribeExecution and StopExecution
+ * `kms:Decrypt`. Limited to that state machine's encryption context.
+ */
+export function grantExecutionKey(
+  caller: iam.IGrantable,
+  target: sfn.IStateMachine,
+  encryptionKey: kms.IKey | undefined,
+): void {
+  if (encryptionKey === undefined) return;
+  caller.grantPrincipal.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+      resources: [encryptionKey.keyArn],
+      conditions: {
+        StringEquals: { 'kms:EncryptionContext:aws:states:stateMachineArn': target.stateMachineArn },
+      },
+    }),
+  );
 }

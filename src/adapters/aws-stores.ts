@@ -2,7 +2,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { EngineStores } from '../engine/stores.js';
-import { S3ObjectStore } from './s3-object-store.js';
+import { S3ObjectStore, type S3ObjectStoreOptions } from './s3-object-store.js';
 
 /** The buckets of a deployment. */
 export interface DeploymentBuckets {
@@ -13,9 +13,9 @@ export interface DeploymentBuckets {
 }
 
 /**
- * The S3 stores of one pipeline in a deployment: its destination (its own `s3_bucket`, prefix, region
- * region, role and encryption, or the deployment's destination bucket), and its state and staging
- * folders in the state bucket. `s3` is the deployment's client; `destinationClients` makes the others.
+ * The S3 stores of one pipeline in a deployment: its destination (its own `s3_bucket`, prefix, region,
+ * role and encryption, or the deployment's destination bucket), and its state and staging folders in
+ * the state bucket, whose writes ask for no encryption (the bucket's default, the stack key with one). `s3` is the deployment's client; `destinationClients` makes the others.
  */
 export function awsStores(
   s3: S3Client,
@@ -32,15 +32,22 @@ export function awsStores(
       client: destinationClient,
       bucket: config.s3_bucket ?? buckets.destination,
       ...(config.s3_prefix === undefined ? {} : { prefix: config.s3_prefix }),
-      ...(config.s3_encryption === 'none'
-        ? {}
-        : config.s3_encryption === 'aes'
-          ? { encryption: { kind: 'aes' as const } }
-          : { encryption: { kind: 'kms' as const, kmsKeyId: config.s3_kms_key_id ?? '' } }),
+      ...destinationEncryption(config),
     }),
     state: new S3ObjectStore({ client: s3, bucket: buckets.state, prefix: `state/${pipeline}/` }),
     staging: new S3ObjectStore({ client: s3, bucket: buckets.state, prefix: `staging/${pipeline}/` }),
   };
+}
+
+/**
+ * What a pipeline's destination writes ask for: nothing unless `s3_encryption` is `aes` or `kms`, so
+ * the bucket's default encryption (SSE-S3, or SSE-KMS with its key) applies.
+ */
+function destinationEncryption(config: PipelineConfig): Pick<S3ObjectStoreOptions, 'encryption'> {
+  if (config.s3_encryption === 'aes') return { encryption: { kind: 'aes' } };
+  if (config.s3_encryption === 'kms')
+    return { encryption: { kind: 'kms', kmsKeyId: config.s3_kms_key_id ?? '' } };
+  return {};
 }
 
 /** The S3 client that writes a pipeline's destination. */

@@ -95,6 +95,22 @@ export class DynamoConfigStore implements PipelineConfigStore, PipelineCatalog {
     return this.items(undefined);
   }
 
+  async readPipeline(projectId: string, name: string): Promise<StoredPipeline | undefined> {
+    const response = await this.send(`GetItem of pipeline ${projectId}/${name}`, () =>
+      this.client.send(
+        new GetItemCommand({
+          TableName: this.configsTable,
+          Key: {
+            [CONFIG_TABLE_KEYS.partitionKey]: { S: projectId },
+            [CONFIG_TABLE_KEYS.sortKey]: { S: name },
+          },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return response.Item === undefined ? undefined : readStoredPipeline(plainItem(response.Item));
+  }
+
   async write(project: ProjectRevision, change: CatalogWrite): Promise<boolean> {
     const pipeline =
       change.kind === 'create'

@@ -24,7 +24,11 @@ export interface S3ObjectStoreOptions {
   readonly bucket: string;
   /** Prepended to every key (a `/` is added when missing) and stripped from listed keys. */
   readonly prefix?: string;
-  /** Server-side encryption requested on every write (default: the bucket's own setting). */
+  /**
+   * Server-side encryption requested on every write: `aes` is SSE-S3, `kms` SSE-KMS with that key and an
+   * S3 bucket key (fewer KMS requests, as a bucket's own SSE-KMS default does).
+   * @default none requested: the bucket's default encryption applies
+   */
   readonly encryption?: { readonly kind: 'aes' } | { readonly kind: 'kms'; readonly kmsKeyId: string };
 }
 
@@ -37,7 +41,11 @@ export class S3ObjectStore implements ObjectStore {
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly prefix: string;
-  private readonly encryption: { ServerSideEncryption?: 'AES256' | 'aws:kms'; SSEKMSKeyId?: string };
+  private readonly encryption: {
+    ServerSideEncryption?: 'AES256' | 'aws:kms';
+    SSEKMSKeyId?: string;
+    BucketKeyEnabled?: boolean;
+  };
 
   constructor(options: S3ObjectStoreOptions) {
     this.client = options.client;
@@ -47,7 +55,11 @@ export class S3ObjectStore implements ObjectStore {
         ? {}
         : options.encryption.kind === 'aes'
           ? { ServerSideEncryption: 'AES256' }
-          : { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: options.encryption.kmsKeyId };
+          : {
+              ServerSideEncryption: 'aws:kms',
+              SSEKMSKeyId: options.encryption.kmsKeyId,
+              BucketKeyEnabled: true,
+            };
     const prefix = options.prefix ?? '';
     this.prefix = prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`;
     this.description = `s3://${this.bucket}/${this.prefix}`;

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { ConfigError, UsageError } from '../core/errors.js';
-import { DATA_SOURCES } from '../core/pipeline-config.js';
+import { DATA_SOURCES, withoutSecrets } from '../core/pipeline-config.js';
 import type { StoredPipeline } from '../core/pipeline-rules.js';
 import type { StepRunEntry } from '../core/records.js';
 import { ConfigStreamReader } from '../local/config-stream.js';
@@ -537,13 +537,14 @@ async function findPipeline(
   return pipeline;
 }
 
+/** A pipeline as the CLI shows it: config, management fields and problems, the external id masked. */
 function pipelineJson(pipeline: StoredPipeline): Record<string, unknown> {
-  return {
+  return withoutSecrets({
     ...pipeline.fields,
     ...pipeline.config,
     ...pipeline.management,
     ...(pipeline.problems === undefined ? {} : { problems: pipeline.problems }),
-  };
+  });
 }
 
 function describe(pipeline: StoredPipeline): string {

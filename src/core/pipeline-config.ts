@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { compileWhere } from './where.js';
@@ -5,6 +6,13 @@ import { isValidDate, ZoneCalendar } from './windows.js';
 
 /** Default cap on one output part, uncompressed: keeps a part at most about 256 MB for readers. */
 export const DEFAULT_PART_MAX_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Most names `event_names` may list, and longest name (the vendor's limit on event names): 500 names
+ * of 255 characters are about 130 KB, half of what a workflow state may carry.
+ */
+export const MAX_EVENT_NAMES = 500;
+export const MAX_EVENT_NAME_LENGTH = 255;
 
 const isoDate = z
   .string()
@@ -35,8 +43,21 @@ export const pipelineSchema = z
     time_zone: z.string().min(1),
     from_date: isoDate,
     to_date: isoDate.optional(),
-    /** Export only these event names (exact match); absent means every event. */
-    event_names: z.array(z.string().min(1)).min(1).optional(),
+    /**
+     * Export only these event names (exact match); absent means every event. At most
+     * {@link MAX_EVENT_NAMES} names of at most {@link MAX_EVENT_NAME_LENGTH} characters: the config
+     * travels in workflow state (256 KB) and lives in one DynamoDB item (400 KB).
+     */
+    event_names: z
+      .array(
+        z
+          .string()
+          .min(1, 'an event name must not be empty')
+          .max(MAX_EVENT_NAME_LENGTH, `an event name is at most ${MAX_EVENT_NAME_LENGTH} characters`),
+      )
+      .min(1, 'must list at least one event name (leave it out to export every event)')
+      .max(MAX_EVENT_NAMES, `must list at most ${MAX_EVENT_NAMES} event names (use a where filter for more)`)
+      .optional(),
     /** Export only events whose properties match this expression (`src/core/where.ts`); absent means all. */
     where: z.string().optional(),
     part_max_bytes: z
@@ -81,8 +102,13 @@ export const pipelineSchema = z
       )
       .optional(),
     s3_external_id: z.string().min(2).max(1224).optional(),
-    /** Server-side encryption of output objects: `aes` is SSE-S3, `kms` needs `s3_kms_key_id`. */
-    s3_encryption: z.enum(['none', 'aes', 'kms']).default('aes'),
+    /**
+     * Server-side encryption the pipeline asks for on its writes to the destination: `aes` sends SSE-S3,
+     * `kms` SSE-KMS with `s3_kms_key_id` and an S3 bucket key. Absent or `none`, it asks for nothing and
+     * the bucket's default encryption applies (S3 encrypts every new object, with SSE-S3 at least, so
+     * `none` never means unencrypted); a header would override a bucket's SSE-KMS default.
+     */
+    s3_encryption: z.enum(['none', 'aes', 'kms']).optional(),
     s3_kms_key_id: z.string().min(1).optional(),
   })
   .strict()
@@ -164,4 +190,28 @@ export function parsePipelineConfig(input: unknown): PipelineConfig {
   const { config, problems } = checkPipelineConfig(input);
   if (config === undefined) throw new ConfigError(`invalid pipeline config:\n  ${problems.join('\n  ')}`);
   return config;
+}
+
+/**
+ * A short fingerprint of a config's settings: a step carries it instead of the config (state payloads
+ * are logged, and a config holds the external id of a destination role), and every activity of the step
+ * checks the stored config still has it, so a whole step runs with one config.
+ */
+export function configFingerprint(config: PipelineConfig): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
+}
+
+/** Config fields that must not be shown or logged as they are. */
+const SECRET_FIELDS = new Set<string>(['s3_external_id']);
+
+/** A copy of config fields with the secrets masked, for output people and logs see. */
+export function withoutSecrets<T extends Readonly<Record<string, unknown>>>(fields: T): T {
+  const shown: Record<string, unknown> = { ...fields };
+  for (const field of SECRET_FIELDS) if (shown[field] !== undefined) shown[field] = '****';
+  return shown as T;
+}
+
+/** True for a config field whose value must not be shown. */
+export function isSecretField(field: string): boolean {
+  return SECRET_FIELDS.has(field);
 }

@@ -22,6 +22,8 @@ export interface ConfigListing {
 
 /** Pipeline configs, one per (project_id, name), as the workflows read them. */
 export interface PipelineConfigStore {
+  /** One stored pipeline (consistent read); `undefined` when there is no such item. */
+  readPipeline(projectId: string, name: string): Promise<StoredPipeline | undefined>;
   /** Every active pipeline (validated; trials that ended at `now` left out), all projects or one. */
   listActive(projectId?: string, now?: number): Promise<ConfigListing>;
   /** Stores a validated config as an active pipeline, without the management rules (local runs, tests). */

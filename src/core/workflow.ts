@@ -102,8 +102,11 @@ export interface StepInput {
   readonly token: number;
   /** When the step was picked (ISO), for its run record. */
   readonly started_at: string;
-  /** The pipeline config, validated when the step was picked; the whole step uses this one. */
-  readonly config: PipelineConfig;
+  /**
+   * The fingerprint of the config the step was picked with (`configFingerprint`): activities read the
+   * config themselves and check it, so the whole step uses one config and no state payload carries it.
+   */
+  readonly config: string;
 }
 
 /** The next step, or why there is none. */
@@ -211,6 +214,14 @@ export function projectExecutionName(projectId: string, tick: number): string {
   return `${projectId}-${stamp}`;
 }
 
+/** `projectExecutionName`'s form: the project id, a dash and the tick as `YYYYMMDDTHHMM`. */
+const EXECUTION_NAME = /^([A-Za-z0-9_-]{1,64})-(\d{8}T\d{4})$/;
+
+/** The project of a project workflow execution named by `projectExecutionName`; undefined for any other name. */
+export function projectOfExecution(name: string): string | undefined {
+  return EXECUTION_NAME.exec(name)?.[1];
+}
+
 /** Parses an ISO instant from a state machine payload; `ConfigError` naming the field otherwise. */
 export function parseInstant(text: string, field: string): number {
   const t = Date.parse(text);
@@ -228,12 +239,38 @@ export function stepFromId(config: PipelineConfig, calendar: ZoneCalendar, id: s
   throw new ConfigError(`pipeline ${config.project_id}/${config.name} has no step ${JSON.stringify(id)}`);
 }
 
-/** Errors a Task retries with backoff: Lambda's own transient failures and ours. */
+/**
+ * Errors a Task retries with backoff: Lambda's own transient failures (the service exceptions Step
+ * Functions' best practices name, docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html)
+ * and ours. Throttling has its own, longer retry: see {@link THROTTLING_ERRORS}.
+ */
 export const RETRYABLE_ERRORS = [
+  'Lambda.ClientExecutionTimeoutException',
   'Lambda.ServiceException',
   'Lambda.AWSLambdaException',
   'Lambda.SdkClientException',
-  'Lambda.TooManyRequestsException',
   'TransientError',
   'UnreadableSourceError',
+] as const;
+
+/**
+ * Lambda throttling: the function's reserved concurrency (or the account's) is in use, which the data
+ * functions' cap makes expected under load, so it is waited out longer than a transient error.
+ */
+export const THROTTLING_ERRORS = ['Lambda.TooManyRequestsException'] as const;
+
+/**
+ * A function that crashed rather than threw, retried twice only (an out-of-memory crash on the same
+ * input repeats). Step Functions reports a crash, out of memory and a function timeout as
+ * `Lambda.Unknown` (docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html); the
+ * Lambda invoke integration passes Lambda's own error type when the runtime gives one:
+ * `Sandbox.Timedout` (the function's timeout), `Runtime.ExitError` (the runtime process exited, as
+ * when the kernel kills it for memory), `Runtime.NodejsExit` (Node.js exited)
+ * (docs.aws.amazon.com/lambda/latest/dg/troubleshooting-invocation.html).
+ */
+export const CRASH_ERRORS = [
+  'Lambda.Unknown',
+  'Sandbox.Timedout',
+  'Runtime.ExitError',
+  'Runtime.NodejsExit',
 ] as const;

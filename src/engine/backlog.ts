@@ -1,7 +1,7 @@
 import { ConfigError } from '../core/errors.js';
 import { BACKLOG_MARK_KEY, PIPELINE_STATE_KEY, RUN_RECORDS_PREFIX, runRecordKey } from '../core/layout.js';
 import { getJson, listAll, putJson } from '../core/object-store.js';
-import type { PipelineConfig } from '../core/pipeline-config.js';
+import { isSecretField, type PipelineConfig } from '../core/pipeline-config.js';
 import { type DueStep, dueStepsAfter, pendingSteps, snapshotCovered } from '../core/routing.js';
 import { ZoneCalendar } from '../core/windows.js';
 import type { EngineStores } from './stores.js';
@@ -146,5 +146,9 @@ export async function stateConfigDifferences(
   if (stored === undefined) return undefined;
   return (Object.keys({ ...stored, ...config }) as (keyof PipelineConfig)[])
     .filter((field) => JSON.stringify(stored[field]) !== JSON.stringify(config[field]))
-    .map((f) => `${f}: ${JSON.stringify(stored[f])} then, ${JSON.stringify(config[f])} now`);
+    .map((f) => {
+      const shown = (value: unknown) =>
+        isSecretField(f) && value !== undefined ? '"****"' : JSON.stringify(value);
+      return `${f}: ${shown(stored[f])} then, ${shown(config[f])} now`;
+    });
 }

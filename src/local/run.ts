@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
+import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { INGEST_RECORDS_PREFIX, isIngestRecordKey, runRecordKey } from '../core/layout.js';
 import { getJson, listAll } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
@@ -15,7 +16,9 @@ import { DAY_MS } from '../core/windows.js';
 import {
   DEFAULT_SCHEDULE_MINUTES,
   MAX_STEPS_PER_EXECUTION,
+  projectOfExecution,
   STEP_FAILED,
+  type StepInput,
   TASK_STATES,
 } from '../core/workflow.js';
 import type { IngestLimits } from '../engine/arrival-hour.js';
@@ -186,14 +189,17 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
       const interval = (options.scheduleMinutes ?? DEFAULT_SCHEDULE_MINUTES) * MINUTE_MS;
       // The clock never runs backwards: a schedule resumed at `startAt` fires nothing before it.
       let last = options.startAt === undefined ? Number.NEGATIVE_INFINITY : options.startAt - interval;
+      let stalled = 0;
       for (;;) {
         const due = await earliestPendingDue(storesOf, await active(until), until);
         if (due === undefined) break;
         const tick = Math.min(until, Math.max(Math.ceil(due / interval) * interval, last + interval));
         if (tick <= last) break;
         last = tick;
-        // A tick that commits nothing means a failure that repeats: the next run retries it.
-        if (!(await fire(tick))) break;
+        // Two ticks in a row that commit nothing mean a failure that repeats: the next run retries it.
+        // (One is not enough: a step's failed reads count towards setting its object aside next tick.)
+        stalled = (await fire(tick)) ? 0 : stalled + 1;
+        if (stalled === 2) break;
       }
     }
 
@@ -212,16 +218,11 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
       const failures = (await runtime.ledger.listRuns(config.project_id, config.name))
         .filter((entry) => entry.status === 'failed' && !after.committed.has(entry.step_id))
         .map((entry) => `step ${entry.step_id} failed: ${entry.error}: ${entry.cause}`);
-      if (failures.length === 0) {
-        // A project workflow can fail before any step runs (e.g. the state belongs to other settings).
-        failures.push(
-          ...outcomes
-            .filter(
-              (o) => o.status === 'failed' && o.name.slice(0, -'-YYYYMMDDTHHMM'.length) === config.project_id,
-            )
-            .map((o) => `project workflow ${o.name} failed: ${o.error}`),
-        );
-      }
+      // A project workflow can fail before any step runs (e.g. the state belongs to other settings):
+      // the project's last one tells, since a later one retries what an earlier one failed on.
+      const last = outcomes.findLast((o) => projectOfExecution(o.name) === config.project_id);
+      if (failures.length === 0 && last?.status === 'failed')
+        failures.push(`project workflow ${last.name} failed: ${last.error}`);
       const reconciliation = await reconcilePipeline(stores);
       results.set(pipelineId(config), {
         config,
@@ -267,15 +268,22 @@ export async function runLocalPipelines(options: LocalPipelinesRunOptions): Prom
   const pool = options.pool ?? new LocalTaskPool(options.workers);
   const metrics = options.metrics ?? new SummingMetrics();
   const progress = options.progress ?? (() => undefined);
-  const onPool =
-    (type: WorkerTask['type'], { control, clock }: RunContext) =>
-    async (input: JSONValue): Promise<JSONValue> => {
-      const { step } = input as { step: { config: PipelineConfig } };
+  const onPool = (type: WorkerTask['type'], { control, clock }: RunContext) => {
+    const configs = new DynamoConfigStore({ client: control.dynamo, ...control });
+    return async (input: JSONValue): Promise<JSONValue> => {
       // The input crossed JSON: it is the Map item the definition built for this Task.
+      const { step } = input as unknown as { step: StepInput };
+      const config = (await configs.readPipeline(step.project_id, step.pipeline))?.config;
+      if (config === undefined)
+        throw new NamedError('ConfigError', `no valid config of ${step.project_id}/${step.pipeline}`);
       const task = {
         type,
-        folders: options.folders(step.config),
-        control: { endpoint: control.endpoint, stateTable: control.stateTable },
+        folders: options.folders(config),
+        control: {
+          endpoint: control.endpoint,
+          configsTable: control.configsTable,
+          stateTable: control.stateTable,
+        },
         clockOffset: clock() - Date.now(),
         ...(options.ingestLimits === undefined ? {} : { ingestLimits: options.ingestLimits }),
         input,
@@ -286,6 +294,7 @@ export async function runLocalPipelines(options: LocalPipelinesRunOptions): Prom
       if (result.error !== undefined) throw new NamedError(result.error.name, result.error.message);
       return result.output as JSONValue;
     };
+  };
   try {
     return await runPipelines({
       ...options,

@@ -2,6 +2,7 @@
  * Worker-thread entry of the local runtime: runs one ingest or export activity, the same code the
  * Lambda functions run, so every core is busy during a local run. Metrics cross back to the caller.
  */
+import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { ExportTaskInput, IngestHourInput } from '../core/workflow.js';
 import type { IngestLimits } from '../engine/arrival-hour.js';
@@ -11,9 +12,10 @@ import { localLocks } from './control-plane.js';
 import { dynamoClientFor } from './dynamo-tables.js';
 import { type LocalFolders, localStores } from './local-stores.js';
 
-/** Where a worker finds the project locks its writes are fenced by. */
+/** Where a worker finds the pipeline configs and the project locks its writes are fenced by. */
 export interface WorkerControl {
   readonly endpoint: string;
+  readonly configsTable: string;
   readonly stateTable: string;
 }
 
@@ -59,6 +61,7 @@ export default async function runWorkerTask(task: WorkerTask): Promise<WorkerRes
       record: (dimensions, values) => void metrics.push([{ ...dimensions }, { ...values }]),
     },
     locks: localLocks({ dynamo, stateTable: task.control.stateTable }),
+    configs: new DynamoConfigStore({ client: dynamo, ...task.control }),
     log: {
       info: () => undefined,
       warn: (message, fields) => void warnings.push(`${message} ${JSON.stringify(fields ?? {})}`),

@@ -4,12 +4,12 @@
  * so the cloud and the local run share every line. Activities are idempotent: Step Functions may run
  * one again after a timeout or a retry.
  */
-import { ReconciliationError } from '../core/errors.js';
+import { ConfigError, ReconciliationError } from '../core/errors.js';
 import { nextStep } from '../core/fairness.js';
 import { hourIso, ingestRecordKey, runRecordKey } from '../core/layout.js';
 import { lockFence } from '../core/lock.js';
 import { fencedStore } from '../core/object-store.js';
-import type { PipelineConfig } from '../core/pipeline-config.js';
+import { configFingerprint, type PipelineConfig } from '../core/pipeline-config.js';
 import { activeConfigs } from '../core/pipeline-rules.js';
 import type { RunRecord, SnapshotPlan, StepPlan, StepRunEntry } from '../core/records.js';
 import { DUE_AFTER_END_MS, type DueStep, ingestNeededUntil, ingestStart } from '../core/routing.js';
@@ -220,7 +220,7 @@ export async function pickNextStep(rt: Runtime, input: PickInput): Promise<PickO
       owner: input.owner,
       token: lease.token,
       started_at: new Date(now).toISOString(),
-      config,
+      config: configFingerprint(config),
     },
   };
 }
@@ -231,8 +231,7 @@ export async function pickNextStep(rt: Runtime, input: PickInput): Promise<PickO
  * since, and checks the state belongs to this config.
  */
 export async function prepareIngest(rt: Runtime, step: StepInput): Promise<PrepareIngestOutput> {
-  const { config } = step;
-  const stores = stepStores(rt, step);
+  const { config, stores } = await stepContext(rt, step);
   await checkStateConfig(stores, config);
   const calendar = new ZoneCalendar(config.time_zone);
   const watermark = await advanceIngestWatermark(stores.state, ingestStart(config, calendar));
@@ -248,9 +247,8 @@ export async function prepareIngest(rt: Runtime, step: StepInput): Promise<Prepa
 
 /** Reads the next piece of one arrival hour; the hour is committed when `done` (idempotent). */
 export async function ingestHour(rt: DataRuntime, input: IngestHourInput): Promise<IngestHourOutput> {
-  const { config } = input.step;
   const arrivalHour = parseInstant(input.arrival_hour, 'arrival_hour');
-  const stores = stepStores(rt, input.step);
+  const { config, stores } = await stepContext(rt, input.step);
   const outcome =
     config.data_source === 'events'
       ? await ingestEventsPiece(stores, config, arrivalHour, rt.ingestLimits)
@@ -273,9 +271,8 @@ export async function ingestHour(rt: DataRuntime, input: IngestHourInput): Promi
  * the ingest watermark over the hours just ingested.
  */
 export async function planStep(rt: Runtime, step: StepInput): Promise<PlanOutput> {
-  const { config } = step;
+  const { config, stores } = await stepContext(rt, step);
   const calendar = new ZoneCalendar(config.time_zone);
-  const stores = stepStores(rt, step);
   await advanceIngestWatermark(stores.state, ingestStart(config, calendar));
   const ref = stepFromId(config, calendar, step.step_id);
   const plan =
@@ -290,8 +287,8 @@ export async function exportTask(
   rt: DataRuntime,
   input: ExportTaskInput,
 ): Promise<{ task: number; parts: number }> {
-  const { config, step_id } = input.step;
-  const stores = stepStores(rt, input.step);
+  const { step_id } = input.step;
+  const { config, stores } = await stepContext(rt, input.step);
   const result =
     config.data_source === 'events'
       ? await runExportTask(stores, config, await readPlan<StepPlan>(stores.state, step_id), input.task)
@@ -314,8 +311,7 @@ export async function commitStep(
   step: StepInput,
 ): Promise<{ step_id: string; exported: number; duplicates: number; parts: number }> {
   await renewLease(rt, step);
-  const { config } = step;
-  const stores = stepStores(rt, step);
+  const { config, stores } = await stepContext(rt, step);
   const timing = { startedAt: parseInstant(step.started_at, 'started_at'), finishedAt: rt.clock() };
   let record: RunRecord;
   try {
@@ -330,7 +326,7 @@ export async function commitStep(
     }
     throw error;
   }
-  const entry = succeededEntry(step, record);
+  const entry = succeededEntry(step, config, record);
   await rt.ledger.recordRun(entry);
   await rt.events.publish(STEP_SUCCEEDED, entry);
   const lag = {
@@ -369,7 +365,12 @@ export async function commitStep(
  */
 export async function recordFailure(rt: Runtime, input: FailureInput): Promise<{ recorded: boolean }> {
   const { step } = input;
-  if ((await rt.stores(step.config).state.getBytes(runRecordKey(step.step_id))) !== undefined) {
+  // Whatever the config became since, the step's state tells whether it committed after all.
+  const config = (await rt.configs.readPipeline(step.project_id, step.pipeline))?.config;
+  const committed =
+    config !== undefined &&
+    (await rt.stores(config).state.getBytes(runRecordKey(step.step_id))) !== undefined;
+  if (committed) {
     rt.log.warn('failure of a committed step not recorded', {
       ...logFields(step),
       ...stepError(input.error),
@@ -392,20 +393,40 @@ export async function recordFailure(rt: Runtime, input: FailureInput): Promise<{
   };
   await rt.ledger.recordRun(entry);
   await rt.events.publish(STEP_FAILED, entry);
-  rt.metrics.record(dimensionsOf(step.config), { [METRICS.failures]: 1 });
+  rt.metrics.record({ project_id: step.project_id, pipeline: step.pipeline }, { [METRICS.failures]: 1 });
   rt.log.warn('step failed', { ...entry });
   return { recorded: true };
 }
 
-/** The stores of the step's pipeline, every write fenced by the step's hold on the project lock. */
-function stepStores(rt: Pick<Runtime, 'stores' | 'locks'>, step: StepInput): EngineStores {
+/**
+ * The config a step runs with, read from the catalog and checked against the fingerprint the step was
+ * picked with (so the whole step uses one config, which no state payload carries), and the pipeline's
+ * stores with every write fenced by the step's hold on the project lock.
+ */
+async function stepContext(
+  rt: Pick<DataRuntime, 'configs' | 'stores' | 'locks'>,
+  step: StepInput,
+): Promise<{ config: PipelineConfig; stores: EngineStores }> {
+  const config = (await rt.configs.readPipeline(step.project_id, step.pipeline))?.config;
+  if (config === undefined)
+    throw new ConfigError(
+      `pipeline ${step.project_id}/${step.pipeline} has no valid config any more: step ${step.step_id} stops`,
+    );
+  if (configFingerprint(config) !== step.config)
+    throw new ConfigError(
+      `the settings of pipeline ${step.project_id}/${step.pipeline} changed while step ${step.step_id} ran: ` +
+        'the next tick runs it with the new settings',
+    );
   const fence = lockFence(rt.locks, step.project_id, step.owner, step.token);
-  const stores = rt.stores(step.config);
+  const stores = rt.stores(config);
   return {
-    raw: stores.raw,
-    destination: fencedStore(stores.destination, fence),
-    state: fencedStore(stores.state, fence),
-    staging: fencedStore(stores.staging, fence),
+    config,
+    stores: {
+      raw: stores.raw,
+      destination: fencedStore(stores.destination, fence),
+      state: fencedStore(stores.state, fence),
+      staging: fencedStore(stores.staging, fence),
+    },
   };
 }
 
@@ -418,13 +439,11 @@ async function renewLease(rt: Runtime, step: StepInput): Promise<void> {
   await rt.locks.renew(step.project_id, step.owner, rt.clock(), rt.leaseMs);
 }
 
-function succeededEntry(step: StepInput, record: RunRecord): StepRunEntry {
+function succeededEntry(step: StepInput, config: PipelineConfig, record: RunRecord): StepRunEntry {
   const dataEnd =
     record.window !== undefined
       ? Date.parse(record.window.end)
-      : new ZoneCalendar(step.config.time_zone).dayEnd(
-          record.arrival_day ?? step.step_id.slice('sync-'.length),
-        );
+      : new ZoneCalendar(config.time_zone).dayEnd(record.arrival_day ?? step.step_id.slice('sync-'.length));
   return {
     project_id: step.project_id,
     pipeline: step.pipeline,

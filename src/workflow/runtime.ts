@@ -45,4 +45,6 @@ export interface Runtime {
 export const DEFAULT_LEASE_MS = 30 * 60_000;
 
 /** What the data activities (ingest, export) use: they run on worker threads locally. */
-export type DataRuntime = Pick<Runtime, 'stores' | 'metrics' | 'locks' | 'ingestLimits' | 'log'>;
+export type DataRuntime = Pick<Runtime, 'stores' | 'metrics' | 'locks' | 'ingestLimits' | 'log'> & {
+  readonly configs: Pick<Runtime['configs'], 'readPipeline'>;
+};

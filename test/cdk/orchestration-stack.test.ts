@@ -4,7 +4,13 @@ import { Match } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { DataPipelinesStack } from '../../lib/data-pipelines-stack.js';
 import { STACK_OUTPUTS } from '../../src/core/tables.js';
-import { TASK_STATES } from '../../src/core/workflow.js';
+import {
+  CRASH_ERRORS,
+  MAX_STEPS_PER_EXECUTION,
+  RETRYABLE_ERRORS,
+  TASK_STATES,
+  THROTTLING_ERRORS,
+} from '../../src/core/workflow.js';
 import {
   allStates,
   type SynthesizedTemplate,
@@ -15,6 +21,7 @@ import {
   allows,
   allowsService,
   asList,
+  denyWithoutSsl,
   functionRole,
   logicalIdOf,
   mentions,
@@ -54,6 +61,7 @@ interface FlowState {
   readonly ItemSelector?: Record<string, unknown>;
   readonly TimeoutSeconds?: number;
   readonly MaxConcurrency?: number;
+  readonly Retry?: readonly { readonly ErrorEquals: readonly string[]; readonly MaxAttempts?: number }[];
 }
 
 /** The states of one state machine of the stack (nested Map processors included), by name. */
@@ -64,6 +72,13 @@ function statesOf(synth: SynthesizedStack, stateMachine: IConstruct): Map<string
   return new Map(
     allStates(definition).map(([name, state]): [string, FlowState] => [name, state as FlowState]),
   );
+}
+
+/** A state machine's own timeout (`TimeoutSeconds` of its definition). */
+function workflowTimeoutSeconds(synth: SynthesizedStack, stateMachine: IConstruct): number | undefined {
+  const definitions = stateMachineDefinitions(synth.template.toJSON() as SynthesizedTemplate);
+  return (definitions.get(logicalIdOf(synth, stateMachine)) as { TimeoutSeconds?: number } | undefined)
+    ?.TimeoutSeconds;
 }
 
 function stateNamed(states: ReadonlyMap<string, FlowState>, name: string): FlowState {
@@ -107,7 +122,7 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     // Assert: the handlers validate exactly these variables at cold start
     assert.deepEqual(Object.keys(expected).sort(), Object.keys(LAMBDA_ENVIRONMENT).sort());
     synth.template.resourceCountIs('AWS::Lambda::Function', PIPELINE_FUNCTION_NAMES.length);
-    assert.equal(PIPELINE_FUNCTION_NAMES.length, 11);
+    assert.equal(PIPELINE_FUNCTION_NAMES.length, 12);
     synth.template.allResourcesProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
@@ -116,6 +131,48 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     const functionIds = Object.keys(synth.template.findResources('AWS::Lambda::Function')).sort();
     const expectedIds = pipelineFunctions(stack).map(([, fn]) => logicalIdOf(synth, fn));
     assert.deepEqual(functionIds, expectedIds.sort());
+  });
+
+  it('sizes the data functions (ingest, plan, export) 2 GB and 15 minutes, every other one 512 MB and 2 minutes', () => {
+    // Arrange: planning a snapshot is the heaviest fold; the README promises it 15 minutes
+    const data = new Set<string>(['ingestHour', 'planStep', 'exportTask']);
+    const functions = synth.template.findResources('AWS::Lambda::Function');
+    // Act
+    const sizes = Object.fromEntries(
+      pipelineFunctions(synth.stack).map(([name, fn]) => {
+        const props = functions[logicalIdOf(synth, fn)]?.Properties as {
+          MemorySize?: number;
+          Timeout?: number;
+        };
+        return [name, [props.MemorySize, props.Timeout]];
+      }),
+    );
+    // Assert
+    for (const [name, size] of Object.entries(sizes))
+      assert.deepEqual(size, data.has(name) ? [2048, 900] : [512, 120], name);
+    const step = statesOf(synth, synth.stack.stepWorkflow.stateMachine);
+    for (const task of [TASK_STATES.planStep, TASK_STATES.ingestHour, TASK_STATES.exportTask])
+      assert.equal(stateNamed(step, task).TimeoutSeconds, 900 + 30, task);
+  });
+
+  it('reserves 300 concurrent executions for each fan-out function and none for the others', () => {
+    // Arrange
+    const functions = synth.template.findResources('AWS::Lambda::Function');
+    // Act
+    const reserved = Object.fromEntries(
+      pipelineFunctions(synth.stack).map(([name, fn]) => [
+        name,
+        (
+          functions[logicalIdOf(synth, fn)]?.Properties as
+            | { ReservedConcurrentExecutions?: number }
+            | undefined
+        )?.ReservedConcurrentExecutions,
+      ]),
+    );
+    // Assert: 600 of an account's default 1000 are the data tasks' at most; the rest stays for the
+    // functions holding locks, and reserving those would cap them instead
+    for (const [name, value] of Object.entries(reserved))
+      assert.equal(value, name === 'ingestHour' || name === 'exportTask' ? 300 : undefined, name);
   });
 
   it('logs every state machine execution in full and traces it with X-Ray', () => {
@@ -133,12 +190,99 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
     // Arrange
     const dispatcherId = logicalIdOf(synth, synth.stack.dispatcher.stateMachine);
     // Assert
-    synth.template.resourceCountIs('AWS::Events::Rule', 1);
+    synth.template.resourcePropertiesCountIs(
+      'AWS::Events::Rule',
+      { ScheduleExpression: Match.anyValue() },
+      1,
+    );
     synth.template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'cron(0/15 * * * ? *)',
       State: 'ENABLED',
       Targets: [Match.objectLike({ Arn: { Ref: dispatcherId }, RoleArn: Match.anyValue() })],
     });
+  });
+
+  it('runs release-abandoned-lock when a project workflow execution times out, is aborted or fails', () => {
+    // Arrange
+    const { stack } = synth;
+    const projectId = logicalIdOf(synth, stack.projectWorkflow.stateMachine);
+    const functionId = logicalIdOf(synth, stack.functions.releaseAbandonedLock);
+    // Act / Assert: only that state machine's executions, only the statuses that skip its own release
+    synth.template.resourceCountIs('AWS::Events::Rule', 2);
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.states'],
+        'detail-type': ['Step Functions Execution Status Change'],
+        detail: { stateMachineArn: [{ Ref: projectId }], status: ['TIMED_OUT', 'ABORTED', 'FAILED'] },
+      },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [functionId, 'Arn'] } })],
+    });
+    synth.template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: { 'Fn::GetAtt': [functionId, 'Arn'] },
+      Principal: 'events.amazonaws.com',
+    });
+  });
+
+  it('lets the project workflow run its whole step budget of steps that take their whole timeout', () => {
+    // Arrange: 48 steps of up to 120 minutes each, each with 15 minutes to pick and record it
+    // Act
+    const timeoutSeconds = workflowTimeoutSeconds(synth, synth.stack.projectWorkflow.stateMachine);
+    // Assert: longer than the budget of full-length steps, so a live workflow never times out mid-step
+    assert.equal(MAX_STEPS_PER_EXECUTION, 48);
+    assert.equal(timeoutSeconds, (48 * (120 + 15) + 15) * 60);
+    assert.ok(timeoutSeconds > MAX_STEPS_PER_EXECUTION * 120 * 60);
+  });
+
+  it('sends schedule events it could not deliver to an encrypted, SSL-only dead-letter queue only EventBridge may fill', () => {
+    // Arrange
+    const { stack } = synth;
+    const queueId = logicalIdOf(synth, stack.dispatcher.scheduleDeadLetters);
+    const ruleId = logicalIdOf(synth, stack.dispatcher.schedule);
+    // Act / Assert
+    synth.template.resourceCountIs('AWS::SQS::Queue', 2);
+    synth.template.hasResourceProperties('AWS::Events::Rule', {
+      Targets: [Match.objectLike({ DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } } })],
+    });
+    assert.equal(
+      synth.template.findResources('AWS::SQS::Queue')[queueId]?.Properties?.SqsManagedSseEnabled,
+      true,
+    );
+    synth.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: queueId }],
+      ...denyWithoutSsl('sqs'),
+    });
+    synth.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: queueId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Action: 'sqs:SendMessage',
+            Principal: { Service: 'events.amazonaws.com' },
+            Condition: { ArnEquals: { 'aws:SourceArn': { 'Fn::GetAtt': [ruleId, 'Arn'] } } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('alarms on any message in either dead-letter queue, the schedule one and the config review one', () => {
+    for (const queue of [
+      synth.stack.dispatcher.scheduleDeadLetters,
+      synth.stack.functions.reviewConfigFailures,
+    ]) {
+      synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [
+          { Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalIdOf(synth, queue), 'QueueName'] } },
+        ],
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+      });
+    }
   });
 
   it('fans out at most 40 Lambdas per Map of the step workflow by default', () => {
@@ -149,7 +293,7 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
   });
 
   it('alarms on the export SLA (24 h), the late-data SLA (48 h) and on failures', () => {
-    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    synth.template.resourceCountIs('AWS::CloudWatch::Alarm', 7);
     synth.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'MpPipelines',
       MetricName: 'ExportLagSeconds',
@@ -249,6 +393,36 @@ describe('DataPipelinesStack workflow definitions', () => {
     assert.equal(stateNamed(project, release.Next ?? '').Type, 'Fail');
   });
 
+  it('retries every Lambda task on throttling, crashes and transient errors, each in one retrier', () => {
+    // Arrange: every Task invoking a function, in all three state machines
+    const machines = [synth.stack.dispatcher, synth.stack.projectWorkflow, synth.stack.stepWorkflow];
+    const nested = new Set<string>([TASK_STATES.runStep, TASK_STATES.startProjectWorkflow]);
+    const lambdaTasks = machines.flatMap((m) =>
+      [...statesOf(synth, m.stateMachine)].filter(
+        ([name, state]) => state.Type === 'Task' && !nested.has(name),
+      ),
+    );
+    // Act / Assert: a crash (Lambda.Unknown, out of memory, timeout) retries twice, throttling longest
+    assert.equal(lambdaTasks.length, 11, lambdaTasks.map(([name]) => name).join(', '));
+    for (const [name, state] of lambdaTasks) {
+      const retriers = state.Retry ?? [];
+      const attemptsFor = (error: string) => {
+        const matching = retriers.filter((r) => r.ErrorEquals.includes(error));
+        assert.equal(matching.length, 1, `${name}: ${error} in ${matching.length} retriers`);
+        return matching[0]?.MaxAttempts;
+      };
+      for (const error of CRASH_ERRORS) assert.equal(attemptsFor(error), 2, `${name}: ${error}`);
+      for (const error of THROTTLING_ERRORS) assert.equal(attemptsFor(error), 10, `${name}: ${error}`);
+      for (const error of [...RETRYABLE_ERRORS, 'States.Timeout']) assert.equal(attemptsFor(error), 6, name);
+      assert.ok(attemptsFor('Lambda.Unknown') !== undefined && attemptsFor('Sandbox.Timedout') !== undefined);
+      assert.equal(
+        retriers.some((r) => r.ErrorEquals.includes('States.ALL')),
+        false,
+        `${name} retries everything`,
+      );
+    }
+  });
+
   it('ends no path after the lock is taken without releasing it', () => {
     // Arrange: walk every transition from the first state that holds the lock, stopping at releases
     const releases = new Set<string>([TASK_STATES.releaseLock, TASK_STATES.releaseLockAfterFailure]);
@@ -289,13 +463,23 @@ describe('DataPipelinesStack function permissions (least privilege)', () => {
   });
   after(() => synth.cleanup());
 
-  it('gives every function role no managed policy but the basic Lambda execution role', () => {
-    for (const name of PIPELINE_FUNCTION_NAMES) {
-      const arns = functionRole(synth, name).properties.ManagedPolicyArns ?? [];
-      assert.equal(arns.length, 1, name);
-      assert.match(
-        JSON.stringify(arns[0]),
-        /:iam::aws:policy\/service-role\/AWSLambdaBasicExecutionRole"/,
+  it('gives every function role no managed policy, and logs to its own log group only', () => {
+    const functions = synth.template.findResources('AWS::Lambda::Function');
+    for (const [name, fn] of pipelineFunctions(synth.stack)) {
+      // Arrange: the log group the function is configured with
+      const logGroup = (
+        functions[logicalIdOf(synth, fn)]?.Properties as
+          | { LoggingConfig?: { LogGroup?: { Ref?: string } } }
+          | undefined
+      )?.LoggingConfig?.LogGroup?.Ref;
+      assert.ok(logGroup, `${name} has no log group of its own`);
+      // Act
+      const onLogs = roleStatements(synth, name).filter((s) => allowsService(s, 'logs'));
+      // Assert: not AWSLambdaBasicExecutionRole, which may create and write any log group
+      assert.deepEqual(functionRole(synth, name).properties.ManagedPolicyArns ?? [], [], name);
+      assert.deepEqual(
+        onLogs.map((s) => [asList(s.Action), s.Resource]),
+        [[['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': [logGroup, 'Arn'] }]],
         name,
       );
     }
@@ -320,7 +504,8 @@ describe('DataPipelinesStack function permissions (least privilege)', () => {
     // Arrange / Act
     const onRaw = roleStatements(synth, 'ingestHour').filter((s) => mentions(s, ids.raw));
     // Assert
-    assert.ok(onRaw.some((s) => allows(s, 's3:GetObject') && allows(s, 's3:ListBucket')));
+    assert.ok(onRaw.some((s) => allows(s, 's3:GetObject')));
+    assert.ok(onRaw.some((s) => allows(s, 's3:ListBucket')));
     for (const action of ['s3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion']) {
       assert.equal(
         onRaw.some((s) => allows(s, action)),
@@ -369,13 +554,27 @@ describe('DataPipelinesStack function permissions (least privilege)', () => {
         statements.filter((s) => allowsService(s, 's3')),
         [],
       );
-      assert.ok(statements.some((s) => mentions(s, ids.state) && allows(s, 'dynamodb:UpdateItem')));
+      // acquire: a conditional put, then a read of the holder; release: a conditional delete
+      const change = name === 'acquireLock' ? 'dynamodb:PutItem' : 'dynamodb:DeleteItem';
+      assert.ok(statements.some((s) => mentions(s, ids.state) && allows(s, change)));
       assert.equal(
         statements.some((s) => mentions(s, ids.configs)),
         false,
       );
     });
   }
+
+  it('lets release-abandoned-lock delete items of the state table and do nothing else', () => {
+    // Arrange / Act
+    const statements = roleStatements(synth, 'releaseAbandonedLock').filter(
+      (s) => !allowsService(s, 'xray') && !allowsService(s, 'logs'),
+    );
+    // Assert: the release is one conditional DeleteItem of the lock item
+    assert.deepEqual(
+      statements.map((s) => [asList(s.Action), mentions(s, ids.state)]),
+      [[['dynamodb:DeleteItem'], true]],
+    );
+  });
 
   it('lets only commit-step and record-failure put events', () => {
     // Arrange / Act
@@ -450,6 +649,13 @@ describe('DataPipelinesStack with scheduleMinutes 30, fanOutWidth 12 and stepTim
     for (const map of maps) assert.equal(map.MaxConcurrency, 12);
   });
 
+  it('times the project workflow out after its budget of 60-minute steps', () => {
+    assert.equal(
+      workflowTimeoutSeconds(synth, synth.stack.projectWorkflow.stateMachine),
+      (48 * (60 + 15) + 15) * 60,
+    );
+  });
+
   it('times a step out after 60 minutes, 15 minutes before its lock lease would run out', () => {
     // Arrange / Act
     const runStep = stateNamed(
@@ -464,12 +670,45 @@ describe('DataPipelinesStack with scheduleMinutes 30, fanOutWidth 12 and stepTim
   });
 });
 
+describe('DataPipelinesStack with dataFunctionConcurrency 60 and fanOutWidth 12', () => {
+  it('reserves 60 concurrent executions for each fan-out function', () => {
+    const synth = synthesizeStack({ dataFunctionConcurrency: 60, fanOutWidth: 12 });
+    try {
+      synth.template.resourcePropertiesCountIs(
+        'AWS::Lambda::Function',
+        { ReservedConcurrentExecutions: 60 },
+        2,
+      );
+      synth.template.resourcePropertiesCountIs(
+        'AWS::Lambda::Function',
+        { ReservedConcurrentExecutions: Match.anyValue() },
+        2,
+      );
+    } finally {
+      synth.cleanup();
+    }
+  });
+});
+
 describe('DataPipelinesStack props', () => {
   for (const scheduleMinutes of [7, 45, 0]) {
     it(`refuses a schedule every ${scheduleMinutes} minutes (the minutes must divide 60)`, () => {
       assert.throws(
         () => new DataPipelinesStack(testApp(), 'Pipelines', { scheduleMinutes }),
         /every N minutes with N dividing 60/,
+      );
+    });
+  }
+
+  for (const [dataFunctionConcurrency, fanOutWidth] of [
+    [39, 40],
+    [11, 12],
+    [100.5, 40],
+  ] as const) {
+    it(`refuses dataFunctionConcurrency ${dataFunctionConcurrency} with fanOutWidth ${fanOutWidth}`, () => {
+      assert.throws(
+        () => new DataPipelinesStack(testApp(), 'Pipelines', { dataFunctionConcurrency, fanOutWidth }),
+        /dataFunctionConcurrency must be a whole number, at least fanOutWidth/,
       );
     });
   }

@@ -9,6 +9,7 @@ import type { CfnTable } from 'aws-cdk-lib/aws-dynamodb';
 import type { CfnBucket } from 'aws-cdk-lib/aws-s3';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { DataPipelinesStack } from '../../lib/data-pipelines-stack.js';
 import { PipelineStateBucket } from '../../lib/pipeline-state-bucket.js';
 import { PipelineTables } from '../../lib/pipeline-tables.js';
 import { ACCEPTED_WILDCARDS } from '../../lib/wildcard-acknowledgements.js';
@@ -19,11 +20,15 @@ import {
   STATE_TABLE_TTL_ATTRIBUTE,
 } from '../../src/core/tables.js';
 import {
+  allows,
   CDK_JSON_CONTEXT,
   denyWithoutSsl,
+  logicalIdOf,
+  PIPELINE_FUNCTION_NAMES,
   pipelineFunctions,
   runApp,
   STACK_VARIANTS,
+  type Statement,
   type SynthesizedStack,
   synthesizeStack,
   TEST_KMS_KEY_ARN,
@@ -238,6 +243,212 @@ describe('DataPipelinesStack with a KMS key and a 450-day staging sweep', () => 
   });
 });
 
+/**
+ * Resource types that keep no pipeline data (identities, policies, code, rules, alarms): every other
+ * type must be one {@link ENCRYPTED_WITH_KEY} checks, so a new kind of store fails the test below until
+ * it is encrypted and checked.
+ */
+const HOLDS_NO_DATA = new Set([
+  'AWS::IAM::Role',
+  'AWS::IAM::Policy',
+  'AWS::S3::BucketPolicy',
+  'AWS::SQS::QueuePolicy',
+  // Code and the environment (bucket and table names), encrypted with Lambda's own key.
+  'AWS::Lambda::Function',
+  'AWS::Lambda::EventSourceMapping',
+  'AWS::Lambda::Permission',
+  'AWS::Events::Rule',
+  'AWS::CloudWatch::Alarm',
+]);
+
+/** Per resource type that keeps data, the properties saying the customer key encrypts it. */
+const ENCRYPTED_WITH_KEY: Readonly<Record<string, Record<string, unknown>>> = {
+  'AWS::S3::Bucket': {
+    BucketEncryption: {
+      ServerSideEncryptionConfiguration: [
+        {
+          ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: TEST_KMS_KEY_ARN },
+          BucketKeyEnabled: true,
+        },
+      ],
+    },
+  },
+  'AWS::DynamoDB::Table': {
+    SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: TEST_KMS_KEY_ARN },
+  },
+  'AWS::Logs::LogGroup': { KmsKeyId: TEST_KMS_KEY_ARN },
+  'AWS::SQS::Queue': { KmsMasterKeyId: TEST_KMS_KEY_ARN },
+  'AWS::StepFunctions::StateMachine': {
+    EncryptionConfiguration: Match.objectLike({
+      Type: 'CUSTOMER_MANAGED_KMS_KEY',
+      KmsKeyId: TEST_KMS_KEY_ARN,
+    }),
+  },
+};
+
+describe('DataPipelinesStack with a KMS key: every store the stack creates uses it', () => {
+  let synth: SynthesizedStack;
+  before(() => {
+    synth = synthesizeStack({ kmsKeyArn: TEST_KMS_KEY_ARN });
+  });
+  after(() => synth.cleanup());
+
+  it('keeps data only in resource types it checks', () => {
+    // Arrange / Act
+    const types = new Set(
+      Object.values(synth.template.toJSON().Resources as Record<string, { Type: string }>).map((r) => r.Type),
+    );
+    // Assert
+    assert.deepEqual(
+      [...types].filter((type) => !HOLDS_NO_DATA.has(type) && ENCRYPTED_WITH_KEY[type] === undefined),
+      [],
+    );
+  });
+
+  it('encrypts every bucket but the access log bucket, both tables, every log group, queue and state machine with the key', () => {
+    // Arrange: the access log bucket is SSE-S3, the only encryption server access logging writes to
+    const counts: Record<string, number> = {};
+    for (const type of Object.keys(ENCRYPTED_WITH_KEY))
+      counts[type] = Object.keys(synth.template.findResources(type)).length;
+    // Act / Assert: counted, so one new resource without the key fails
+    for (const [type, properties] of Object.entries(ENCRYPTED_WITH_KEY)) {
+      const exempt = type === 'AWS::S3::Bucket' ? 1 : 0;
+      synth.template.resourcePropertiesCountIs(type, properties, (counts[type] ?? 0) - exempt);
+    }
+    assert.deepEqual(counts, {
+      'AWS::S3::Bucket': 4,
+      'AWS::DynamoDB::Table': 2,
+      'AWS::Logs::LogGroup': PIPELINE_FUNCTION_NAMES.length + 3,
+      'AWS::SQS::Queue': 2,
+      'AWS::StepFunctions::StateMachine': 3,
+    });
+    const accessLogs = logicalIdOf(synth, synth.stack.state.accessLogsBucket);
+    assert.deepEqual(
+      synth.template.findResources('AWS::S3::Bucket')[accessLogs]?.Properties?.BucketEncryption,
+      { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+    );
+  });
+
+  it('lets each starter of an encrypted state machine use the key for that state machine only', () => {
+    // Arrange: who starts what (the schedule the dispatcher, which starts project workflows, which run steps)
+    const { stack } = synth;
+    const starters = [
+      [stack.dispatcher.scheduleRole, stack.dispatcher.stateMachine],
+      [stack.dispatcher.stateMachine.role, stack.projectWorkflow.stateMachine],
+      [stack.projectWorkflow.stateMachine.role, stack.stepWorkflow.stateMachine],
+    ] as const;
+    const policies = Object.values(synth.template.findResources('AWS::IAM::Policy'));
+    for (const [role, target] of starters) {
+      const roleId = logicalIdOf(synth, role);
+      // Act
+      const statements = policies
+        .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
+        .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+      // Assert
+      assert.ok(
+        statements.some(
+          (st) =>
+            allows(st, 'kms:GenerateDataKey') &&
+            allows(st, 'kms:Decrypt') &&
+            JSON.stringify(st).includes(
+              JSON.stringify({
+                'kms:EncryptionContext:aws:states:stateMachineArn': { Ref: logicalIdOf(synth, target) },
+              }),
+            ),
+        ),
+        `${role.node.path} may not use the key of ${target.node.path}`,
+      );
+    }
+  });
+});
+
+/** The lifecycle rules of every bucket the stack creates, by logical id. */
+function lifecycleRules(synth: SynthesizedStack): Map<string, Record<string, unknown>[]> {
+  return new Map(
+    Object.entries(synth.template.findResources('AWS::S3::Bucket')).map(([id, bucket]) => [
+      id,
+      (bucket.Properties?.LifecycleConfiguration?.Rules ?? []) as Record<string, unknown>[],
+    ]),
+  );
+}
+
+describe('DataPipelinesStack retention', () => {
+  const days = (synth: SynthesizedStack) =>
+    [...lifecycleRules(synth)].map(([id, rules]) => {
+      const versioned =
+        synth.template.findResources('AWS::S3::Bucket')[id]?.Properties?.VersioningConfiguration?.Status ===
+        'Enabled';
+      // Rules that apply to the whole bucket (no prefix, no filter).
+      const whole = rules.filter(
+        (r) => r.Prefix === undefined && r.Filter === undefined && r.Status === 'Enabled',
+      );
+      return {
+        versioned,
+        noncurrent: whole
+          .map((r) => (r.NoncurrentVersionExpiration as { NoncurrentDays?: number })?.NoncurrentDays)
+          .find((d) => d !== undefined),
+        deleteMarkers: whole.some((r) => r.ExpiredObjectDeleteMarker === true),
+        abortUploads: whole
+          .map(
+            (r) =>
+              (r.AbortIncompleteMultipartUpload as { DaysAfterInitiation?: number })?.DaysAfterInitiation,
+          )
+          .find((d) => d !== undefined),
+      };
+    });
+
+  it('expires old versions after 7 days and aborts incomplete uploads after 3 days in every bucket it creates', () => {
+    // Arrange
+    const synth = synthesizeStack();
+    try {
+      // Act
+      const buckets = days(synth);
+      // Assert: state, raw and destination are versioned; the access log bucket is not
+      assert.equal(buckets.length, 4);
+      assert.deepEqual(
+        buckets.filter((b) => b.versioned),
+        Array(3).fill({ versioned: true, noncurrent: 7, deleteMarkers: true, abortUploads: 3 }),
+      );
+      assert.deepEqual(
+        buckets.filter((b) => !b.versioned).map((b) => b.abortUploads),
+        [3],
+      );
+    } finally {
+      synth.cleanup();
+    }
+  });
+
+  it('keeps old versions for the noncurrentVersionDays given, in the raw and destination buckets too', () => {
+    const synth = synthesizeStack({ noncurrentVersionDays: 30 });
+    try {
+      const versioned = days(synth).filter((b) => b.versioned);
+      assert.deepEqual(
+        versioned.map((b) => b.noncurrent),
+        [30, 30, 30],
+      );
+      // The raw and destination buckets by name: the rules are theirs, not only the state bucket's
+      for (const bucket of [synth.stack.rawBucket, synth.stack.destinationBucket]) {
+        const rules = lifecycleRules(synth).get(logicalIdOf(synth, bucket)) ?? [];
+        assert.ok(
+          rules.some((r) => JSON.stringify(r.NoncurrentVersionExpiration) === '{"NoncurrentDays":30}'),
+          bucket.node.path,
+        );
+      }
+    } finally {
+      synth.cleanup();
+    }
+  });
+
+  for (const noncurrentVersionDays of [0, 2.5, -1]) {
+    it(`refuses noncurrentVersionDays ${noncurrentVersionDays}`, () => {
+      assert.throws(
+        () => new DataPipelinesStack(testApp(), 'Pipelines', { noncurrentVersionDays }),
+        /noncurrentVersionDays must be a whole number of days, at least 1/,
+      );
+    });
+  }
+});
+
 describe('PipelineTables', () => {
   it('applies the given removal policy, keeping deletion protection on', () => {
     // Arrange
@@ -324,14 +535,17 @@ describe('cdk-nag AwsSolutions', () => {
   }
 
   for (const variant of variants) {
-    it(`acknowledges only accepted wildcards, S1 on the access log bucket, L1 on the functions, SQS3 on the review failure queue ${variant.name}`, () => {
+    it(`acknowledges only accepted wildcards, S1 on the access log bucket, L1 on the functions, SQS3 on the two dead-letter queues ${variant.name}`, () => {
       // Arrange
       const synth = synths.get(variant.name);
       assert.ok(synth);
       const { stack } = synth;
       const accessLogsPath = stack.state.accessLogsBucket.node.path;
       const functionPaths = pipelineFunctions(stack).map(([, fn]) => fn.node.path);
-      const failureQueuePath = stack.functions.reviewConfigFailures.node.path;
+      const deadLetterPaths = [
+        stack.functions.reviewConfigFailures.node.path,
+        stack.dispatcher.scheduleDeadLetters.node.path,
+      ].sort();
       // Act
       const acknowledged = acknowledgmentsOf(stack);
       // Assert: every acknowledgment is justified and one of the four kinds the stack means to make
@@ -349,19 +563,19 @@ describe('cdk-nag AwsSolutions', () => {
         } else if (id === 'AwsSolutions-L1') {
           if (!functionPaths.includes(path)) unexpected.push(`${where}: L1 belongs on the functions only`);
         } else if (id === 'AwsSolutions-SQS3') {
-          if (path !== failureQueuePath)
-            unexpected.push(`${where}: SQS3 belongs on ${failureQueuePath} only`);
+          if (!deadLetterPaths.includes(path))
+            unexpected.push(`${where}: SQS3 belongs on the dead-letter queues only`);
         } else {
           unexpected.push(`${where}: not a rule the stack acknowledges`);
         }
       }
       assert.deepEqual(unexpected, []);
       // The access logs bucket cannot log to itself (S1); every function keeps Node 22 (L1); the review
-      // failure queue is the stream mapping's dead-letter queue, which cdk-nag does not recognise (SQS3).
+      // failure queue and the schedule's are dead-letter queues cdk-nag does not recognise (SQS3).
       const pathsOf = (id: string) => acknowledged.filter((a) => a.id === id).map((a) => a.path);
       assert.deepEqual(pathsOf('AwsSolutions-S1'), [accessLogsPath]);
       assert.deepEqual(pathsOf('AwsSolutions-L1').sort(), [...functionPaths].sort());
-      assert.deepEqual(pathsOf('AwsSolutions-SQS3'), [failureQueuePath]);
+      assert.deepEqual(pathsOf('AwsSolutions-SQS3').sort(), deadLetterPaths);
     });
   }
 
@@ -397,6 +611,8 @@ describe('bin/app.ts', () => {
       stackName: 'PipelinesTest',
       kmsKeyArn: TEST_KMS_KEY_ARN,
       stagingOrphanDays: '420',
+      noncurrentVersionDays: '14',
+      dataFunctionConcurrency: '120',
     });
     try {
       // Assert
@@ -417,6 +633,18 @@ describe('bin/app.ts', () => {
         { SSESpecification: Match.objectLike({ KMSMasterKeyId: TEST_KMS_KEY_ARN }) },
         2,
       );
+      template.resourcePropertiesCountIs(
+        'AWS::S3::Bucket',
+        {
+          LifecycleConfiguration: {
+            Rules: Match.arrayWith([
+              Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 14 } }),
+            ]),
+          },
+        },
+        3,
+      );
+      template.resourcePropertiesCountIs('AWS::Lambda::Function', { ReservedConcurrentExecutions: 120 }, 2);
     } finally {
       rmSync(outdir, { recursive: true, force: true });
     }
@@ -424,6 +652,7 @@ describe('bin/app.ts', () => {
 
   for (const [context, message] of [
     [{ stagingOrphanDays: 'forty' }, /stagingOrphanDays must be a whole number/],
+    [{ noncurrentVersionDays: '0' }, /noncurrentVersionDays must be a whole number of days, at least 1/],
     [{ kmsKeyArn: 'arn:aws:kms:eu-west-1:111122223333:alias/mine' }, /kmsKeyArn must be a KMS key ARN/],
   ] as const) {
     it(`refuses bad context ${JSON.stringify(context)} with a readable message`, () => {

@@ -87,6 +87,26 @@ describe('bundled Lambda handlers', () => {
     assert.deepEqual(third, { acquired: true });
   });
 
+  test('release-abandoned-lock gives back the lock a timed-out execution still holds, and only that', async () => {
+    // Arrange
+    const acquire = await bundled('acquire-lock', outdir);
+    const releaseAbandoned = await bundled('release-abandoned-lock', outdir);
+    const owner = 'shop-20240101T0000';
+    await acquire({ project_id: 'shop', owner }, {});
+    const ended = (status: string) => ({ detail: { name: owner, status } });
+    // Act
+    const afterSuccess = await releaseAbandoned(ended('SUCCEEDED'), {});
+    const afterTimeout = await releaseAbandoned(ended('TIMED_OUT'), {});
+    const again = await releaseAbandoned(ended('TIMED_OUT'), {});
+    // Assert
+    assert.equal((afterSuccess as { released: boolean }).released, false);
+    assert.deepEqual(afterTimeout, { project_id: 'shop', owner, released: true });
+    assert.deepEqual(again, { project_id: 'shop', owner, released: false });
+    assert.deepEqual(await acquire({ project_id: 'shop', owner: 'shop-20240101T0015' }, {}), {
+      acquired: true,
+    });
+  });
+
   test('find-due-projects reads the configs table and reports no project when none is configured', async () => {
     const find = await bundled('find-due-projects', outdir);
     assert.deepEqual(await find({ time: '2024-01-01T00:15:00Z' }, {}), {

@@ -148,6 +148,40 @@ describe('orchestration through the synthesized workflows', () => {
     await moto?.stop();
   });
 
+  test('no state payload, run log entry or event carries the config or its external id', async () => {
+    const control = await startControlPlane(moto);
+    const out = await tempFolder('secrets');
+    try {
+      // Arrange: a pipeline writing through a role in another account (folders locally)
+      const secret = 'external-id-that-must-not-leak';
+      const seen: string[] = [];
+      const intercept: TaskInterceptor = async (_state, input, run) => {
+        seen.push(JSON.stringify(input));
+        const output = await run();
+        seen.push(JSON.stringify(output));
+        return output;
+      };
+      const h = harness(control, raw.path, out.path, { intercept });
+      await h.runtime.configs.put({
+        ...daily,
+        s3_role: 'arn:aws:iam::123456789012:role/exports',
+        s3_external_id: secret,
+      });
+      // Act
+      await tickAndSettle(h, end);
+      // Assert
+      assert.ok(succeededSteps(h).length > 0);
+      assert.ok(seen.length > 20);
+      for (const text of [...seen, JSON.stringify(h.events.events)])
+        assert.ok(!text.includes(secret) && !text.includes('"time_zone"'), text.slice(0, 300));
+      const entries = await h.runtime.ledger.listRuns('orbit', daily.name);
+      assert.ok(!JSON.stringify(entries).includes(secret));
+    } finally {
+      await out.cleanup();
+      await control.stop();
+    }
+  });
+
   test('two triggers of the same tick start one project workflow', async () => {
     const control = await startControlPlane(moto);
     const out = await tempFolder('double-trigger');

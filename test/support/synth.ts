@@ -17,10 +17,14 @@ import type { PipelineFunctions } from '../../lib/pipeline-functions.js';
 /** A customer-managed key ARN for tests (never resolved: synthesis stays offline). */
 export const TEST_KMS_KEY_ARN = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 
-/** The stack's two encryption set-ups, which every whole-stack check (cdk-nag, cfn-lint) covers. */
+/** The stack's encryption and bucket set-ups, which every whole-stack check (cdk-nag, cfn-lint) covers. */
 export const STACK_VARIANTS = [
   { name: 'without a KMS key', props: {} },
   { name: 'with a KMS key', props: { kmsKeyArn: TEST_KMS_KEY_ARN } },
+  {
+    name: 'with buckets given by name and a KMS key',
+    props: { rawBucketName: 'my-landing', destinationBucketName: 'my-exports', kmsKeyArn: TEST_KMS_KEY_ARN },
+  },
 ] as const;
 
 /**
@@ -55,6 +59,7 @@ export const PIPELINE_FUNCTION_NAMES = [
   'exportTask',
   'commitStep',
   'recordFailure',
+  'releaseAbandonedLock',
   'reviewConfig',
 ] as const satisfies readonly (keyof PipelineFunctions)[];
 
@@ -191,6 +196,34 @@ export function covers(pattern: string, action: string): boolean {
 /** Whether a statement allows `action` (its patterns included: `s3:*` allows `s3:PutObject`). */
 export const allows = (statement: Statement, action: string): boolean =>
   asList(statement.Action).some((pattern) => covers(pattern, action));
+
+/**
+ * Renders a CloudFormation value of a policy as text: `Fn::GetAtt [Id, Arn]` as `arn::<Id>` (what the
+ * checks call a resource by), pseudo parameters by name.
+ */
+export function renderArn(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const node = value as Record<string, unknown>;
+  if ('Fn::Join' in node) {
+    const [separator, parts] = node['Fn::Join'] as [string, unknown[]];
+    return parts.map(renderArn).join(separator);
+  }
+  if ('Fn::GetAtt' in node) {
+    const [id, attribute] = node['Fn::GetAtt'] as [string, string];
+    return attribute === 'Arn' ? `arn::${id}` : `${id}.${attribute}`;
+  }
+  if ('Ref' in node) return String(node.Ref);
+  throw new Error(`cannot render ${JSON.stringify(value)}`);
+}
+
+/** Whether one of the statements allows `action` on `resource` (IAM wildcards; no conditions read). */
+export function allowedBy(statements: readonly Statement[], action: string, resource: string): boolean {
+  return statements.some(
+    (s) =>
+      allows(s, action) &&
+      asList(s.Resource as unknown).some((pattern) => covers(renderArn(pattern), resource)),
+  );
+}
 
 /** Whether a statement allows any action of a service (`s3`, `dynamodb`, `events`). */
 export const allowsService = (statement: Statement, service: string): boolean =>

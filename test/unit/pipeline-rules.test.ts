@@ -5,6 +5,8 @@ import { ConfigError } from '../../src/core/errors.js';
 import {
   checkPipelineConfig,
   DEFAULT_PART_MAX_BYTES,
+  MAX_EVENT_NAME_LENGTH,
+  MAX_EVENT_NAMES,
   parsePipelineConfig,
 } from '../../src/core/pipeline-config.js';
 import {
@@ -65,8 +67,8 @@ const candidate = (extra: Fields, createdAt = CREATED): RuleCandidate => ({
 });
 
 describe('pipelineSchema', () => {
-  test('fills the defaults of a minimal config', () => {
-    const defaults = { trial: false, sync: false, s3_encryption: 'aes', compression_level: 1 };
+  test('fills the defaults of a minimal config, asking for no encryption (the bucket default applies)', () => {
+    const defaults = { trial: false, sync: false, compression_level: 1 };
     assert.deepEqual(checkPipelineConfig(BASE), {
       config: { ...BASE, ...defaults, data_source: 'events', part_max_bytes: DEFAULT_PART_MAX_BYTES },
     });
@@ -139,6 +141,24 @@ describe('pipelineSchema', () => {
       assert.match(onlyProblemOn({ data_source, where: 'true' }, 'where'), /only used by events/);
     }
     assert.match(onlyProblemOn({ data_source: 'profiles' }, 'data_source'), /events.*people.*identity/);
+  });
+
+  test('event_names lists 1 to 500 names of 1 to 255 characters, and says which limit a config breaks', () => {
+    const names = (count: number, length = 10) =>
+      Array.from({ length: count }, (_, i) => String(i).padStart(length, 'e'));
+    accepts({ event_names: names(MAX_EVENT_NAMES, MAX_EVENT_NAME_LENGTH) });
+    assert.equal(MAX_EVENT_NAMES, 500);
+    assert.equal(MAX_EVENT_NAME_LENGTH, 255);
+    assert.match(
+      onlyProblemOn({ event_names: names(MAX_EVENT_NAMES + 1) }, 'event_names'),
+      /^event_names: must list at most 500 event names/,
+    );
+    assert.match(
+      onlyProblemOn({ event_names: ['Purchase', 'x'.repeat(256)] }, 'event_names.1'),
+      /^event_names\.1: an event name is at most 255 characters$/,
+    );
+    assert.match(onlyProblemOn({ event_names: ['Purchase', ''] }, 'event_names.1'), /must not be empty/);
+    assert.match(onlyProblemOn({ event_names: [] }, 'event_names'), /at least one event name/);
   });
 
   test('a where filter is checked when the config is, and its problem names the character', () => {
