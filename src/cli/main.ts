@@ -14,6 +14,7 @@ import {
   EXIT,
   exitCodeOf,
   FLAG_OF_FIELD,
+  partFormatOptions,
   positiveInteger,
   WHERE_HELP,
 } from './commands.js';
@@ -46,8 +47,7 @@ export function buildProgram(): Command {
   addReconcileCommand(program);
   const local = program.command('local').description('run pipelines on this machine, with no AWS account');
   addLocalHomeCommands(local);
-  local
-    .command('run')
+  partFormatOptions(local.command('run'))
     .description(
       'run every step of one pipeline that is due at --now: ingest complete arrival hours; events: export each ' +
         'window whose end + 2 h 20 min has passed and, with --sync, the late events of each finished arrival day; ' +
@@ -89,11 +89,6 @@ export function buildProgram(): Command {
     .option('--events <names>', 'export only these event names (comma-separated)')
     .option('--where <expression>', WHERE_HELP)
     .option('--part-max-mb <mb>', 'largest output part, uncompressed MiB (default 256)', positiveInteger)
-    .option(
-      '--compression-level <level>',
-      'gzip level of output parts, 1-9 (default 1; 6 is ~2x the CPU for ~20-40% smaller files)',
-      positiveInteger,
-    )
     .option('--workers <n>', 'worker threads (default: one per core)', positiveInteger)
     .option('--json', 'print the result as JSON instead of tables', false)
     .action(async (flags: LocalRunFlags) => {
@@ -118,6 +113,8 @@ interface LocalRunFlags {
   events?: string;
   where?: string;
   partMaxMb?: number;
+  format?: string;
+  compression?: string;
   compressionLevel?: number;
   workers?: number;
   json: boolean;
