@@ -2,9 +2,11 @@ import { StagingLostError } from '../core/errors.js';
 import { partKey, taskResultKey } from '../core/layout.js';
 import { getJson, putJson } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
+import { EVENT_RECORD } from '../core/record-columns.js';
 import type { DayCounts, ExportUnit, PartRecord, StepPlan, TaskResult } from '../core/records.js';
 import { isOnTime, ZoneCalendar } from '../core/windows.js';
-import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
+import { RollingWriters } from './object-writers.js';
+import { type PartWriter, partExtension, partFormatOf, partOpener } from './part-formats.js';
 import { MAX_LINE_BYTES, readSourceLines, type SourceReadOptions } from './source-lines.js';
 import type { EngineStores } from './stores.js';
 
@@ -15,7 +17,8 @@ const MAX_OPEN_PARTS = 4;
 
 /**
  * Runs one export task of a planned step: reads its units' staged objects in arrival order, keeps the
- * first copy of every dedup key, and writes the records into gzip NDJSON parts of its event days.
+ * first copy of every dedup key, and writes the records into parts of its event days in the pipeline's
+ * format (`part-formats.ts`).
  * Memory: one unit's dedup keys (about 100 bytes per keyed event of one event hour and shard) plus
  * a few MB of stream buffers. Idempotent: a finished task's result is returned as is, and an
  * unfinished one rewrites the same part keys.
@@ -33,14 +36,15 @@ export async function runExportTask(
   if (units === undefined) throw new RangeError(`step ${plan.step_id} has no task ${task}`);
 
   const days: Record<string, DayCounts> = {};
-  const parts = new RollingWriters<string, NdjsonObjectWriter, PartRecord>({
+  const format = partFormatOf(config);
+  const openPart = await partOpener(format, EVENT_RECORD);
+  const parts = new RollingWriters<string, PartWriter, PartRecord>({
     maxOpen: MAX_OPEN_PARTS,
     maxUncompressedBytes: config.part_max_bytes,
     open: (day, seq) =>
-      new NdjsonObjectWriter(
+      openPart(
         stores.destination,
-        partKey(config.project_id, day, config.name, plan.step_id, task, seq),
-        config.compression_level,
+        partKey(config.project_id, day, config.name, plan.step_id, task, seq, partExtension(format)),
       ),
     close: async (writer, day) => {
       const written = await writer.close();
@@ -93,7 +97,7 @@ async function exportUnit(
   unit: ExportUnit,
   select: RecordSelector,
   days: Record<string, DayCounts>,
-  parts: RollingWriters<string, NdjsonObjectWriter, PartRecord>,
+  parts: RollingWriters<string, PartWriter, PartRecord>,
 ): Promise<void> {
   const seen = new Set<string>();
   const inSlice = sliceFilter(unit);

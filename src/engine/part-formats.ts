@@ -12,6 +12,7 @@ import { ByteWriter, type ColumnSource, ParquetWriter, type SchemaElement } from
 import { snappyCompressor } from 'hysnappy';
 import { ConfigError } from '../core/errors.js';
 import type { ObjectStore } from '../core/object-store.js';
+import { COMPRESSION_LEVELS, type PipelineConfig } from '../core/pipeline-config.js';
 import { type RecordField, type RecordShape, RecordSplitter } from '../core/record-columns.js';
 import { NdjsonObjectWriter, type Segment, type WrittenObject } from './object-writers.js';
 import { loadZstd, type ZstdBackend, type ZstdCodec } from './zstd.js';
@@ -30,14 +31,14 @@ export type PartFormat =
   | {
       readonly format: 'json';
       readonly compression: 'gzip' | 'zstd';
-      /** gzip 1-9 (default 1), zstd 1-19 (default 3). */
+      /** Default and range: `COMPRESSION_LEVELS`. */
       readonly level?: number;
     }
   | {
       readonly format: 'parquet';
       /** Codec of the pages. */
       readonly compression: 'snappy' | 'gzip' | 'zstd';
-      /** gzip 1-9 (default 1), zstd 1-19 (default 3); snappy has none. */
+      /** Default and range: `COMPRESSION_LEVELS` (snappy has none). */
       readonly level?: number;
       /** When a row group is written out; default `DEFAULT_ROW_GROUP`. */
       readonly rowGroup?: RowGroupLimits;
@@ -61,14 +62,21 @@ export const DEFAULT_ROW_GROUP: RowGroupLimits = { maxBytes: 16 * 1024 * 1024, m
 /** Opens part `key` in `store`. */
 export type OpenPart = (store: ObjectStore, key: string) => PartWriter;
 
+/** How a pipeline's parts are written, from its config (the schema filled in the codec and level). */
+export function partFormatOf(config: PipelineConfig): PartFormat {
+  const level = config.compression_level === undefined ? {} : { level: config.compression_level };
+  if (config.format === 'json') {
+    if (config.compression === 'snappy') throw new ConfigError('json parts have no snappy codec');
+    return { format: 'json', compression: config.compression, ...level };
+  }
+  return { format: 'parquet', compression: config.compression, ...level };
+}
+
 /** The ending of a part's file name in `format`. */
 export function partExtension(format: PartFormat): string {
   if (format.format === 'parquet') return '.parquet';
   return format.compression === 'gzip' ? '.json.gz' : '.json.zst';
 }
-
-const DEFAULT_LEVELS = { gzip: 1, zstd: 3 } as const;
-const LEVEL_RANGES = { gzip: [1, 9], zstd: [1, 19] } as const;
 
 /** Options of `partOpener`. */
 export interface PartOpenerOptions {
@@ -100,12 +108,13 @@ export async function partOpener(
 }
 
 function levelOf(format: PartFormat): number {
-  if (format.compression === 'snappy') {
-    if (format.level !== undefined) throw new ConfigError('snappy has no compression level');
+  const levels = COMPRESSION_LEVELS[format.compression];
+  if (levels === undefined) {
+    if (format.level !== undefined) throw new ConfigError(`${format.compression} has no compression level`);
     return 0;
   }
-  const level = format.level ?? DEFAULT_LEVELS[format.compression];
-  const [min, max] = LEVEL_RANGES[format.compression];
+  const level = format.level ?? levels.default;
+  const { min, max } = levels;
   if (!Number.isInteger(level) || level < min || level > max)
     throw new ConfigError(
       `${format.compression} compression level must be an integer ${min}-${max}, got ${level}`,

@@ -95,7 +95,7 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
       await runExportTask(stores, config, plan, 0);
       const day = plan.window!.day;
       await stores.destination.put(
-        partKey(config.project_id, day, config.name, plan.step_id, 0, 99),
+        partKey(config.project_id, day, config.name, plan.step_id, 0, 99, '.json.gz'),
         gzipSync('{"stray":true}\n'),
       );
       // Step 2: everything written, manifest included, but the crash came before the run record.
