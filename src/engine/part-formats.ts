@@ -53,9 +53,9 @@ export interface RowGroupLimits {
 
 /**
  * Row groups of 16 MiB of values (about 20,000 events): column chunks of a few MB of compressed
- * `properties`, long enough for engines to read in one request and skip by their statistics. Memory
- * is about six times this with four parts open (each holds its group; one group is being encoded):
- * 32 MiB groups took a 1M-event run with four open parts past 512 MB peak RSS.
+ * `properties`, long enough for engines to read in one request and skip by their statistics. Each
+ * open part holds its group; a 1M-event local run (four export tasks at once) peaked 240 MB above
+ * JSON gzip with these groups and 170 MB above with 8 MiB ones (README, Output formats).
  */
 export const DEFAULT_ROW_GROUP: RowGroupLimits = { maxBytes: 16 * 1024 * 1024, maxRows: 1_000_000 };
 
@@ -203,17 +203,29 @@ class ChunkedByteWriter extends ByteWriter {
   }
 }
 
-/** The values of one string column of the buffered row group, in one growing buffer. */
+/** The first block of a string column: a small part's columns stay small. */
+const FIRST_BLOCK_BYTES = 64 * 1024;
+/** Later blocks: large enough that a value rarely spans one, small enough to waste little. */
+const BLOCK_BYTES = 1024 * 1024;
+
+/**
+ * The values of one string column of the buffered row group, in blocks that are filled in turn and
+ * kept for the next group: a growing group never copies what it holds, and holds at most one block
+ * more than its values (one contiguous buffer doubled as it grew, briefly holding three times them).
+ */
 class StringColumn {
-  private bytes = Buffer.allocUnsafe(64 * 1024);
+  private readonly blocks: Buffer[] = [Buffer.allocUnsafe(FIRST_BLOCK_BYTES)];
+  private block = 0;
   private used = 0;
-  /** Per row: start in `bytes`, and length (-1 for null). */
+  /** Per row: its block, its start in the block, and its length (-1 for null). */
+  private blockOf = new Int32Array(1024);
   private starts = new Int32Array(1024);
   private lengths = new Int32Array(1024);
 
   /** Sets row `row` to `source[start, end)`, or to null when `start` is negative. */
   add(row: number, source: Uint8Array, start: number, end: number): void {
     if (row === this.starts.length) {
+      this.blockOf = grown(this.blockOf);
       this.starts = grown(this.starts);
       this.lengths = grown(this.lengths);
     }
@@ -222,14 +234,20 @@ class StringColumn {
       return;
     }
     const length = end - start;
-    if (this.used + length > this.bytes.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(2 * this.bytes.length, this.used + length));
-      this.bytes.copy(bigger, 0, 0, this.used);
-      this.bytes = bigger;
+    let bytes = this.blocks[this.block]!;
+    if (this.used + length > bytes.length) {
+      this.block += 1;
+      this.used = 0;
+      bytes = this.blocks[this.block] ?? Buffer.allocUnsafe(0);
+      if (bytes.length < length) {
+        // A value longer than a block gets a block of its own size (replacing a smaller kept one).
+        bytes = Buffer.allocUnsafe(Math.max(BLOCK_BYTES, length));
+        this.blocks[this.block] = bytes;
+      }
     }
+    this.blockOf[row] = this.block;
     this.starts[row] = this.used;
     this.lengths[row] = length;
-    const bytes = this.bytes;
     let o = this.used;
     if (length > 64) bytes.set(new Uint8Array(source.buffer, source.byteOffset + start, length), o);
     // A loop beats a native call for short values.
@@ -237,18 +255,24 @@ class StringColumn {
     this.used += length;
   }
 
-  /** The first `rows` values as views of the buffer (valid until `clear`). */
+  /** The first `rows` values as views of the blocks (valid until `clear`). */
   values(rows: number): (Uint8Array | null)[] {
     const out = new Array<Uint8Array | null>(rows);
-    const { buffer, byteOffset } = this.bytes;
+    const blocks = this.blocks;
     for (let row = 0; row < rows; row++) {
       const length = this.lengths[row]!;
-      out[row] = length < 0 ? null : new Uint8Array(buffer, byteOffset + this.starts[row]!, length);
+      if (length < 0) {
+        out[row] = null;
+        continue;
+      }
+      const { buffer, byteOffset } = blocks[this.blockOf[row]!]!;
+      out[row] = new Uint8Array(buffer, byteOffset + this.starts[row]!, length);
     }
     return out;
   }
 
   clear(): void {
+    this.block = 0;
     this.used = 0;
   }
 }

@@ -477,6 +477,36 @@ describe('part formats read back by independent readers', () => {
     assert.equal(written.bytes, (await recording.getBytes('stream/large.parquet'))!.length);
   });
 
+  test('Parquet values longer than a column block, between short ones, over groups that reuse the blocks', async () => {
+    // Profiles of 5 bytes to 2.5 MiB of properties: some span the 1 MiB blocks, some need their own.
+    const sizes = [5, 3 << 20, 10, (5 << 20) / 2, 200_000, 7, 1 << 20, 900_000, 12, 2 << 20];
+    const records = [...sizes, ...sizes.toReversed()].map((size, i) =>
+      Buffer.from(`{"distinct_id":"u${i}","properties":{"p":"${'x'.repeat(size)}"}}`),
+    );
+    const parts = await writeParts(
+      recording,
+      'parquet-long',
+      { format: 'parquet', compression: 'snappy', rowGroup: { maxBytes: 4 << 20, maxRows: 1_000_000 } },
+      PROFILE_RECORD,
+      records,
+      1 << 30,
+    );
+    const file = `${folder.path}/${parts[0]!.key}`;
+    const read = await rows(
+      db,
+      `select distinct_id, properties from read_parquet('${file}', file_row_number=true) order by file_row_number`,
+    );
+    assert.deepEqual(
+      read.map((r) => Buffer.from(`{"distinct_id":"${r.distinct_id}","properties":${r.properties}}`)),
+      records,
+    );
+    const [groups] = await rows(
+      db,
+      `select count(distinct row_group_id) as n from parquet_metadata('${file}')`,
+    );
+    assert.ok(Number(groups?.n) >= 4, `${groups?.n} row groups`);
+  });
+
   test('an empty Parquet part is a valid file with the schema and no rows', async () => {
     const open = await partOpener({ format: 'parquet', compression: 'gzip' }, EVENT_RECORD);
     const written = await open(recording, 'empty.parquet').close();
