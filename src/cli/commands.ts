@@ -180,7 +180,7 @@ export function partFormatOptions(command: Command): Command {
     .addOption(
       new Option(
         '--compression <codec>',
-        'codec of output parts: json gzip (default) or zstd; parquet snappy (default), zstd or gzip',
+        'codec of output parts: json gzip (default) or zstd; parquet zstd (default), snappy or gzip',
       ).choices(COMPRESSIONS),
     )
     .option(

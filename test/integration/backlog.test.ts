@@ -273,7 +273,7 @@ describe('the backlog mark', () => {
           stores,
           parsePipelineConfig({ ...saved, format: 'parquet', compression_level: undefined }),
         ),
-        /format: "json" then, "parquet" now; compression: "gzip" then, "snappy" now; compression_level: 1 then, undefined now/,
+        /format: "json" then, "parquet" now; compression: "gzip" then, "zstd" now; compression_level: 1 then, 3 now/,
       );
       await assert.rejects(
         checkStateConfig(

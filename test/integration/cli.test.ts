@@ -348,7 +348,10 @@ describe('mp-pipelines local run', () => {
           ['--compression', 'snappy'],
           /--compression: "snappy" is not a codec of json parts: use "gzip", "zstd"/,
         ],
-        [['--format', 'parquet', '--compression-level', '3'], /--compression-level: snappy has no levels/],
+        [
+          ['--format', 'parquet', '--compression', 'snappy', '--compression-level', '3'],
+          /--compression-level: snappy has no levels/,
+        ],
         [
           ['--compression', 'zstd', '--compression-level', '20'],
           /--compression-level: must be 1-19 for zstd/,

@@ -86,6 +86,11 @@ describe('pipelineSchema', () => {
     });
     assert.deepEqual(filled({ format: 'parquet' }), {
       format: 'parquet',
+      compression: 'zstd',
+      compression_level: 3,
+    });
+    assert.deepEqual(filled({ format: 'parquet', compression: 'snappy' }), {
+      format: 'parquet',
       compression: 'snappy',
       compression_level: undefined,
     });
@@ -99,7 +104,10 @@ describe('pipelineSchema', () => {
       compression: 'zstd',
       compression_level: 19,
     });
-    assert.equal('compression_level' in parsePipelineConfig({ ...BASE, format: 'parquet' }), false);
+    assert.equal(
+      'compression_level' in parsePipelineConfig({ ...BASE, format: 'parquet', compression: 'snappy' }),
+      false,
+    );
   });
 
   test('refuses a codec its format has no use for, or a level out of the codec range, naming the field', () => {
@@ -123,7 +131,7 @@ describe('pipelineSchema', () => {
     assert.match(onlyProblemOn({ compression_level: 0 }, 'compression_level'), /1-9/);
     assert.match(onlyProblemOn({ compression_level: 1.5 }, 'compression_level'), /expected int/);
     assert.match(
-      onlyProblemOn({ format: 'parquet', compression_level: 3 }, 'compression_level'),
+      onlyProblemOn({ format: 'parquet', compression: 'snappy', compression_level: 3 }, 'compression_level'),
       /snappy has no levels: remove compression_level/,
     );
   });
