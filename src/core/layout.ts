@@ -79,7 +79,10 @@ export function partPrefix(projectId: string, day: string, pipeline: string, id:
   return `${eventDayPrefix(projectId, day)}${stepFileStem(pipeline, id)}-t`;
 }
 
-/** Deterministic key of one output part: the same step, task and part index always give the same key. */
+/**
+ * Deterministic key of one output part: the same step, task and part index always give the same key.
+ * `extension` follows the pipeline's format (`.json.gz`, `.json.zst`, `.parquet`).
+ */
 export function partKey(
   projectId: string,
   day: string,
@@ -87,8 +90,9 @@ export function partKey(
   id: string,
   task: number,
   part: number,
+  extension: string,
 ): string {
-  return `${partPrefix(projectId, day, pipeline, id)}${pad3(task)}-p${pad3(part)}.json.gz`;
+  return `${partPrefix(projectId, day, pipeline, id)}${pad3(task)}-p${pad3(part)}${extension}`;
 }
 
 /** The manifest a step writes into a day folder after all its parts: the completion signal for readers. */
@@ -141,7 +145,10 @@ export function snapshotManifestKey(projectId: string, source: SnapshotSource, p
   return `${snapshotFolder(projectId, source)}_manifest-${pipeline}.json`;
 }
 
-/** A part of the snapshot a step writes (named by the step, so it never overwrites the current one). */
+/**
+ * A part of the snapshot a step writes (named by the step, so it never overwrites the current one);
+ * `extension` as for `partKey`.
+ */
 export function snapshotPartKey(
   projectId: string,
   source: SnapshotSource,
@@ -149,9 +156,10 @@ export function snapshotPartKey(
   id: string,
   task: number,
   part: number,
+  extension: string,
 ): string {
   const stem = stepFileStem(pipeline, id);
-  return `${snapshotFolder(projectId, source)}${stem}-t${pad3(task)}-p${pad3(part)}.json.gz`;
+  return `${snapshotFolder(projectId, source)}${stem}-t${pad3(task)}-p${pad3(part)}${extension}`;
 }
 
 function pad3(n: number): string {

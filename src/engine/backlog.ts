@@ -1,7 +1,7 @@
 import { ConfigError } from '../core/errors.js';
 import { BACKLOG_MARK_KEY, PIPELINE_STATE_KEY, RUN_RECORDS_PREFIX, runRecordKey } from '../core/layout.js';
 import { getJson, listAll, putJson } from '../core/object-store.js';
-import { isSecretField, type PipelineConfig } from '../core/pipeline-config.js';
+import { checkPipelineConfig, isSecretField, type PipelineConfig } from '../core/pipeline-config.js';
 import type { EngineStores } from '../core/ports.js';
 import { type DueStep, dueStepsAfter, pendingSteps, snapshotCovered } from '../core/routing.js';
 import { ZoneCalendar } from '../core/windows.js';
@@ -156,8 +156,10 @@ export async function stateConfigDifferences(
   stores: EngineStores,
   config: PipelineConfig,
 ): Promise<string[] | undefined> {
-  const stored = await getJson<PipelineConfig>(stores.state, PIPELINE_STATE_KEY);
-  if (stored === undefined) return undefined;
+  const saved = await getJson<PipelineConfig>(stores.state, PIPELINE_STATE_KEY);
+  if (saved === undefined) return undefined;
+  // Read through today's schema: a setting added since, absent then, had its default's effect.
+  const stored = checkPipelineConfig(saved).config ?? saved;
   return (Object.keys({ ...stored, ...config }) as (keyof PipelineConfig)[])
     .filter((field) => JSON.stringify(stored[field]) !== JSON.stringify(config[field]))
     .map((f) => {

@@ -64,7 +64,7 @@ export async function commitStep(
   const days = mergeDays(results);
   if (plan.window !== undefined) days[plan.window.day] ??= { exported: 0, duplicates: 0 };
   const parts = results.flatMap((r) => r.parts).sort((a, b) => (a.key < b.key ? -1 : 1));
-  const imbalance = balanceProblems(plan, days);
+  const imbalance = [...balanceProblems(plan, days), ...partProblems(days, parts)];
   if (imbalance.length > 0) {
     // Nothing of an unbalanced step stays where a reader or crawler would find it.
     await stores.destination.delete(parts.map((part) => part.key));
@@ -117,6 +117,19 @@ function balanceProblems(plan: StepPlan, days: Readonly<Record<string, DayCounts
       );
   }
   return problems;
+}
+
+/** Where the parts' own record counts (their writers') differ from what the tasks exported, day by day. */
+function partProblems(days: Readonly<Record<string, DayCounts>>, parts: readonly PartRecord[]): string[] {
+  return Object.entries(days).flatMap(([day, { exported }]) => {
+    const written = sum(
+      parts.filter((p) => p.day === day),
+      (p) => p.records,
+    );
+    return written === exported
+      ? []
+      : [`event day ${day}: its tasks exported ${exported} events, its parts hold ${written}`];
+  });
 }
 
 /**

@@ -3,10 +3,12 @@ import { partKey, taskResultKey } from '../core/layout.js';
 import { getJson, putJson } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { EngineStores } from '../core/ports.js';
+import { EVENT_RECORD } from '../core/record-columns.js';
 import type { DayCounts, ExportUnit, PartRecord, StepPlan, TaskResult } from '../core/records.js';
 import { PropertySchema } from '../core/warehouse/property-schema.js';
 import { isOnTime, ZoneCalendar } from '../core/windows.js';
-import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
+import { RollingWriters } from './object-writers.js';
+import { type PartWriter, partExtension, partFormatOf, partOpener } from './part-formats.js';
 import { MAX_LINE_BYTES, readSourceLines, type SourceReadOptions } from './source-lines.js';
 
 /** A staged line is an input line's record plus a short header. */
@@ -16,8 +18,9 @@ const MAX_OPEN_PARTS = 4;
 
 /**
  * Runs one export task of a planned step: reads its units' staged objects in arrival order, keeps the
- * first copy of every dedup key, and writes the records into gzip NDJSON parts of its event days. It
- * records the top-level properties of what it wrote and their JSON types (the warehouse schema).
+ * first copy of every dedup key, and writes the records into parts of its event days in the pipeline's
+ * format (`part-formats.ts`). It records the top-level properties of what it wrote and their JSON types
+ * (the warehouse schema).
  * Memory: one unit's dedup keys (about 100 bytes per keyed event of one event hour and shard) plus
  * a few MB of stream buffers. Idempotent: a finished task's result is returned as is, and an
  * unfinished one rewrites the same part keys.
@@ -35,14 +38,15 @@ export async function runExportTask(
   if (units === undefined) throw new RangeError(`step ${plan.step_id} has no task ${task}`);
 
   const days: Record<string, DayCounts> = {};
-  const parts = new RollingWriters<string, NdjsonObjectWriter, PartRecord>({
+  const format = partFormatOf(config);
+  const openPart = await partOpener(format, EVENT_RECORD);
+  const parts = new RollingWriters<string, PartWriter, PartRecord>({
     maxOpen: MAX_OPEN_PARTS,
     maxUncompressedBytes: config.part_max_bytes,
     open: (day, seq) =>
-      new NdjsonObjectWriter(
+      openPart(
         stores.destination,
-        partKey(config.project_id, day, config.name, plan.step_id, task, seq),
-        config.compression_level,
+        partKey(config.project_id, day, config.name, plan.step_id, task, seq, partExtension(format)),
       ),
     close: async (writer, day) => {
       const written = await writer.close();
@@ -95,7 +99,7 @@ function recordSelector(config: PipelineConfig, plan: StepPlan): RecordSelector 
 /** What a task accumulates over its units: counts per day, the open parts, the properties seen. */
 interface TaskOutput {
   readonly days: Record<string, DayCounts>;
-  readonly parts: RollingWriters<string, NdjsonObjectWriter, PartRecord>;
+  readonly parts: RollingWriters<string, PartWriter, PartRecord>;
   readonly schema: PropertySchema;
 }
 

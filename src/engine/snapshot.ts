@@ -43,6 +43,7 @@ import {
   type Properties,
   profileShard,
 } from '../core/profiles.js';
+import { IDENTITY_RECORD, PROFILE_RECORD } from '../core/record-columns.js';
 import type {
   IngestRecord,
   PartRecord,
@@ -58,6 +59,7 @@ import { symlinkBody, symlinkKey } from '../core/warehouse/glue-tables.js';
 import { HOUR_MS, type Window, ZoneCalendar } from '../core/windows.js';
 import type { StepTiming } from './commit.js';
 import { NdjsonObjectWriter, RollingWriters } from './object-writers.js';
+import { type PartWriter, partExtension, partFormatOf, partOpener } from './part-formats.js';
 import {
   DEFAULT_PLAN_LIMITS,
   groupIntoTasks,
@@ -381,7 +383,7 @@ class ShardFiles {
 // ---- tasks -----------------------------------------------------------------------------------
 
 /** What a task writes its snapshot lines into. */
-type Parts = RollingWriters<'snapshot', NdjsonObjectWriter, PartRecord>;
+type Parts = RollingWriters<'snapshot', PartWriter, PartRecord>;
 
 /**
  * Runs one task of a snapshot step: identity writes the mapping table out; people rewrite their
@@ -400,14 +402,23 @@ export async function runSnapshotTask(
   const shards = plan.tasks[task];
   if (shards === undefined) throw new RangeError(`step ${plan.step_id} has no task ${task}`);
   const source = sourceOf(config);
+  const format = partFormatOf(config);
+  const openPart = await partOpener(format, source === 'people' ? PROFILE_RECORD : IDENTITY_RECORD);
   const parts: Parts = new RollingWriters({
     maxOpen: 1,
     maxUncompressedBytes: config.part_max_bytes,
     open: (_, seq) =>
-      new NdjsonObjectWriter(
+      openPart(
         stores.destination,
-        snapshotPartKey(config.project_id, source, config.name, plan.step_id, task, seq),
-        config.compression_level,
+        snapshotPartKey(
+          config.project_id,
+          source,
+          config.name,
+          plan.step_id,
+          task,
+          seq,
+          partExtension(format),
+        ),
       ),
     close: async (writer) => {
       const written = await writer.close();

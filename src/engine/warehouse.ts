@@ -111,7 +111,7 @@ export async function updateCatalog(
     ...(destination.prefix === undefined ? {} : { prefix: destination.prefix }),
     projectId: config.project_id,
     database: catalogDatabase(config, destination),
-    format: 'json',
+    format: config.format,
     firstDay: config.from_date,
   };
   const tables = pipelineTables(target, config.data_source, columns);

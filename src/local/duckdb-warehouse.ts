@@ -312,8 +312,13 @@ export class DuckDbWarehouse {
     await this.connection.run(statement);
   }
 
+  /** The glob of a part's name, and the test of one: JSON parts are gzip or zstd (DuckDB reads both by their extension). */
   private partSuffix(): string {
-    return this.options.format === 'json' ? '.json.gz' : '.parquet';
+    return this.options.format === 'json' ? '.json.*' : '.parquet';
+  }
+
+  private isPart(name: string): boolean {
+    return this.options.format === 'json' ? /\.json\.(gz|zst)$/.test(name) : name.endsWith('.parquet');
   }
 
   /** `mp_master_event` and `mp_master_event_raw` over the day folders (empty when there are none yet). */
@@ -321,7 +326,7 @@ export class DuckDbWarehouse {
     const root = join(this.options.out, this.options.projectId, TABLES.events);
     const glob = quoteLiteral(join(root, '*', '*', '*', `*${this.partSuffix()}`));
     const hasParts = [...(await dayFolders(root)).values()].some((names) =>
-      names.some((n) => !n.startsWith('_') && n.endsWith(this.partSuffix())),
+      names.some((n) => !n.startsWith('_') && this.isPart(n)),
     );
     const date = `regexp_extract(filename, '/([0-9]{4}/[0-9]{2}/[0-9]{2})/[^/]*$', 1) AS "${DATE_COLUMN}", filename AS "$path"`;
     const json = this.options.format === 'json';

@@ -1,7 +1,10 @@
 /**
- * `npm run bench [events]`: measures the local events pipeline against `zcat <files> | gzip -1`
- * on the same files, in the same run, and reports the ratio of throughputs and the peak memory; then
- * once more with a `where` filter, whose cost is a parse of every event's record.
+ * `npm run bench [events]`: measures the local events pipeline in each output format (JSON gzip, JSON
+ * zstd, Parquet zstd and snappy) against `zcat <files> | gzip -1` on the same files, in the same run:
+ * `BENCH_ROUNDS` (default 3) rounds, each timing the baseline and every format once (interleaved, so
+ * the machine's other load falls on all alike), reported as medians with their range; with each
+ * format's peak memory, CPU time and bytes written as a share of JSON gzip's. Then once with a `where`
+ * filter, whose cost is a parse of every event's record.
  *
  * `npm run bench people [profiles]`: builds a people snapshot of that many profiles (default one
  * million), then folds a day of updates into it, and measures the second run (new updates plus one
@@ -19,7 +22,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { runRecordKey, snapshotFolder } from '../core/layout.js';
+import { runRecordKey, snapshotFolder, snapshotManifestKey } from '../core/layout.js';
 import { putJson } from '../core/object-store.js';
 import { type PipelineConfig, parsePipelineConfig } from '../core/pipeline-config.js';
 import type { EngineStores } from '../core/ports.js';
@@ -89,7 +92,12 @@ async function baseline(files: string[]): Promise<number> {
 interface LocalRunResult {
   ok: boolean;
   peak_rss_mb: number;
-  steps: { exported: number; snapshot?: { created: number; deleted: number; merged: number } }[];
+  cpu_ms: number;
+  steps: {
+    exported: number;
+    bytes: number;
+    snapshot?: { created: number; deleted: number; merged: number };
+  }[];
   failures: string[];
 }
 
@@ -115,16 +123,25 @@ async function localRun(
   return { seconds, result };
 }
 
-async function pipeline(
-  extra: readonly string[] = [],
-): Promise<{ seconds: number; peakRssMb: number; exported: number }> {
+interface PipelineRun {
+  readonly seconds: number;
+  readonly cpuSeconds: number;
+  readonly peakRssMb: number;
+  readonly exported: number;
+  /** Bytes of the parts written. */
+  readonly bytes: number;
+}
+
+async function pipeline(extra: readonly string[] = []): Promise<PipelineRun> {
   const out = join(root, 'out');
   await rm(out, { recursive: true, force: true });
   const { seconds, result } = await localRun(out, `${nextDay(DAY)}T03:00:00Z`, extra);
   return {
     seconds,
+    cpuSeconds: result.cpu_ms / 1000,
     peakRssMb: result.peak_rss_mb,
     exported: result.steps.reduce((sum, s) => sum + s.exported, 0),
+    bytes: result.steps.reduce((sum, s) => sum + s.bytes, 0),
   };
 }
 
@@ -132,30 +149,71 @@ function nextDay(day: string): string {
   return new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
 }
 
+/** The formats the events bench compares; the first is the reference of the byte shares. */
+const BENCH_FORMATS: readonly { readonly label: string; readonly flags: readonly string[] }[] = [
+  { label: 'JSON gzip', flags: [] },
+  { label: 'JSON zstd', flags: ['--compression', 'zstd'] },
+  { label: 'Parquet zstd', flags: ['--format', 'parquet'] },
+  { label: 'Parquet snappy', flags: ['--format', 'parquet', '--compression', 'snappy'] },
+];
+
+/** `median (min-max)` of `values`, each shown by `show`. */
+function spread(values: readonly number[], show: (value: number) => string): string {
+  return `${show(median(values))} (${show(Math.min(...values))}-${show(Math.max(...values))})`;
+}
+
 async function eventsBench(): Promise<void> {
   const prepared = await prepare();
   const rawMb = prepared.rawBytes / 1e6;
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+  if (!Number.isSafeInteger(rounds) || rounds < 1)
+    throw new Error(`BENCH_ROUNDS must be a positive whole number, not ${process.env.BENCH_ROUNDS}`);
   process.stderr.write(
-    `data: ${events} events, ${rawMb.toFixed(1)} MB uncompressed in ${prepared.files.length} gzip files\n`,
+    `data: ${events} events, ${rawMb.toFixed(1)} MB uncompressed in ${prepared.files.length} gzip files; ` +
+      `${rounds} rounds of the baseline and ${BENCH_FORMATS.length} formats\n`,
   );
-  // Best of two runs each: the machine's other load only ever slows a run down.
-  const baselineSeconds = Math.min(await baseline(prepared.files), await baseline(prepared.files));
-  const first = await pipeline();
-  const second = await pipeline();
-  const ours = first.seconds <= second.seconds ? first : second;
-  const peakRssMb = Math.max(first.peakRssMb, second.peakRssMb);
+  const baselines: number[] = [];
+  const runs: PipelineRun[][] = BENCH_FORMATS.map(() => []);
+  for (let round = 0; round < rounds; round += 1) {
+    baselines.push(await baseline(prepared.files));
+    for (const [i, format] of BENCH_FORMATS.entries()) {
+      const measured = await pipeline(format.flags);
+      runs[i]!.push(measured);
+      process.stderr.write(`round ${round + 1}: ${format.label} ${measured.seconds.toFixed(2)} s\n`);
+    }
+  }
+  const exported = new Set(runs.flat().map((r) => r.exported));
+  if (exported.size !== 1)
+    throw new Error(`the formats exported different counts: ${[...exported].join(', ')}`);
   const filtered = await pipeline(['--where', BENCH_WHERE]);
-  const eventsPerSecond = Math.round(events / ours.seconds);
-  const mbPerSecond = rawMb / ours.seconds;
-  const ratio = baselineSeconds / ours.seconds;
+  const baselineSeconds = median(baselines);
+  const seconds = (value: number) => `${value.toFixed(2)} s`;
+  const fixed2 = (value: number) => value.toFixed(2);
+  const referenceBytes = median(runs[0]!.map((r) => r.bytes));
+  const lines = BENCH_FORMATS.map((format, i) => {
+    const measured = runs[i]!;
+    // Each round's ratio against that round's baseline: load that slows both cancels out.
+    const ratios = measured.map((r, round) => baselines[round]! / r.seconds);
+    const bytes = median(measured.map((r) => r.bytes));
+    return (
+      `${format.label}: ratio ${spread(ratios, fixed2)} of baseline, ${spread(
+        measured.map((r) => r.seconds),
+        seconds,
+      )}, CPU ${spread(
+        measured.map((r) => r.cpuSeconds),
+        seconds,
+      )}, ${(bytes / 1e6).toFixed(1)} MB written (${((100 * bytes) / referenceBytes).toFixed(0)}% of JSON gzip), ` +
+      `peak RSS ${Math.max(...measured.map((r) => r.peakRssMb))} MB\n`
+    );
+  });
   process.stdout.write(
-    `baseline (zcat | gzip -1): ${(events / baselineSeconds).toFixed(0)} events/s, ${(rawMb / baselineSeconds).toFixed(1)} MB/s, ${baselineSeconds.toFixed(2)} s\n` +
-      `pipeline (local run, daily): ${eventsPerSecond} events/s, ${mbPerSecond.toFixed(1)} MB/s, ${ours.seconds.toFixed(2)} s, ` +
-      `${ours.exported} events exported, peak RSS ${peakRssMb} MB\n` +
-      `pipeline with --where '${BENCH_WHERE}': ${Math.round(events / filtered.seconds)} events/s, ` +
-      `${filtered.seconds.toFixed(2)} s, ${filtered.exported} events exported, ratio ${(baselineSeconds / filtered.seconds).toFixed(2)} of baseline, ` +
-      `peak RSS ${filtered.peakRssMb} MB\n` +
-      `bench: ${eventsPerSecond} events/s, ${mbPerSecond.toFixed(1)} MB/s, ratio ${ratio.toFixed(2)} of baseline, peak RSS ${peakRssMb} MB\n`,
+    `baseline (zcat | gzip -1): ${spread(baselines, seconds)}, ${(events / baselineSeconds).toFixed(0)} events/s, ` +
+      `${(rawMb / baselineSeconds).toFixed(1)} MB/s (median (min-max) of ${rounds} rounds)\n` +
+      lines.join('') +
+      `JSON gzip with --where '${BENCH_WHERE}' (one run): ${seconds(filtered.seconds)}, ${filtered.exported} events exported, ` +
+      `ratio ${(baselineSeconds / filtered.seconds).toFixed(2)} of the median baseline, peak RSS ${filtered.peakRssMb} MB\n` +
+      `bench: JSON gzip ratio ${fixed2(median(runs[0]!.map((r, round) => baselines[round]! / r.seconds)))} of baseline, ` +
+      `peak RSS at most ${Math.max(...runs.flat().map((r) => r.peakRssMb))} MB in every format\n`,
   );
 }
 
@@ -200,7 +258,9 @@ async function peopleBench(): Promise<void> {
     const first = await localRun(out, `${nextDay(DAY)}T03:00:00Z`, extra);
     const second = await localRun(out, `${nextDay(nextDay(DAY))}T03:00:00Z`, extra);
     const folder = join(out, snapshotFolder('bench', 'people'));
-    const manifest = JSON.parse(await readFile(join(folder, '_manifest.json'), 'utf8')) as SnapshotManifest;
+    const manifest = JSON.parse(
+      await readFile(join(out, snapshotManifestKey('bench', 'people', 'people-daily')), 'utf8'),
+    ) as SnapshotManifest;
     const folded = second.result.steps[0]?.snapshot;
     const expected = count + (folded?.created ?? 0) - (folded?.deleted ?? 0) - (folded?.merged ?? 0);
     if (manifest.records !== expected)

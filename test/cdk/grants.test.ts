@@ -93,12 +93,13 @@ function keysByKind(buckets: { raw: string; destination: string; state: string }
       ...destination(quarantineKey('acme', PIPELINE, source, HOUR, 0, 0)),
       ...destination(setAsideKey('acme', PIPELINE, rawHourPrefix('acme', HOUR, source))),
     ]),
-    events: [partKey('acme', DAY, PIPELINE, STEP, 0, 0), manifestKey('acme', DAY, PIPELINE, STEP)].flatMap(
-      destination,
-    ),
+    events: [
+      partKey('acme', DAY, PIPELINE, STEP, 0, 0, '.parquet'),
+      manifestKey('acme', DAY, PIPELINE, STEP),
+    ].flatMap(destination),
     snapshots: (['people', 'identity'] as const).flatMap((source) =>
       [
-        snapshotPartKey('acme', source, PIPELINE, STEP, 0, 0),
+        snapshotPartKey('acme', source, PIPELINE, STEP, 0, 0, '.json.zst'),
         snapshotManifestKey('acme', source, PIPELINE),
       ].flatMap(destination),
     ),

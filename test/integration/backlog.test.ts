@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { FsObjectStore } from '../../src/adapters/fs-object-store.js';
-import { BACKLOG_MARK_KEY, runRecordKey } from '../../src/core/layout.js';
+import { BACKLOG_MARK_KEY, PIPELINE_STATE_KEY, runRecordKey } from '../../src/core/layout.js';
 import { getJson, type ObjectInfo, type ObjectStore, putJson } from '../../src/core/object-store.js';
 import { type PipelineConfig, parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import type { EngineStores } from '../../src/core/ports.js';
@@ -10,6 +10,7 @@ import { dueSteps, pendingSteps, snapshotCovered } from '../../src/core/routing.
 import { DAY_MS, HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import {
   advanceBacklogMark,
+  checkStateConfig,
   committedStepIds,
   firstPendingDue,
   pipelineBacklog,
@@ -260,6 +261,30 @@ describe('the backlog mark', () => {
 
       assert.ok(pending.length > 0);
       assert.ok(pending[0]!.id.includes('2024-02-27'), pending[0]!.id);
+    });
+  });
+
+  test('state saved before format and compression existed matches a config that leaves them out; another format is refused', async () => {
+    await withStores(async (stores) => {
+      const config = CONFIGS[0]!;
+      const { format: _format, compression: _compression, ...saved } = config;
+      await putJson(stores.state, PIPELINE_STATE_KEY, saved);
+      await checkStateConfig(stores, config);
+      await checkStateConfig(stores, parsePipelineConfig({ ...saved, format: 'json', compression: 'gzip' }));
+      await assert.rejects(
+        checkStateConfig(
+          stores,
+          parsePipelineConfig({ ...saved, format: 'parquet', compression_level: undefined }),
+        ),
+        /format: "json" then, "parquet" now; compression: "gzip" then, "zstd" now; compression_level: 1 then, 3 now/,
+      );
+      await assert.rejects(
+        checkStateConfig(
+          stores,
+          parsePipelineConfig({ ...saved, compression: 'zstd', compression_level: undefined }),
+        ),
+        /compression: "gzip" then, "zstd" now; compression_level: 1 then, 3 now/,
+      );
     });
   });
 });

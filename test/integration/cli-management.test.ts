@@ -133,7 +133,7 @@ describe('mp-pipelines management on a local home', () => {
       '--from',
       '2024-03-08',
     ];
-    const people = await json<{ data_source: string; status: string }>(
+    const people = await json<{ data_source: string; status: string; format: string; compression: string }>(
       'pipelines',
       'create',
       '--project',
@@ -141,8 +141,12 @@ describe('mp-pipelines management on a local home', () => {
       '--name',
       'people',
       ...snapshot,
+      ...['--format', 'parquet', '--compression', 'zstd'],
     );
-    assert.deepEqual([people.data_source, people.status], ['people', 'active']);
+    assert.deepEqual(
+      [people.data_source, people.status, people.format, people.compression],
+      ['people', 'active', 'parquet', 'zstd'],
+    );
     const twin = await cli('pipelines', 'create', '--project', 'shop', '--name', 'people-2', ...snapshot);
     assert.equal(twin.code, 4);
     assert.match(twin.stderr, /"people" already writes the people snapshot/);

@@ -325,6 +325,48 @@ describe('mp-pipelines local run', () => {
     }
   });
 
+  test('--format and --compression: Parquet zstd parts; a codec or level the format has not is named', async () => {
+    const out = await tempFolder('cli-parquet');
+    try {
+      const args = [
+        ...localRun(raw.path, out.path),
+        ...['--frequency', 'daily', '--from', '2024-01-01', '--now', '2024-01-02T03:00:00Z'],
+      ];
+      const result = await cli([...args, '--format', 'parquet', '--compression', 'zstd']);
+      assert.equal(result.code, 0, result.stderr);
+      const { files } = await readParts(out.path, '2024-01-01');
+      assert.deepEqual(
+        files.map((f) => f.replace(/\.daily-2024-01-01-t\d+-p\d+/, '')),
+        ['_manifest-events-daily.daily-2024-01-01.json', 'events-daily.parquet'],
+      );
+      const parquet = await readFile(
+        join(out.path, 'shop', 'mp_master_event', '2024', '01', '01', files[1]!),
+      );
+      assert.equal(parquet.subarray(0, 4).toString('latin1'), 'PAR1');
+      for (const [extra, expected] of [
+        [
+          ['--compression', 'snappy'],
+          /--compression: "snappy" is not a codec of json parts: use "gzip", "zstd"/,
+        ],
+        [
+          ['--format', 'parquet', '--compression', 'snappy', '--compression-level', '3'],
+          /--compression-level: snappy has no levels/,
+        ],
+        [
+          ['--compression', 'zstd', '--compression-level', '20'],
+          /--compression-level: must be 1-19 for zstd/,
+        ],
+        [['--format', 'csv'], /--format.*csv.*json, parquet/],
+      ] as const) {
+        const refused = await cli([...args, ...extra]);
+        assert.equal(refused.code, 2, extra.join(' '));
+        assert.match(refused.stderr, expected);
+      }
+    } finally {
+      await out.cleanup();
+    }
+  });
+
   test('a missing required flag is named', async () => {
     const result = await cli(valid.filter((_, i) => valid[i] !== '--raw' && valid[i - 1] !== '--raw'));
     assert.notEqual(result.code, 0);

@@ -3,9 +3,18 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { manifestKey, partKey, rawHourPrefix, runRecordKey, stagedKey } from '../../src/core/layout.js';
+import {
+  manifestKey,
+  partKey,
+  rawHourPrefix,
+  runRecordKey,
+  stagedKey,
+  taskResultKey,
+} from '../../src/core/layout.js';
+import { getJson, putJson } from '../../src/core/object-store.js';
 import { parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import type { EngineStores } from '../../src/core/ports.js';
+import type { TaskResult } from '../../src/core/records.js';
 import { completeArrivalHours, dueSteps } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { commitStep } from '../../src/engine/commit.js';
@@ -96,7 +105,7 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
       await runExportTask(stores, config, plan, 0);
       const day = plan.window!.day;
       await stores.destination.put(
-        partKey(config.project_id, day, config.name, plan.step_id, 0, 99),
+        partKey(config.project_id, day, config.name, plan.step_id, 0, 99, '.json.gz'),
         gzipSync('{"stray":true}\n'),
       );
       // Step 2: everything written, manifest included, but the crash came before the run record.
@@ -155,6 +164,44 @@ describe('a step that crashes halfway and runs again ends exactly as a clean run
       assert.equal(
         await stores.destination.getBytes(
           manifestKey(config.project_id, plan.window!.day, config.name, plan.step_id),
+        ),
+        undefined,
+      );
+      assert.equal(await stores.state.getBytes(runRecordKey(plan.step_id)), undefined);
+    } finally {
+      await out.cleanup();
+    }
+  });
+
+  test('a step whose parts hold other counts than its tasks exported does not commit, and its parts go', async () => {
+    const out = await tempFolder('miscounted');
+    try {
+      // Arrange: the first step's tasks done, then one part's count made one short (a writer that lost a record).
+      const stores = localStores(folders(raw.path, out.path));
+      const hours = completeArrivalHours(config, calendar, now);
+      for (const hour of hours) await ingestHour(stores, hour);
+      await advanceIngestWatermark(stores.state, hours[0]!);
+      const [first] = dueSteps(config, calendar, now);
+      const plan = await planStep(stores, config, first!.step);
+      for (let task = 0; task < plan.tasks.length; task += 1) await runExportTask(stores, config, plan, task);
+      const result = await getJson<TaskResult>(stores.state, taskResultKey(plan.step_id, 0));
+      const [part, ...rest] = result!.parts;
+      await putJson(stores.state, taskResultKey(plan.step_id, 0), {
+        ...result,
+        parts: [{ ...part!, records: part!.records - 1 }, ...rest],
+      });
+
+      // Act / Assert
+      await assert.rejects(
+        commitStep(stores, config, plan.step_id, { startedAt: 0, finishedAt: 1 }),
+        new RegExp(
+          `does not balance, nothing committed: event day ${part!.day}: its tasks exported \\d+ events, its parts hold \\d+`,
+        ),
+      );
+      assert.equal(await stores.destination.getBytes(part!.key), undefined);
+      assert.equal(
+        await stores.destination.getBytes(
+          manifestKey(config.project_id, part!.day, config.name, plan.step_id),
         ),
         undefined,
       );

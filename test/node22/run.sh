@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 TESTS=(
   dist/test/unit/*.test.js
   dist/test/integration/lambda-handlers.test.js
+  dist/test/integration/bundled-formats.test.js
   dist/test/integration/engine-s3.test.js
   dist/test/integration/snapshots.test.js
   dist/test/integration/backlog.test.js

@@ -171,6 +171,8 @@ const KINDS: Readonly<Record<string, string>> = {
   event_names: 'L',
   where: 'S',
   part_max_bytes: 'N',
+  format: 'S',
+  compression: 'S',
   compression_level: 'N',
   trial: 'BOOL',
   s3_bucket: 'S',

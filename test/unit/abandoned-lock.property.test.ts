@@ -13,7 +13,7 @@ describe('projectOfExecution', () => {
   test('finds the project of every name projectExecutionName gives, for every valid project id', () => {
     fc.assert(
       fc.property(projectIds, ticks, (projectId, tick) => {
-        assert.ok(pipelineSchema.shape.project_id.safeParse(projectId).success);
+        assert.ok(pipelineSchema.in.shape.project_id.safeParse(projectId).success);
         assert.equal(projectOfExecution(projectExecutionName(projectId, tick)), projectId);
       }),
     );

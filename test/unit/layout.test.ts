@@ -22,9 +22,9 @@ import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 
 describe('layout', () => {
   test('part keys are deterministic, in the event-day folder, named by pipeline and step', () => {
-    const key = partKey('p1', '2024-11-03', 'events-daily', 'daily-2024-11-03', 2, 11);
+    const key = partKey('p1', '2024-11-03', 'events-daily', 'daily-2024-11-03', 2, 11, '.json.gz');
     assert.equal(key, 'p1/mp_master_event/2024/11/03/events-daily.daily-2024-11-03-t002-p011.json.gz');
-    assert.equal(key, partKey('p1', '2024-11-03', 'events-daily', 'daily-2024-11-03', 2, 11));
+    assert.equal(key, partKey('p1', '2024-11-03', 'events-daily', 'daily-2024-11-03', 2, 11, '.json.gz'));
     assert.ok(key.startsWith(partPrefix('p1', '2024-11-03', 'events-daily', 'daily-2024-11-03')));
     assert.equal(
       manifestKey('p1', '2024-11-03', 'events-daily', 'sync-2024-11-05'),
@@ -38,7 +38,7 @@ describe('layout', () => {
       for (const b of names)
         if (a !== b)
           assert.ok(
-            !partKey('p', '2024-11-03', b, 'daily-2024-11-03', 0, 0).startsWith(
+            !partKey('p', '2024-11-03', b, 'daily-2024-11-03', 0, 0, '.json.gz').startsWith(
               partPrefix('p', '2024-11-03', a, 'daily-2024-11-03'),
             ),
             `${a} vs ${b}`,
@@ -62,7 +62,9 @@ describe('layout', () => {
       for (const b of ids) {
         if (a !== b)
           assert.ok(
-            !partKey('p', '2024-11-03', 'x', b, 0, 0).startsWith(partPrefix('p', '2024-11-03', 'x', a)),
+            !partKey('p', '2024-11-03', 'x', b, 0, 0, '.json.gz').startsWith(
+              partPrefix('p', '2024-11-03', 'x', a),
+            ),
             `${a} vs ${b}`,
           );
       }

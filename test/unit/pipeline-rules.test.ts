@@ -68,10 +68,72 @@ const candidate = (extra: Fields, createdAt = CREATED): RuleCandidate => ({
 
 describe('pipelineSchema', () => {
   test('fills the defaults of a minimal config, asking for no encryption (the bucket default applies)', () => {
-    const defaults = { trial: false, sync: false, compression_level: 1 };
+    const defaults = { trial: false, sync: false, format: 'json', compression: 'gzip', compression_level: 1 };
     assert.deepEqual(checkPipelineConfig(BASE), {
       config: { ...BASE, ...defaults, data_source: 'events', part_max_bytes: DEFAULT_PART_MAX_BYTES },
     });
+  });
+
+  test('fills the codec and level of each format: gzip 1, zstd 3, snappy without a level', () => {
+    const filled = (extra: Fields) => {
+      const { format, compression, compression_level } = parsePipelineConfig({ ...BASE, ...extra });
+      return { format, compression, compression_level };
+    };
+    assert.deepEqual(filled({ compression: 'zstd' }), {
+      format: 'json',
+      compression: 'zstd',
+      compression_level: 3,
+    });
+    assert.deepEqual(filled({ format: 'parquet' }), {
+      format: 'parquet',
+      compression: 'zstd',
+      compression_level: 3,
+    });
+    assert.deepEqual(filled({ format: 'parquet', compression: 'snappy' }), {
+      format: 'parquet',
+      compression: 'snappy',
+      compression_level: undefined,
+    });
+    assert.deepEqual(filled({ format: 'parquet', compression: 'gzip', compression_level: 6 }), {
+      format: 'parquet',
+      compression: 'gzip',
+      compression_level: 6,
+    });
+    assert.deepEqual(filled({ format: 'parquet', compression: 'zstd', compression_level: 19 }), {
+      format: 'parquet',
+      compression: 'zstd',
+      compression_level: 19,
+    });
+    assert.equal(
+      'compression_level' in parsePipelineConfig({ ...BASE, format: 'parquet', compression: 'snappy' }),
+      false,
+    );
+  });
+
+  test('refuses a codec its format has no use for, or a level out of the codec range, naming the field', () => {
+    assert.match(
+      onlyProblemOn({ compression: 'snappy' }, 'compression'),
+      /"snappy" is not a codec of json parts: use "gzip", "zstd"/,
+    );
+    assert.match(
+      onlyProblemOn({ compression: 'lz4' }, 'compression'),
+      /expected one of "gzip"\|"zstd"\|"snappy"/,
+    );
+    assert.match(onlyProblemOn({ format: 'csv' }, 'format'), /expected one of "json"\|"parquet"/);
+    assert.match(
+      onlyProblemOn({ compression_level: 10 }, 'compression_level'),
+      /must be 1-9 for gzip \(default 1\), got 10/,
+    );
+    assert.match(
+      onlyProblemOn({ compression: 'zstd', compression_level: 20 }, 'compression_level'),
+      /must be 1-19 for zstd/,
+    );
+    assert.match(onlyProblemOn({ compression_level: 0 }, 'compression_level'), /1-9/);
+    assert.match(onlyProblemOn({ compression_level: 1.5 }, 'compression_level'), /expected int/);
+    assert.match(
+      onlyProblemOn({ format: 'parquet', compression: 'snappy', compression_level: 3 }, 'compression_level'),
+      /snappy has no levels: remove compression_level/,
+    );
   });
 
   test('accepts well-formed destination fields', () => {
