@@ -198,7 +198,7 @@ export class DuckDbWarehouse {
       .sort();
     for (const day of allDays) {
       const names = folders.get(day) ?? [];
-      const parts = names.filter((name) => !name.startsWith('_') && name.endsWith(this.partSuffix()));
+      const parts = names.filter((name) => !name.startsWith('_') && this.isPart(name));
       const manifests: Manifest[] = [];
       for (const name of names.filter((n) => /^_manifest-.*\.json$/.test(n))) {
         try {
