@@ -283,3 +283,46 @@ export const CRASH_ERRORS = [
   'Runtime.ExitError',
   'Runtime.NodejsExit',
 ] as const;
+
+/** The fields that name what one invocation works on, for every log line it writes. */
+export interface InvocationKeys {
+  project_id?: string;
+  pipeline?: string;
+  step_id?: string;
+  arrival_hour?: string;
+  task?: number;
+}
+
+/**
+ * What a state input names: the project (every input of the project workflow), the step (a step input
+ * or an item's `step`), and the arrival hour or task of a fan-out item. Never the config or the owner.
+ */
+export function invocationKeys(input: unknown): InvocationKeys {
+  if (typeof input !== 'object' || input === null) return {};
+  const record = input as Record<string, unknown>;
+  const step =
+    typeof record.step === 'object' && record.step !== null
+      ? (record.step as Record<string, unknown>)
+      : record;
+  const keys: InvocationKeys = {};
+  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+  const project = text(step.project_id) ?? text(record.project_id);
+  if (project !== undefined) keys.project_id = project;
+  if (text(step.pipeline) !== undefined) keys.pipeline = text(step.pipeline);
+  if (text(step.step_id) !== undefined) keys.step_id = text(step.step_id);
+  if (text(record.arrival_hour) !== undefined) keys.arrival_hour = text(record.arrival_hour);
+  if (typeof record.task === 'number') keys.task = record.task;
+  return keys;
+}
+
+/** An activity's output as one log line shows it: its numbers and short strings, and lists by length. */
+export function outputSummary(output: unknown): Record<string, string | number | boolean> {
+  if (typeof output !== 'object' || output === null) return {};
+  const summary: Record<string, string | number | boolean> = {};
+  for (const [field, value] of Object.entries(output)) {
+    if (typeof value === 'number' || typeof value === 'boolean') summary[field] = value;
+    else if (typeof value === 'string' && value.length <= 200) summary[field] = value;
+    else if (Array.isArray(value)) summary[field] = value.length;
+  }
+  return summary;
+}

@@ -17,7 +17,7 @@ import { DynamoLockStore } from '../adapters/dynamo-lock-store.js';
 import { EventBridgeSink } from '../adapters/eventbridge-sink.js';
 import { GlueCatalog } from '../adapters/glue-catalog.js';
 import type { MetricsSink } from '../core/ports.js';
-import { METRICS, METRICS_NAMESPACE } from '../core/workflow.js';
+import { invocationKeys, METRICS, METRICS_NAMESPACE, outputSummary } from '../core/workflow.js';
 import { readLambdaEnvironment } from './lambda-environment.js';
 import type { Runtime } from './runtime.js';
 
@@ -29,13 +29,20 @@ let runtime: Runtime | undefined;
 export function lambdaHandler<I, O>(activity: (rt: Runtime, input: I) => Promise<O>) {
   return async (event: I, context: { awsRequestId?: string; functionName?: string }): Promise<O> => {
     logger.addContext(context as Parameters<Logger['addContext']>[0]);
+    // Every line of this invocation names its project, pipeline, step and hour or task.
+    const keys = invocationKeys(event);
+    logger.appendKeys({ ...keys });
+    const started = Date.now();
     runtime ??= lambdaRuntime();
     try {
-      return await activity(runtime, event);
+      const output = await activity(runtime, event);
+      logger.info('activity done', { duration_ms: Date.now() - started, ...outputSummary(output) });
+      return output;
     } catch (error) {
-      logger.error('activity failed', error as Error);
+      logger.error('activity failed', { duration_ms: Date.now() - started, error: error as Error });
       throw error;
     } finally {
+      logger.removeKeys(Object.keys(keys));
       metrics.publishStoredMetrics();
     }
   };

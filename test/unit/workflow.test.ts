@@ -5,7 +5,7 @@ import { stepId } from '../../src/core/layout.js';
 import { parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import { dueSteps } from '../../src/core/routing.js';
 import { ZoneCalendar } from '../../src/core/windows.js';
-import { projectExecutionName, stepFromId } from '../../src/core/workflow.js';
+import { invocationKeys, outputSummary, projectExecutionName, stepFromId } from '../../src/core/workflow.js';
 import { stepError } from '../../src/workflow/activities.js';
 
 describe('projectExecutionName', () => {
@@ -75,5 +75,45 @@ describe('stepError', () => {
       error: 'States.Timeout',
       cause: 'timed out',
     });
+  });
+});
+
+describe('invocationKeys and outputSummary', () => {
+  const step = {
+    project_id: 'acme',
+    pipeline: 'events-daily',
+    step_id: 'daily-2024-11-03',
+    tick: '2024-11-04T08:00:00.000Z',
+    owner: 'acme-20241104T0800',
+    token: 3,
+    started_at: '2024-11-04T08:00:01.000Z',
+    config: 'fingerprint',
+  };
+
+  test('name the project, pipeline, step and hour or task of every kind of state input', () => {
+    assert.deepEqual(invocationKeys(step), {
+      project_id: 'acme',
+      pipeline: 'events-daily',
+      step_id: 'daily-2024-11-03',
+    });
+    assert.deepEqual(invocationKeys({ step, arrival_hour: '2024-11-03T05:00:00.000Z' }), {
+      project_id: 'acme',
+      pipeline: 'events-daily',
+      step_id: 'daily-2024-11-03',
+      arrival_hour: '2024-11-03T05:00:00.000Z',
+    });
+    assert.deepEqual(invocationKeys({ step, task: 7 }).task, 7);
+    assert.deepEqual(invocationKeys({ project_id: 'acme', tick: 'x' }), { project_id: 'acme' });
+    // Never the owner, the token or the config's fingerprint.
+    assert.equal(JSON.stringify(invocationKeys(step)).includes('fingerprint'), false);
+    for (const input of [undefined, null, 'text', 3, []]) assert.deepEqual(invocationKeys(input), {});
+  });
+
+  test('summarize an output by its numbers and the lengths of its lists', () => {
+    assert.deepEqual(
+      outputSummary({ tasks: [0, 1, 2], step_id: 's', exported: 10, done: true, nested: { a: 1 } }),
+      { tasks: 3, step_id: 's', exported: 10, done: true },
+    );
+    assert.deepEqual(outputSummary(undefined), {});
   });
 });
