@@ -1,11 +1,10 @@
-import { Duration, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { queueEncryption } from './pipeline-functions.js';
+import { deadLetterQueue } from './pipeline-functions.js';
 
 /** Props of the daily reconciliation. */
 export interface DailyReconciliationProps {
@@ -36,16 +35,12 @@ export class DailyReconciliation extends Construct {
     if (!Number.isInteger(hour) || hour < 0 || hour > 23) {
       throw new Error(`the reconciliation hour must be a whole number from 0 to 23 (got ${hour})`);
     }
-    this.deadLetters = new sqs.Queue(this, 'DeadLetters', {
-      ...queueEncryption(props.encryptionKey),
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.deadLetters).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        "This queue is itself a dead-letter queue: the reconciliation schedule target's, which cdk-nag does not recognise as one.",
-    });
+    this.deadLetters = deadLetterQueue(
+      this,
+      'DeadLetters',
+      props.encryptionKey,
+      "the reconciliation schedule target's",
+    );
     this.schedule = new events.Rule(this, 'Schedule', {
       description: 'Reconciles every pipeline from its records once a day',
       schedule: events.Schedule.cron({ minute: '30', hour: String(hour) }),

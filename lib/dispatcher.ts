@@ -1,15 +1,15 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import type { Duration } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { EXECUTION_EXISTS_ERROR, TASK_STATES } from '../src/core/workflow.js';
-import { FUNCTION_TIMEOUTS, type PipelineFunctions, queueEncryption } from './pipeline-functions.js';
+import { deadLetterQueue, FUNCTION_TIMEOUTS, type PipelineFunctions } from './pipeline-functions.js';
 import { grantExecutionKey, lambdaTask, workflowObservability } from './workflow-tasks.js';
 
 /** Props of the dispatcher. */
@@ -83,16 +83,12 @@ export class Dispatcher extends Construct {
       description: 'Starts the pipelines dispatcher on schedule',
     });
     grantExecutionKey(this.scheduleRole, this.stateMachine, props.encryptionKey);
-    this.scheduleDeadLetters = new sqs.Queue(this, 'ScheduleDeadLetters', {
-      ...queueEncryption(props.encryptionKey),
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.scheduleDeadLetters).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        "This queue is itself a dead-letter queue: the schedule target's, which cdk-nag does not recognise as one.",
-    });
+    this.scheduleDeadLetters = deadLetterQueue(
+      this,
+      'ScheduleDeadLetters',
+      props.encryptionKey,
+      "the schedule target's",
+    );
     this.schedule = new events.Rule(this, 'Schedule', {
       description: 'Fires the pipelines dispatcher',
       schedule: events.Schedule.cron({ minute: `0/${props.everyMinutes}` }),

@@ -40,10 +40,32 @@ export const CONFIG_REVIEW_STREAM = {
 } as const;
 
 /** A queue's encryption: the customer key when there is one, SQS-managed keys otherwise. */
-export function queueEncryption(encryptionKey: kms.IKey | undefined): sqs.QueueProps {
+function queueEncryption(encryptionKey: kms.IKey | undefined): sqs.QueueProps {
   return encryptionKey === undefined
     ? { encryption: sqs.QueueEncryption.SQS_MANAGED }
     : { encryption: sqs.QueueEncryption.KMS, encryptionMasterKey: encryptionKey };
+}
+
+/**
+ * A dead-letter queue (encrypted, SSL only, messages kept 14 days) of `whose` (e.g. "the schedule
+ * target's"), which cdk-nag does not recognise as one (SQS3 asks a queue for a dead-letter queue).
+ */
+export function deadLetterQueue(
+  scope: Construct,
+  id: string,
+  encryptionKey: kms.IKey | undefined,
+  whose: string,
+): sqs.Queue {
+  const queue = new sqs.Queue(scope, id, {
+    ...queueEncryption(encryptionKey),
+    enforceSSL: true,
+    retentionPeriod: Duration.days(14),
+  });
+  Validations.of(queue).acknowledge({
+    id: 'AwsSolutions-SQS3',
+    reason: `This queue is itself a dead-letter queue: ${whose}, which cdk-nag does not recognise as one.`,
+  });
+  return queue;
 }
 
 /** Props of the pipelines' Lambda functions. */
@@ -283,16 +305,12 @@ export class PipelineFunctions extends Construct {
       'control',
     );
     grantStatusChanges(this.reviewConfig);
-    this.reviewConfigFailures = new sqs.Queue(this, 'ReviewConfigFailures', {
-      ...queueEncryption(props.encryptionKey),
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    Validations.of(this.reviewConfigFailures).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is itself a dead-letter queue: the on-failure destination of the config stream event source mapping, which cdk-nag does not recognise as one.',
-    });
+    this.reviewConfigFailures = deadLetterQueue(
+      this,
+      'ReviewConfigFailures',
+      props.encryptionKey,
+      'the on-failure destination of the config stream event source mapping',
+    );
     // The mapping sends as the function's role: exactly SendMessage to this queue (and its key), not
     // the wider set (and key action wildcards) of CDK's SqsDlq.
     const failureQueue: lambda.IEventSourceDlq = {
