@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import {
   DEFAULT_FAULT_KINDS,
   DEFAULT_FAULT_RATES,
@@ -69,6 +70,12 @@ describe('a chaos run', () => {
       await writeFile(join(dir, 'p/2024/11/01/part-1.json.gz'), 'same');
       // A temp file of a write that never completed is not an object.
       await writeFile(join(dir, `p/2024/11/01/.part-9.json.gz.tmp-${dir.slice(-1)}`), dir);
+      // A warehouse symlink file names its tree's own folder.
+      await mkdir(join(dir, 'p/_warehouse/t'), { recursive: true });
+      await writeFile(
+        join(dir, 'p/_warehouse/t/symlink.txt'),
+        `${pathToFileURL(dir).href}/p/2024/11/01/part-1.json.gz\n`,
+      );
     }
     assert.equal(await firstDifference(a, b), undefined);
 
@@ -77,5 +84,11 @@ describe('a chaos run', () => {
     assert.equal(await firstDifference(a, b), 'p/2024/11/01/part-0.json.gz is extra');
     await writeFile(join(a, 'p/2024/11/01/part-0.json.gz'), 'new');
     assert.match((await firstDifference(a, b)) ?? '', /^p\/2024\/11\/01\/part-1\.json\.gz has other bytes/);
+    await writeFile(join(a, 'p/2024/11/01/part-1.json.gz'), 'other');
+    await writeFile(
+      join(b, 'p/_warehouse/t/symlink.txt'),
+      `${pathToFileURL(b).href}/p/2024/11/01/part-2.json.gz\n`,
+    );
+    assert.match((await firstDifference(a, b)) ?? '', /^p\/_warehouse\/t\/symlink\.txt has other bytes/);
   });
 });
