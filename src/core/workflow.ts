@@ -305,12 +305,11 @@ export function invocationKeys(input: unknown): InvocationKeys {
       ? (record.step as Record<string, unknown>)
       : record;
   const keys: InvocationKeys = {};
-  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
-  const project = text(step.project_id) ?? text(record.project_id);
-  if (project !== undefined) keys.project_id = project;
-  if (text(step.pipeline) !== undefined) keys.pipeline = text(step.pipeline);
-  if (text(step.step_id) !== undefined) keys.step_id = text(step.step_id);
-  if (text(record.arrival_hour) !== undefined) keys.arrival_hour = text(record.arrival_hour);
+  for (const field of ['project_id', 'pipeline', 'step_id'] as const) {
+    const value = step[field];
+    if (typeof value === 'string') keys[field] = value;
+  }
+  if (typeof record.arrival_hour === 'string') keys.arrival_hour = record.arrival_hour;
   if (typeof record.task === 'number') keys.task = record.task;
   return keys;
 }
