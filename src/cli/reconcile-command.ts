@@ -2,24 +2,19 @@
  * `mp-pipelines reconcile`: the reconciliation table of a project's pipelines, computed from their
  * records alone (ingest records and run records), on the local home or a deployment (`--stack`).
  */
-import { type Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
 import type { Reconciliation } from '../core/reconcile.js';
-import { isValidDate } from '../core/windows.js';
 import { reconcilePipeline } from '../engine/reconciliation.js';
 import { ManagementError } from '../management/pipelines.js';
-import { EXIT, type OutputFlags, print, targetOptions, withTarget } from './commands.js';
 import { formatReconciliation } from './format.js';
+import { day, EXIT, print } from './shared.js';
+import { type OutputFlags, targetOptions, withTarget } from './target.js';
 
 interface ReconcileFlags extends OutputFlags {
   readonly project: string;
   readonly name?: string;
   readonly from?: string;
   readonly to?: string;
-}
-
-function date(value: string): string {
-  if (!isValidDate(value)) throw new InvalidArgumentError('expected a date written YYYY-MM-DD');
-  return value;
 }
 
 /** Adds `reconcile`. */
@@ -34,8 +29,8 @@ export function addReconcileCommand(program: Command): void {
       )
       .requiredOption('--project <id>', 'project id')
       .option('--name <name>', 'one pipeline (default: every pipeline of the project that ran)')
-      .option('--from <date>', 'first day reported (YYYY-MM-DD); every record still counts', date)
-      .option('--to <date>', 'last day reported (YYYY-MM-DD)', date),
+      .option('--from <date>', 'first day reported (YYYY-MM-DD); every record still counts', day)
+      .option('--to <date>', 'last day reported (YYYY-MM-DD)', day),
   ).action(async (flags: ReconcileFlags) => {
     await withTarget(flags, async (target) => {
       const stored = (await target.configs.readProject(flags.project)).pipelines.filter(

@@ -5,6 +5,7 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import type { Command } from 'commander';
 import { awsStores, destinationClients } from '../adapters/aws-stores.js';
 import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { DynamoLedger } from '../adapters/dynamo-ledger.js';
@@ -24,6 +25,23 @@ export interface TargetFlags {
   readonly home?: string;
 }
 
+/** The flags of a command acting on a target that prints tables or, with `--json`, JSON. */
+export interface OutputFlags extends TargetFlags {
+  readonly json: boolean;
+}
+
+/** Adds the target flags (`--stack`, `--region`, `--home`) and `--json`. */
+export function targetOptions(command: Command): Command {
+  return command
+    .option(
+      '--stack <name>',
+      'act on this deployed stack (its outputs name the tables); default: the local home',
+    )
+    .option('--region <region>', "the stack's region (default: the AWS SDK's)")
+    .option('--home <dir>', 'the local home (default: .mp-pipelines, or MP_PIPELINES_HOME)')
+    .option('--json', 'print JSON instead of tables', false);
+}
+
 /** What the management commands work with. */
 export interface Target {
   /** Where commands act, for messages. */
@@ -41,6 +59,16 @@ export interface Target {
 /** Opens the stack named by `--stack`, or else the local home. */
 export async function openTarget(flags: TargetFlags): Promise<Target> {
   return flags.stack === undefined ? openLocal(flags.home) : openStack(flags.stack, flags.region);
+}
+
+/** Opens the target the flags name, runs `work`, and closes it. */
+export async function withTarget<T>(flags: TargetFlags, work: (target: Target) => Promise<T>): Promise<T> {
+  const target = await openTarget(flags);
+  try {
+    return await work(target);
+  } finally {
+    await target.close();
+  }
 }
 
 async function openLocal(homeDir: string | undefined): Promise<Target> {

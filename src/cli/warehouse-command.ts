@@ -5,10 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { ExportFormat } from '../core/warehouse/sql.js';
-import { isValidDate } from '../core/windows.js';
 import { LocalHome } from '../local/local-home.js';
 import {
   type LocalWarehouseSource,
@@ -16,8 +15,8 @@ import {
   type OpenedWarehouse,
   openLocalWarehouse,
 } from '../local/warehouse-source.js';
-import { EXIT, print } from './commands.js';
 import { table } from './format.js';
+import { day, EXIT, print } from './shared.js';
 import { localTarget } from './target.js';
 
 interface WarehouseFlags {
@@ -31,11 +30,6 @@ interface WarehouseFlags {
 interface RangeFlags extends WarehouseFlags {
   readonly from?: string;
   readonly to?: string;
-}
-
-function date(value: string): string {
-  if (!isValidDate(value)) throw new InvalidArgumentError('expected a date written YYYY-MM-DD');
-  return value;
 }
 
 /** The options every `warehouse` command takes. */
@@ -137,8 +131,8 @@ export function addWarehouseCommands(program: Command): void {
     warehouse
       .command('count')
       .description('events per day read through SQL (the published per-day count)')
-      .requiredOption('--from <date>', 'first day (YYYY-MM-DD)', date)
-      .requiredOption('--to <date>', 'last day (YYYY-MM-DD)', date),
+      .requiredOption('--from <date>', 'first day (YYYY-MM-DD)', day)
+      .requiredOption('--to <date>', 'last day (YYYY-MM-DD)', day),
   ).action(async (flags: RangeFlags & { from: string; to: string }) => {
     await withWarehouse(flags, async ({ warehouse: w }) => {
       const counts = await w.dailyCounts({ from: flags.from, to: flags.to });
@@ -158,8 +152,8 @@ export function addWarehouseCommands(program: Command): void {
         'count the rows of every exported part through DuckDB and compare them with the manifests and the run ' +
           'records, per day; exits 1 on any difference, naming the file',
       )
-      .option('--from <date>', 'first day (YYYY-MM-DD); default: every day folder', date)
-      .option('--to <date>', 'last day (YYYY-MM-DD)', date),
+      .option('--from <date>', 'first day (YYYY-MM-DD); default: every day folder', day)
+      .option('--to <date>', 'last day (YYYY-MM-DD)', day),
   ).action(async (flags: RangeFlags) => {
     if ((flags.from === undefined) !== (flags.to === undefined))
       throw new UsageError('--from and --to go together');

@@ -22,6 +22,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { parseNamed, positiveInteger } from '../cli/shared.js';
 import { runRecordKey, snapshotFolder, snapshotManifestKey } from '../core/layout.js';
 import { putJson } from '../core/object-store.js';
 import { type PipelineConfig, parsePipelineConfig } from '../core/pipeline-config.js';
@@ -165,9 +166,7 @@ function spread(values: readonly number[], show: (value: number) => string): str
 async function eventsBench(): Promise<void> {
   const prepared = await prepare();
   const rawMb = prepared.rawBytes / 1e6;
-  const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-  if (!Number.isSafeInteger(rounds) || rounds < 1)
-    throw new Error(`BENCH_ROUNDS must be a positive whole number, not ${process.env.BENCH_ROUNDS}`);
+  const rounds = parseNamed('BENCH_ROUNDS', process.env.BENCH_ROUNDS ?? '3', positiveInteger);
   process.stderr.write(
     `data: ${events} events, ${rawMb.toFixed(1)} MB uncompressed in ${prepared.files.length} gzip files; ` +
       `${rounds} rounds of the baseline and ${BENCH_FORMATS.length} formats\n`,
@@ -394,9 +393,7 @@ function describeTicks(label: string, times: TickTimes): string {
 }
 
 async function dispatcherBench(): Promise<void> {
-  const pipelines = Number(countArg ?? 200);
-  if (!Number.isSafeInteger(pipelines) || pipelines < 1)
-    throw new Error(`pipelines must be a positive whole number, not ${JSON.stringify(countArg)}`);
+  const pipelines = parseNamed('pipelines', countArg ?? '200', positiveInteger);
   const moto = await startMoto();
   try {
     const oneDay = await timeDispatcher(moto, 1, 1);

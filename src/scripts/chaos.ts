@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import {
   DEFAULT_FAULT_KINDS,
   DEFAULT_FAULT_RATES,
@@ -16,7 +16,7 @@ import {
   parseFaultKinds,
 } from '../chaos/faults.js';
 import { DEFAULT_SCENARIO, runChaosSeed, type SeedReport } from '../chaos/runner.js';
-import { EXIT, exitCodeOf, positiveInteger } from '../cli/commands.js';
+import { EXIT, exitCodeOf, positiveInteger, positiveNumber } from '../cli/shared.js';
 import { startMoto } from '../local/moto.js';
 
 interface ChaosFlags {
@@ -29,12 +29,6 @@ interface ChaosFlags {
   rateScale: number;
   keep: boolean;
   verbose: boolean;
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
-  return n;
 }
 
 function buildProgram(): Command {
