@@ -18,8 +18,10 @@ import type { IngestRecord, SnapshotManifest, SnapshotPlan } from '../../src/cor
 import { ingestStart } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { advanceIngestWatermark } from '../../src/engine/plan.js';
-import { commitSnapshot, planSnapshot, runSnapshotTask } from '../../src/engine/snapshot.js';
+import { commitSnapshot } from '../../src/engine/snapshot-commit.js';
 import { ingestSnapshotPiece } from '../../src/engine/snapshot-ingest.js';
+import { planSnapshot } from '../../src/engine/snapshot-plan.js';
+import { runSnapshotTask } from '../../src/engine/snapshot-task.js';
 import { generateProfileLandingZone } from '../../src/local/generate-profiles.js';
 import { outputTree, readTree, tempFolder } from '../support/fixtures.js';
 import { modelSnapshot, readSnapshot } from '../support/snapshot-model.js';
