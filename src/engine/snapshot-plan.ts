@@ -1,27 +1,21 @@
 /** The plan of a snapshot step; `snapshot-tables.ts` describes the state it folds into. */
-import { ConfigError, NotReadyError, ReconciliationError } from '../core/errors.js';
+import { ConfigError, ReconciliationError } from '../core/errors.js';
 import { IdentityFold, type IdentityLink } from '../core/identity.js';
-import {
-  hourIso,
-  ingestRecordKey,
-  planKey,
-  routedUpdatesKey,
-  snapshotTableKey,
-  stepId,
-} from '../core/layout.js';
+import { hourIso, planKey, routedUpdatesKey, snapshotTableKey, stepId } from '../core/layout.js';
 import { getJson, type ObjectStore, putJsonOnce } from '../core/object-store.js';
 import type { PipelineConfig, SnapshotSource } from '../core/pipeline-config.js';
 import type { EngineStores } from '../core/ports.js';
 import { type ProfileUpdate, profileShard } from '../core/profiles.js';
-import type { IngestRecord, SnapshotPlan, TableFile } from '../core/records.js';
+import type { SnapshotPlan, TableFile } from '../core/records.js';
 import { ingestStart, snapshotCut } from '../core/routing.js';
 import { HOUR_MS, type Window, ZoneCalendar } from '../core/windows.js';
 import { NdjsonObjectWriter } from './object-writers.js';
 import {
   DEFAULT_PLAN_LIMITS,
   groupIntoTasks,
+  IngestRecords,
   type PlanLimits,
-  readIngestWatermark,
+  requireIngested,
   windowRecord,
 } from './plan.js';
 import {
@@ -61,12 +55,8 @@ export async function planSnapshot(
   const cut = snapshotCut(window);
   if (cut < fromHour)
     throw new ConfigError(`step ${id} is older than the snapshot ${base?.step_id} the state already holds`);
-  const watermark = await readIngestWatermark(stores.state, ingestStart(config, calendar));
-  if (watermark < cut)
-    throw new NotReadyError(
-      `step ${id} needs every arrival hour before ${hourIso(cut)} ingested; ingested up to ${hourIso(watermark)}`,
-    );
-  const pending = await pendingObjects(stores.state, fromHour, cut);
+  await requireIngested(stores.state, id, ingestStart(config, calendar), cut);
+  const pending = await pendingObjects(new IngestRecords(stores, cut), fromHour, cut);
 
   // Identity first: every update of the run goes to the profile its id resolves to at the run's end.
   const links = await readLinks(stores.state, pending.identity.keys);
@@ -143,7 +133,7 @@ function checkRead(id: string, what: string, read: number, recorded: number): vo
 
 /** The pending objects of the arrival hours `[from, to)` by source, in arrival order, and their lines. */
 async function pendingObjects(
-  state: ObjectStore,
+  records: IngestRecords,
   from: number,
   to: number,
 ): Promise<Record<SnapshotSource, { keys: string[]; records: number }>> {
@@ -152,8 +142,7 @@ async function pendingObjects(
     identity: { keys: [] as string[], records: 0 },
   };
   for (let hour = from; hour < to; hour += HOUR_MS) {
-    const record = await getJson<IngestRecord>(state, ingestRecordKey(hour));
-    if (record === undefined) throw new NotReadyError(`arrival hour ${hourIso(hour)} is not ingested`);
+    const record = await records.committed(hour);
     for (const object of record.pending ?? []) {
       found[object.source].keys.push(object.key);
       found[object.source].records += object.records;
