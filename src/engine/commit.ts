@@ -23,7 +23,15 @@ import type {
 import { dedupHorizonStart, lastSyncReadingKeys } from '../core/routing.js';
 import { addDays, HOUR_MS, ZoneCalendar } from '../core/windows.js';
 import { IngestRecords, readPlan } from './plan.js';
-import { manifestParts, partsOf, readTaskResults, runTiming, type StepTiming, sum } from './step-results.js';
+import {
+  commitOnce,
+  manifestParts,
+  partsOf,
+  readTaskResults,
+  runTiming,
+  type StepTiming,
+  sum,
+} from './step-results.js';
 import { mergeStepSchemas } from './warehouse.js';
 
 /**
@@ -37,17 +45,25 @@ import { mergeStepSchemas } from './warehouse.js';
  * reads the one that landed). Last, the staged data no uncommitted step needs any more is removed, and
  * the work files. Manifests hold no timestamps, so a re-run writes the same bytes.
  */
-export async function commitStep(
+export function commitStep(
   stores: EngineStores,
   config: PipelineConfig,
   id: string,
   timing: StepTiming,
 ): Promise<RunRecord> {
-  const done = await getJson<RunRecord>(stores.state, runRecordKey(id));
-  if (done !== undefined) {
-    await releaseStaging(stores, config, id);
-    return done;
-  }
+  return commitOnce(stores.state, id, {
+    commit: () => commitPlan(stores, config, id, timing),
+    release: () => releaseStaging(stores, config, id),
+  });
+}
+
+/** Balances a step not committed yet, writes its manifests and its run record (see `commitStep`). */
+async function commitPlan(
+  stores: EngineStores,
+  config: PipelineConfig,
+  id: string,
+  timing: StepTiming,
+): Promise<RunRecord> {
   const plan = await readPlan<StepPlan>(stores.state, id);
   const results = await readTaskResults<TaskResult>(stores.state, plan);
   const days = mergeDays(results);
@@ -73,7 +89,7 @@ export async function commitStep(
   }
   await mergeStepSchemas(stores.state, plan.step_id, results);
 
-  const record = await putJsonOnce<RunRecord>(stores.state, runRecordKey(plan.step_id), {
+  return putJsonOnce<RunRecord>(stores.state, runRecordKey(plan.step_id), {
     step_id: plan.step_id,
     pipeline: config.name,
     kind: plan.kind,
@@ -88,8 +104,6 @@ export async function commitStep(
     tasks: plan.tasks.length,
     ...runTiming(timing),
   });
-  await releaseStaging(stores, config, id);
-  return record;
 }
 
 /** Where exported plus dropped differs from what ingest routed to the step, day by day. */

@@ -23,7 +23,15 @@ import { symlinkBody, symlinkKey } from '../core/warehouse/glue-tables.js';
 import { HOUR_MS } from '../core/windows.js';
 import { readPlan } from './plan.js';
 import { readSnapshotPointer, sourceOf } from './snapshot-tables.js';
-import { manifestParts, partsOf, readTaskResults, runTiming, type StepTiming, sum } from './step-results.js';
+import {
+  commitOnce,
+  manifestParts,
+  partsOf,
+  readTaskResults,
+  runTiming,
+  type StepTiming,
+  sum,
+} from './step-results.js';
 
 /**
  * Commits a snapshot step. It proves its balance first (every routed update applied). Then the manifest
@@ -33,18 +41,25 @@ import { manifestParts, partsOf, readTaskResults, runTiming, type StepTiming, su
  * pending updates and the work files are dropped. A re-run at any point ends in the same state, and an
  * attempt whose base is no longer the state's snapshot (a newer one committed) changes nothing.
  */
-export async function commitSnapshot(
+export function commitSnapshot(
   stores: EngineStores,
   config: PipelineConfig,
   id: string,
   timing: StepTiming,
 ): Promise<RunRecord> {
-  const done = await getJson<RunRecord>(stores.state, runRecordKey(id));
-  if (done !== undefined) {
-    const plan = await getJson<SnapshotPlan>(stores.state, planKey(id));
-    if (plan !== undefined) await dropFolded(stores, plan);
-    return done;
-  }
+  return commitOnce(stores.state, id, {
+    commit: () => commitPlan(stores, config, id, timing),
+    release: () => dropFolded(stores, id),
+  });
+}
+
+/** Balances a snapshot step not committed yet, swaps its manifest and pointer, writes its run record. */
+async function commitPlan(
+  stores: EngineStores,
+  config: PipelineConfig,
+  id: string,
+  timing: StepTiming,
+): Promise<RunRecord> {
   const plan = await readPlan<SnapshotPlan>(stores.state, id);
   const source = sourceOf(config);
   const pointer = await readSnapshotPointer(stores.state);
@@ -95,7 +110,7 @@ export async function commitSnapshot(
     parts: parts.map((p) => p.key),
   };
   await putJson(stores.state, SNAPSHOT_POINTER_KEY, next);
-  const record = await putJsonOnce<RunRecord>(stores.state, runRecordKey(plan.step_id), {
+  return putJsonOnce<RunRecord>(stores.state, runRecordKey(plan.step_id), {
     step_id: plan.step_id,
     pipeline: config.name,
     kind: 'regular',
@@ -118,12 +133,12 @@ export async function commitSnapshot(
       through_hour: plan.through_hour,
     },
   });
-  await dropFolded(stores, plan);
-  return record;
 }
 
 /** Drops what a committed snapshot step no longer needs: tables no pointer names, folded updates, work files. */
-async function dropFolded(stores: EngineStores, plan: SnapshotPlan): Promise<void> {
+async function dropFolded(stores: EngineStores, id: string): Promise<void> {
+  const plan = await getJson<SnapshotPlan>(stores.state, planKey(id));
+  if (plan === undefined) return; // dropped already, with the work files
   const pointer = await readSnapshotPointer(stores.state);
   const referenced = new Set(
     pointer === undefined

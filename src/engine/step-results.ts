@@ -1,9 +1,10 @@
 /**
  * What a step's tasks hand to its commit, built and read the same way by every engine: the part a task
- * wrote, the task results a commit reads, the part entries of a manifest and the run record's timing.
+ * wrote, the task results a commit reads, the part entries of a manifest, the commit's guard and the
+ * run record's timing.
  */
 import { NotReadyError } from '../core/errors.js';
-import { taskResultKey } from '../core/layout.js';
+import { runRecordKey, taskResultKey } from '../core/layout.js';
 import { getJson, type ObjectStore } from '../core/object-store.js';
 import type { Manifest, PartRecord, RunRecord } from '../core/records.js';
 import type { WrittenObject } from './object-writers.js';
@@ -52,6 +53,21 @@ export function manifestParts(parts: readonly PartRecord[]): Manifest['parts'] {
     bytes: p.bytes,
     uncompressed_bytes: p.uncompressed_bytes,
   }));
+}
+
+/**
+ * A commit's idempotency guard: the run record an earlier attempt stored, else the one `commit` writes.
+ * `release` runs after either, so an attempt that crashed after its run record still drops what the
+ * step no longer needs.
+ */
+export async function commitOnce(
+  state: ObjectStore,
+  id: string,
+  phases: { readonly commit: () => Promise<RunRecord>; readonly release: () => Promise<void> },
+): Promise<RunRecord> {
+  const record = (await getJson<RunRecord>(state, runRecordKey(id))) ?? (await phases.commit());
+  await phases.release();
+  return record;
 }
 
 /** The run record's timing fields. */
