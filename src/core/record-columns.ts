@@ -43,7 +43,7 @@ export const EVENT_RECORD: RecordShape = {
   ],
 };
 
-/** A profile of a people snapshot (`snapshot.ts`). */
+/** A profile of a people snapshot (`snapshot-task.ts`). */
 export const PROFILE_RECORD: RecordShape = {
   description: 'profile record',
   fields: [
@@ -52,7 +52,7 @@ export const PROFILE_RECORD: RecordShape = {
   ],
 };
 
-/** A mapping of an identity snapshot (`snapshot.ts`). */
+/** A mapping of an identity snapshot (`snapshot-task.ts`). */
 export const IDENTITY_RECORD: RecordShape = {
   description: 'identity record',
   fields: [

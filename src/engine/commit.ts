@@ -1,4 +1,4 @@
-import { NotReadyError, ReconciliationError } from '../core/errors.js';
+import { ReconciliationError } from '../core/errors.js';
 import {
   manifestKey,
   partPrefix,
@@ -6,7 +6,6 @@ import {
   runRecordKey,
   stagingIndexKey,
   stepWorkPrefix,
-  taskResultKey,
 } from '../core/layout.js';
 import { getJson, listAll, putJson, putJsonOnce } from '../core/object-store.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
@@ -24,13 +23,16 @@ import type {
 import { dedupHorizonStart, lastSyncReadingKeys } from '../core/routing.js';
 import { addDays, HOUR_MS, ZoneCalendar } from '../core/windows.js';
 import { IngestRecords, readPlan } from './plan.js';
+import {
+  commitOnce,
+  manifestParts,
+  partsOf,
+  readTaskResults,
+  runTiming,
+  type StepTiming,
+  sum,
+} from './step-results.js';
 import { mergeStepSchemas } from './warehouse.js';
-
-/** When the step started and finished, for its run record (never for its output). */
-export interface StepTiming {
-  readonly startedAt: number;
-  readonly finishedAt: number;
-}
 
 /**
  * Commits a step after all its tasks. First it proves its balance: per event day, the events it exported
@@ -43,27 +45,30 @@ export interface StepTiming {
  * reads the one that landed). Last, the staged data no uncommitted step needs any more is removed, and
  * the work files. Manifests hold no timestamps, so a re-run writes the same bytes.
  */
-export async function commitStep(
+export function commitStep(
   stores: EngineStores,
   config: PipelineConfig,
   id: string,
   timing: StepTiming,
 ): Promise<RunRecord> {
-  const done = await getJson<RunRecord>(stores.state, runRecordKey(id));
-  if (done !== undefined) {
-    await releaseStaging(stores, config, id);
-    return done;
-  }
+  return commitOnce(stores.state, id, {
+    commit: () => commitPlan(stores, config, id, timing),
+    release: () => releaseStaging(stores, config, id),
+  });
+}
+
+/** Balances a step not committed yet, writes its manifests and its run record (see `commitStep`). */
+async function commitPlan(
+  stores: EngineStores,
+  config: PipelineConfig,
+  id: string,
+  timing: StepTiming,
+): Promise<RunRecord> {
   const plan = await readPlan<StepPlan>(stores.state, id);
-  const results: TaskResult[] = [];
-  for (let task = 0; task < plan.tasks.length; task += 1) {
-    const result = await getJson<TaskResult>(stores.state, taskResultKey(plan.step_id, task));
-    if (result === undefined) throw new NotReadyError(`step ${plan.step_id}: task ${task} has not finished`);
-    results.push(result);
-  }
+  const results = await readTaskResults<TaskResult>(stores.state, plan);
   const days = mergeDays(results);
   if (plan.window !== undefined) days[plan.window.day] ??= { exported: 0, duplicates: 0 };
-  const parts = results.flatMap((r) => r.parts).sort((a, b) => (a.key < b.key ? -1 : 1));
+  const parts = partsOf(results);
   const imbalance = [...balanceProblems(plan, days), ...partProblems(days, parts)];
   if (imbalance.length > 0) {
     // Nothing of an unbalanced step stays where a reader or crawler would find it.
@@ -84,7 +89,7 @@ export async function commitStep(
   }
   await mergeStepSchemas(stores.state, plan.step_id, results);
 
-  const record = await putJsonOnce<RunRecord>(stores.state, runRecordKey(plan.step_id), {
+  return putJsonOnce<RunRecord>(stores.state, runRecordKey(plan.step_id), {
     step_id: plan.step_id,
     pipeline: config.name,
     kind: plan.kind,
@@ -97,12 +102,8 @@ export async function commitStep(
     parts: parts.length,
     bytes: sum(parts, (p) => p.bytes),
     tasks: plan.tasks.length,
-    started_at: new Date(timing.startedAt).toISOString(),
-    finished_at: new Date(timing.finishedAt).toISOString(),
-    duration_ms: timing.finishedAt - timing.startedAt,
+    ...runTiming(timing),
   });
-  await releaseStaging(stores, config, id);
-  return record;
 }
 
 /** Where exported plus dropped differs from what ingest routed to the step, day by day. */
@@ -234,12 +235,7 @@ function manifest(
     bytes: sum(parts, (p) => p.bytes),
     uncompressed_bytes: sum(parts, (p) => p.uncompressed_bytes),
     duplicates_dropped: counts.duplicates,
-    parts: parts.map((p) => ({
-      file: p.key.slice(p.key.lastIndexOf('/') + 1),
-      records: p.records,
-      bytes: p.bytes,
-      uncompressed_bytes: p.uncompressed_bytes,
-    })),
+    parts: manifestParts(parts),
   };
 }
 
@@ -269,8 +265,4 @@ function mergeDays(results: TaskResult[]): Record<string, DayCounts> {
     }
   }
   return Object.fromEntries(Object.entries(days).sort(([a], [b]) => (a < b ? -1 : 1)));
-}
-
-function sum<T>(items: readonly T[], value: (item: T) => number): number {
-  return items.reduce((total, item) => total + value(item), 0);
 }

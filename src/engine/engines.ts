@@ -10,12 +10,15 @@ import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { EngineStores } from '../core/ports.js';
 import type { RunRecord, SnapshotPlan, StepPlan } from '../core/records.js';
 import type { IngestLimits, PieceOutcome } from './arrival-hour.js';
-import { commitStep, type StepTiming } from './commit.js';
+import { commitStep } from './commit.js';
 import { runExportTask } from './export-task.js';
 import { ingestEventsPiece } from './ingest.js';
 import { type PlanLimits, planStep, readPlan } from './plan.js';
-import { commitSnapshot, planSnapshot, runSnapshotTask } from './snapshot.js';
+import { commitSnapshot } from './snapshot-commit.js';
 import { ingestSnapshotPiece } from './snapshot-ingest.js';
+import { planSnapshot } from './snapshot-plan.js';
+import { runSnapshotTask } from './snapshot-task.js';
+import type { StepTiming } from './step-results.js';
 
 /** The four phases of a step for one kind of data source. */
 export interface PipelineEngine {

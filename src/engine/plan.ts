@@ -40,6 +40,20 @@ export async function readIngestWatermark(state: EngineStores['state'], start: n
   return stored === undefined ? start : Math.max(start, Date.parse(stored.next_hour));
 }
 
+/** Fails step `id` as not ready unless every arrival hour from `start` to `needed` has its ingest record. */
+export async function requireIngested(
+  state: EngineStores['state'],
+  id: string,
+  start: number,
+  needed: number,
+): Promise<void> {
+  const watermark = await readIngestWatermark(state, start);
+  if (watermark < needed)
+    throw new NotReadyError(
+      `step ${id} needs every arrival hour before ${hourIso(needed)} ingested; ingested up to ${hourIso(watermark)}`,
+    );
+}
+
 /** Moves the ingest watermark past every consecutive committed hour and returns it. */
 export async function advanceIngestWatermark(state: EngineStores['state'], start: number): Promise<number> {
   const initial = await readIngestWatermark(state, start);
@@ -67,14 +81,8 @@ export async function planStep(
   if (existing !== undefined) return existing;
 
   const calendar = new ZoneCalendar(config.time_zone);
-  const start = ingestStart(config, calendar);
-  const watermark = await readIngestWatermark(stores.state, start);
   const needed = ingestNeededUntil(config, step, calendar);
-  if (watermark < needed) {
-    throw new NotReadyError(
-      `step ${id} needs every arrival hour before ${hourIso(needed)} ingested; ingested up to ${hourIso(watermark)}`,
-    );
-  }
+  await requireIngested(stores.state, id, ingestStart(config, calendar), needed);
   const records = new IngestRecords(stores, needed);
   const { hours, routedFrom } =
     step.kind === 'regular'

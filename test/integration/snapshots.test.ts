@@ -7,6 +7,7 @@ import {
   ingestRecordKey,
   planKey,
   rawHourPrefix,
+  runRecordKey,
   SNAPSHOT_POINTER_KEY,
   snapshotFolder,
   snapshotManifestKey,
@@ -18,8 +19,10 @@ import type { IngestRecord, SnapshotManifest, SnapshotPlan } from '../../src/cor
 import { ingestStart } from '../../src/core/routing.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { advanceIngestWatermark } from '../../src/engine/plan.js';
-import { commitSnapshot, planSnapshot, runSnapshotTask } from '../../src/engine/snapshot.js';
+import { commitSnapshot } from '../../src/engine/snapshot-commit.js';
 import { ingestSnapshotPiece } from '../../src/engine/snapshot-ingest.js';
+import { planSnapshot } from '../../src/engine/snapshot-plan.js';
+import { runSnapshotTask } from '../../src/engine/snapshot-task.js';
 import { generateProfileLandingZone } from '../../src/local/generate-profiles.js';
 import { outputTree, readTree, tempFolder } from '../support/fixtures.js';
 import { modelSnapshot, readSnapshot } from '../support/snapshot-model.js';
@@ -264,6 +267,44 @@ describe('people snapshots', () => {
         'acme/_quarantine/people-daily/identity/2024/11/01/03/quarantine-000-000.json.gz',
         'acme/_quarantine/people-daily/people/2024/11/01/03/quarantine-000-000.json.gz',
       ]);
+      assert.deepEqual(await readSnapshot(s.destination, 'acme', 'people'), new Map([['ann', { a: 1 }]]));
+    } finally {
+      await dir.cleanup();
+    }
+  });
+});
+
+describe('a snapshot step waits for what it needs', () => {
+  test('no plan before its arrival hours are ingested, no commit before its tasks finish', async () => {
+    const dir = await tempFolder('snapshot-not-ready');
+    try {
+      // Arrange: one update, nothing ingested yet.
+      const config = pipeline('people');
+      const s = stores(dir.path);
+      await writeRaw(dir.path, 'people', at(1), [{ $distinct_id: 'ann', $set: { a: 1 } }]);
+      const window = calendar.windowById('daily', day(1));
+
+      // Act / Assert: the plan names the hour it needs and the hour ingest reached.
+      await assert.rejects(planSnapshot(s, config, window, SMALL), {
+        name: 'NotReadyError',
+        message: /before 2024-11-02T00:00Z ingested; ingested up to 2024-11-01T00:00Z/,
+      });
+      await ingestDay(s, config, day(1));
+      const plan = await planSnapshot(s, config, window, SMALL);
+      const timing = { startedAt: window.end, finishedAt: window.end + HOUR_MS };
+      await assert.rejects(commitSnapshot(s, config, plan.step_id, timing), {
+        name: 'NotReadyError',
+        message: new RegExp(`step ${plan.step_id}: task 0 has not finished`),
+      });
+      assert.equal(
+        await s.destination.getBytes(snapshotManifestKey('acme', 'people', config.name)),
+        undefined,
+      );
+      assert.equal(await s.state.getBytes(runRecordKey(plan.step_id)), undefined);
+
+      // The same step completes once its tasks have run.
+      for (let task = 0; task < plan.tasks.length; task += 1) await runSnapshotTask(s, config, plan, task);
+      await commitSnapshot(s, config, plan.step_id, timing);
       assert.deepEqual(await readSnapshot(s.destination, 'acme', 'people'), new Map([['ann', { a: 1 }]]));
     } finally {
       await dir.cleanup();

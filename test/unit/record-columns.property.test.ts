@@ -195,7 +195,7 @@ describe('RecordSplitter', () => {
         fc.string({ unit: 'binary' }),
         object,
         (id, other, props) => {
-          // The snapshot steps write `{"distinct_id":<JSON.stringify(id)>,...}` (snapshot.ts, addLine).
+          // The snapshot steps write `{"distinct_id":<JSON.stringify(id)>,...}` (snapshot-task.ts, addLine).
           const key = JSON.stringify(id);
           const profile = Buffer.from(`{"distinct_id":${key},"properties":${JSON.stringify(props)}}`, 'utf8');
           assertSplitsLikeJsonParse(profiles, PROFILE_RECORD, profile);
