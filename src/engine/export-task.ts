@@ -10,6 +10,7 @@ import { isOnTime, ZoneCalendar } from '../core/windows.js';
 import { RollingWriters } from './object-writers.js';
 import { type PartWriter, partExtension, partFormatOf, partOpener } from './part-formats.js';
 import { MAX_LINE_BYTES, readSourceLines, type SourceReadOptions } from './source-lines.js';
+import { partRecord } from './step-results.js';
 
 /** A staged line is an input line's record plus a short header. */
 const STAGED_LINE_BYTES = 2 * MAX_LINE_BYTES;
@@ -48,16 +49,7 @@ export async function runExportTask(
         stores.destination,
         partKey(config.project_id, day, config.name, plan.step_id, task, seq, partExtension(format)),
       ),
-    close: async (writer, day) => {
-      const written = await writer.close();
-      return {
-        key: written.key,
-        day,
-        records: written.records,
-        bytes: written.bytes,
-        uncompressed_bytes: written.uncompressedBytes,
-      };
-    },
+    close: async (writer, day) => partRecord(await writer.close(), day),
   });
   const selector = recordSelector(config, plan);
   const schema = new PropertySchema();

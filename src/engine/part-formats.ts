@@ -52,12 +52,13 @@ export interface RowGroupLimits {
 }
 
 /**
- * Row groups of 16 MiB of values (about 20,000 events): column chunks of a few MB of compressed
- * `properties`, long enough for engines to read in one request and skip by their statistics. Each
- * open part holds its group; a 1M-event local run (four export tasks at once) peaked 240 MB above
- * JSON gzip with these groups and 170 MB above with 8 MiB ones (README, Output formats).
+ * Row groups of 8 MiB of values (about 10,000 events): column chunks of one or two MB of compressed
+ * `properties`, still one request each for an engine, which skips groups by their statistics. Each
+ * open part holds its group while encoding it about four times over, so the group size sets the
+ * memory of a task: a 1M-event local run (four export tasks at once) peaked at 604 MB with 16 MiB
+ * groups and 476 MB with these (README, Output formats).
  */
-export const DEFAULT_ROW_GROUP: RowGroupLimits = { maxBytes: 16 * 1024 * 1024, maxRows: 1_000_000 };
+export const DEFAULT_ROW_GROUP: RowGroupLimits = { maxBytes: 8 * 1024 * 1024, maxRows: 1_000_000 };
 
 /** Opens part `key` in `store`. */
 export type OpenPart = (store: ObjectStore, key: string) => PartWriter;

