@@ -5,6 +5,7 @@ import {
   planKey,
   runRecordKey,
   stagingIndexKey,
+  stepId,
   stepWorkPrefix,
   taskResultKey,
 } from '../core/layout.js';
@@ -150,7 +151,7 @@ async function releaseStaging(stores: EngineStores, config: PipelineConfig, id: 
     (await Promise.all(object.owners.map((owner) => committed.has(owner)))).every(Boolean);
   /** Whether the keys of copies that arrived in `hour` are past every sync still to come. */
   const keysDone = async (hour: number) =>
-    !config.sync || committed.has(`sync-${lastSyncReadingKeys(calendar, hour)}`);
+    !config.sync || committed.has(stepId({ kind: 'sync', arrivalDay: lastSyncReadingKeys(calendar, hour) }));
   /** The marker of (event hour, arrival hour) goes once all its objects are consumed and their keys done. */
   const releaseHour = async (eventHour: string, arrivalHour: number) => {
     const record = await records.get(arrivalHour);

@@ -25,9 +25,12 @@ const logger = new Logger();
 const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
 let runtime: Runtime | undefined;
 
-/** Wraps an activity as a Lambda handler: the event is the state's input, the result its output. */
-export function lambdaHandler<I, O>(activity: (rt: Runtime, input: I) => Promise<O>) {
-  return async (event: I, context: { awsRequestId?: string; functionName?: string }): Promise<O> => {
+/**
+ * Wraps an activity as a Lambda handler: the event is the state's input (the activity parses it), the
+ * result its output.
+ */
+export function lambdaHandler<O>(activity: (rt: Runtime, input: unknown) => Promise<O>) {
+  return async (event: unknown, context: { awsRequestId?: string; functionName?: string }): Promise<O> => {
     logger.addContext(context as Parameters<Logger['addContext']>[0]);
     // Every line of this invocation names its project, pipeline, step and hour or task.
     const keys = invocationKeys(event);
