@@ -301,6 +301,11 @@ export function runRecordKey(id: string): string {
 
 /** Prefix of every run record. */
 export const RUN_RECORDS_PREFIX = 'runs/';
+
+/** True for the key of a step's run record. */
+export function isRunRecordKey(key: string): boolean {
+  return /^runs\/[^/]+\.json$/.test(key);
+}
 /** How far the pipeline's due steps are known to be committed (see `engine/backlog.ts`). */
 export const BACKLOG_MARK_KEY = 'backlog-mark.json';
 
