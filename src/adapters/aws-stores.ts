@@ -55,28 +55,33 @@ export type DestinationClients = (config: PipelineConfig) => S3Client;
 
 /**
  * One S3 client per destination region and role, made on first use. A role is assumed with the
- * pipeline's external id (STS, refreshed before the credentials expire).
+ * pipeline's external id (STS, refreshed before the credentials expire). `prepare` is applied to each
+ * new client (Lambda traces them); by default they are used as made.
  */
-export function destinationClients(): DestinationClients {
+export function destinationClients(
+  prepare: (client: S3Client) => S3Client = (client) => client,
+): DestinationClients {
   const clients = new Map<string, S3Client>();
   return (config) => {
     const key = JSON.stringify([config.s3_region, config.s3_role, config.s3_external_id]);
     let client = clients.get(key);
     if (client === undefined) {
-      client = new S3Client({
-        ...(config.s3_region === undefined ? {} : { region: config.s3_region }),
-        ...(config.s3_role === undefined
-          ? {}
-          : {
-              credentials: fromTemporaryCredentials({
-                params: {
-                  RoleArn: config.s3_role,
-                  ExternalId: config.s3_external_id,
-                  RoleSessionName: `mp-pipelines-${config.project_id}`.slice(0, 64),
-                },
+      client = prepare(
+        new S3Client({
+          ...(config.s3_region === undefined ? {} : { region: config.s3_region }),
+          ...(config.s3_role === undefined
+            ? {}
+            : {
+                credentials: fromTemporaryCredentials({
+                  params: {
+                    RoleArn: config.s3_role,
+                    ExternalId: config.s3_external_id,
+                    RoleSessionName: `mp-pipelines-${config.project_id}`.slice(0, 64),
+                  },
+                }),
               }),
-            }),
-      });
+        }),
+      );
       clients.set(key, client);
     }
     return client;

@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { ProjectLedger } from '../core/ports.js';
-import type { StepRunEntry } from '../core/records.js';
+import { parseStoredState, STORED_RECORDS, type StepRunEntry } from '../core/records.js';
 import { STATE_TABLE_KEYS } from '../core/tables.js';
 import { asTransient } from './aws-errors.js';
 
@@ -55,8 +55,9 @@ export class DynamoLedger implements ProjectLedger {
         ),
       );
       for (const item of page.Items ?? []) {
-        const { [PK]: _pk, [SK]: _sk, ...entry } = unmarshall(item);
-        entries.push(entry as StepRunEntry);
+        const { [PK]: pk, [SK]: sk, ...entry } = unmarshall(item);
+        const location = `the run log item ${String(pk)} / ${String(sk)} in ${this.tableName}`;
+        entries.push(parseStoredState(location, STORED_RECORDS.stepRunEntry, entry));
       }
       startKey = page.LastEvaluatedKey;
     } while (startKey !== undefined);

@@ -4,7 +4,9 @@ import {
   GetItemCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
+import { z } from 'zod';
 import { checkLockRequest, type Lease, LockLostError, type LockStore } from '../core/lock.js';
+import { parseStoredState } from '../core/records.js';
 import { STATE_TABLE_KEYS } from '../core/tables.js';
 import { asTransient, errorFields } from './aws-errors.js';
 
@@ -181,24 +183,21 @@ export class DynamoLockStore implements LockStore {
     );
   }
 
-  /** The lease a lock item holds (none when released); a malformed item is a bug elsewhere, so it throws. */
+  /** The lease a lock item holds (none when released); a malformed item throws `CorruptStateError`. */
   private leaseFrom(item: Record<string, AttributeValue> | undefined, projectId: string): Lease | undefined {
     if (item?.owner === undefined) return undefined;
-    const owner = item.owner.S;
-    const acquiredAt = Number(item.acquired_at?.N);
-    const expiresAt = Number(item.expires_at?.N);
-    const token = Number(item.token?.N);
-    if (
-      owner === undefined ||
-      !Number.isSafeInteger(acquiredAt) ||
-      !Number.isSafeInteger(expiresAt) ||
-      !Number.isSafeInteger(token)
-    ) {
-      throw new Error(
-        `malformed lock item of project ${projectId} in ${this.tableName}: ${JSON.stringify(item)}`,
-      );
-    }
-    return { projectId, owner, acquiredAt, expiresAt, token };
+    const held = parseStoredState(
+      `the lock item of project ${projectId} in ${this.tableName}`,
+      heldLockItemSchema,
+      item,
+    );
+    return {
+      projectId,
+      owner: held.owner.S,
+      acquiredAt: Number(held.acquired_at.N),
+      expiresAt: Number(held.expires_at.N),
+      token: Number(held.token.N),
+    };
   }
 
   /** Wraps retryable failures in `TransientError` (naming table and project); returns others unchanged. */
@@ -223,3 +222,16 @@ function isConditionFailure(error: unknown): error is ConditionFailure {
 interface ConditionFailure {
   readonly Item?: Record<string, AttributeValue>;
 }
+
+/** A number attribute holding a whole number of milliseconds or a token. */
+const wholeNumber = z.object({
+  N: z.string().refine((n) => Number.isSafeInteger(Number(n)), 'expected a whole number'),
+});
+
+/** The attributes of a held lock item. */
+const heldLockItemSchema = z.object({
+  owner: z.object({ S: z.string() }),
+  acquired_at: wholeNumber,
+  expires_at: wholeNumber,
+  token: wholeNumber,
+});

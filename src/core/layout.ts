@@ -5,7 +5,7 @@
  * - the pipeline's state: ingest records, staging, step work files and run records.
  */
 import type { DataSource, SnapshotSource } from './pipeline-config.js';
-import type { Window } from './windows.js';
+import { isWindowIdShape, type Window } from './windows.js';
 
 /** `YYYYMMDDHH` of the UTC hour starting at `hourStart` (sortable, used in state keys). */
 export function hourStamp(hourStart: number): string {
@@ -54,9 +54,31 @@ export type StepRef =
   | { readonly kind: 'regular'; readonly window: Window }
   | { readonly kind: 'sync'; readonly arrivalDay: string };
 
+/**
+ * What a step id says on its own, without a calendar: a regular step's frequency and window id, or a
+ * sync step's arrival day. Every `StepRef` is one.
+ */
+export type StepIdParts =
+  | { readonly kind: 'regular'; readonly window: Pick<Window, 'frequency' | 'id'> }
+  | { readonly kind: 'sync'; readonly arrivalDay: string };
+
 /** Stable step id, also the prefix of the step's output files: `daily-2024-01-15`, `hourly-...`, `sync-2024-01-17`. */
-export function stepId(step: StepRef): string {
+export function stepId(step: StepIdParts): string {
   return step.kind === 'regular' ? `${step.window.frequency}-${step.window.id}` : `sync-${step.arrivalDay}`;
+}
+
+/**
+ * The parts of a step id (inverse of `stepId`); `undefined` for text no step has. Only the shape is
+ * checked: whether a zone has the window is `ZoneCalendar.windowById`'s question.
+ */
+export function parseStepId(id: string): StepIdParts | undefined {
+  const dash = id.indexOf('-');
+  if (dash < 0) return undefined;
+  const head = id.slice(0, dash);
+  const rest = id.slice(dash + 1);
+  if (head === 'sync') return isWindowIdShape('daily', rest) ? { kind: 'sync', arrivalDay: rest } : undefined;
+  if (head !== 'daily' && head !== 'hourly') return undefined;
+  return isWindowIdShape(head, rest) ? { kind: 'regular', window: { frequency: head, id: rest } } : undefined;
 }
 
 // ---- destination -------------------------------------------------------------------------------
@@ -279,6 +301,11 @@ export function runRecordKey(id: string): string {
 
 /** Prefix of every run record. */
 export const RUN_RECORDS_PREFIX = 'runs/';
+
+/** True for the key of a step's run record. */
+export function isRunRecordKey(key: string): boolean {
+  return /^runs\/[^/]+\.json$/.test(key);
+}
 /** How far the pipeline's due steps are known to be committed (see `engine/backlog.ts`). */
 export const BACKLOG_MARK_KEY = 'backlog-mark.json';
 

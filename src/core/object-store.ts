@@ -1,5 +1,7 @@
 import type { Readable } from 'node:stream';
+import { CorruptStateError } from './errors.js';
 import type { Fence } from './lock.js';
+import { parseStoredState, stateRecordSchema } from './records.js';
 
 /** One listed object: its key relative to the store's root, its size in bytes, when it was written. */
 export interface ObjectInfo {
@@ -38,10 +40,23 @@ export interface ObjectStore {
   uri(key: string): string;
 }
 
-/** Reads and parses a JSON object; `undefined` when the key does not exist. */
+/**
+ * Reads and parses a JSON object; `undefined` when the key does not exist. A pipeline state record
+ * (`stateRecordSchema`) is checked against its schema; bytes that are not JSON, or a record without
+ * its shape, throw `CorruptStateError` naming the object and the field.
+ */
 export async function getJson<T>(store: ObjectStore, key: string): Promise<T | undefined> {
   const bytes = await store.getBytes(key);
-  return bytes === undefined ? undefined : (JSON.parse(bytes.toString('utf8')) as T);
+  if (bytes === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    throw new CorruptStateError(store.uri(key), '(document)', `not JSON (${(error as Error).message})`);
+  }
+  const schema = stateRecordSchema(key);
+  // The schema is the one whose type T names at each call site: the records' types derive from them.
+  return (schema === undefined ? value : parseStoredState(store.uri(key), schema, value)) as T;
 }
 
 /** Writes a value as pretty-printed JSON (stable for a given value). */

@@ -49,18 +49,21 @@ export const COMPRESSION_LEVELS: Readonly<
   snappy: undefined,
 };
 
+/** A project id: it becomes a folder name and part of execution names. */
+export const projectIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-" (it becomes a folder name)');
+
+/** A pipeline's name, unique in its project. */
+export const pipelineNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be 1-63 lowercase letters, digits or "-", starting alphanumeric');
+
 /** The fields of a pipeline as stored, before the defaults that depend on other fields. */
 const pipelineFields = z
   .object({
-    project_id: z
-      .string()
-      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, "_" or "-" (it becomes a folder name)'),
-    name: z
-      .string()
-      .regex(
-        /^[a-z0-9][a-z0-9-]{0,62}$/,
-        'must be 1-63 lowercase letters, digits or "-", starting alphanumeric',
-      ),
+    project_id: projectIdSchema,
+    name: pipelineNameSchema,
     /**
      * events: `mp_master_event` by day; people and identity: complete snapshots (docs/contract.md#layout).
      */

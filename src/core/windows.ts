@@ -339,6 +339,14 @@ export function isValidDate(date: string): boolean {
   return parseDate(date) !== undefined;
 }
 
+/**
+ * True when `id` is shaped like a window id of `frequency` (daily: a date; hourly: local start and
+ * offset), whatever the zone: `windowById` tells whether a zone has that window.
+ */
+export function isWindowIdShape(frequency: Frequency, id: string): boolean {
+  return (frequency === 'daily' ? parseDate(id, true) : hourlyStartOfId(id)) !== undefined;
+}
+
 /** Start of the UTC hour containing `t`. */
 export function floorHour(t: number): number {
   return Math.floor(t / HOUR_MS) * HOUR_MS;

@@ -3,9 +3,10 @@
  * activities behind their Task states: state names, payload shapes, execution names. Pure, so the CDK
  * code, the Lambda handlers and the local runtime share one definition.
  */
-import { ConfigError } from './errors.js';
-import type { StepRef } from './layout.js';
-import type { PipelineConfig } from './pipeline-config.js';
+import { z } from 'zod';
+import { ConfigError, describeIssue, InvalidInputError } from './errors.js';
+import { parseStepId, type StepRef } from './layout.js';
+import { type PipelineConfig, pipelineNameSchema, projectIdSchema } from './pipeline-config.js';
 import type { ZoneCalendar } from './windows.js';
 
 /** Names of the Task states; the local runtime maps each to its activity by this name. */
@@ -54,10 +55,13 @@ export interface ReconcileOutput {
   }[];
 }
 
+/** An ISO instant in a state payload. */
+const instant = z.string().refine((text) => !Number.isNaN(Date.parse(text)), 'expected an ISO instant');
+
 /** The dispatcher's input: EventBridge's scheduled event (only `time` is read). */
-export interface TickInput {
-  readonly time: string;
-}
+export const tickInputSchema = z.object({ time: instant }).readonly();
+/** The dispatcher's input: EventBridge's scheduled event (only `time` is read). */
+export type TickInput = z.infer<typeof tickInputSchema>;
 
 /** A project with due work, and the name its workflow is started under for this tick. */
 export interface DueProject {
@@ -77,11 +81,16 @@ export interface ProjectInput {
   readonly tick: string;
 }
 
+const lockFields = {
+  project_id: projectIdSchema,
+  /** The project workflow's execution name. */
+  owner: z.string().min(1),
+};
+
 /** Lock request of a project workflow: the owner is its execution name. */
-export interface LockInput {
-  readonly project_id: string;
-  readonly owner: string;
-}
+export const lockInputSchema = z.object(lockFields).readonly();
+/** Lock request of a project workflow: the owner is its execution name. */
+export type LockInput = z.infer<typeof lockInputSchema>;
 
 /** Whether the lock was taken. */
 export interface AcquireOutput {
@@ -91,30 +100,33 @@ export interface AcquireOutput {
 }
 
 /** What `Pick next step` needs: the project, the tick, the lock owner and the steps run so far. */
-export interface PickInput extends LockInput {
-  readonly tick: string;
-  readonly steps_run: number;
-}
+export const pickInputSchema = z
+  .object({ ...lockFields, tick: instant, steps_run: z.number().int().nonnegative() })
+  .readonly();
+/** What `Pick next step` needs: the project, the tick, the lock owner and the steps run so far. */
+export type PickInput = z.infer<typeof pickInputSchema>;
 
 /** One step to run, as every activity of the step workflow receives it. */
-export interface StepInput {
-  readonly project_id: string;
-  readonly pipeline: string;
-  readonly step_id: string;
-  /** The schedule tick that started the run (ISO). */
-  readonly tick: string;
-  /** The lock owner: step activities renew its lease. */
-  readonly owner: string;
-  /** The owner's fencing token: every write that changes committed state checks it still holds. */
-  readonly token: number;
-  /** When the step was picked (ISO), for its run record. */
-  readonly started_at: string;
-  /**
-   * The fingerprint of the config the step was picked with (`configFingerprint`): activities read the
-   * config themselves and check it, so the whole step uses one config and no state payload carries it.
-   */
-  readonly config: string;
-}
+export const stepInputSchema = z
+  .object({
+    ...lockFields,
+    pipeline: pipelineNameSchema,
+    step_id: z.string().refine((id) => parseStepId(id) !== undefined, 'expected a step id'),
+    /** The schedule tick that started the run (ISO). */
+    tick: instant,
+    /** The owner's fencing token: every write that changes committed state checks it still holds. */
+    token: z.number().int().nonnegative(),
+    /** When the step was picked (ISO), for its run record. */
+    started_at: instant,
+    /**
+     * The fingerprint of the config the step was picked with (`configFingerprint`): activities read the
+     * config themselves and check it, so the whole step uses one config and no state payload carries it.
+     */
+    config: z.string().min(1),
+  })
+  .readonly();
+/** One step to run, as every activity of the step workflow receives it. */
+export type StepInput = z.infer<typeof stepInputSchema>;
 
 /** The next step, or why there is none. */
 export type PickOutput =
@@ -129,10 +141,9 @@ export interface PrepareIngestOutput {
 }
 
 /** One Map item of the ingest fan-out. */
-export interface IngestHourInput {
-  readonly step: StepInput;
-  readonly arrival_hour: string;
-}
+export const ingestHourInputSchema = z.object({ step: stepInputSchema, arrival_hour: instant }).readonly();
+/** One Map item of the ingest fan-out. */
+export type IngestHourInput = z.infer<typeof ingestHourInputSchema>;
 
 /** One piece of an arrival hour read; the Map item runs again until `done`. */
 export interface IngestHourOutput {
@@ -147,29 +158,62 @@ export interface PlanOutput {
 }
 
 /** One Map item of the export fan-out. */
-export interface ExportTaskInput {
-  readonly step: StepInput;
-  readonly task: number;
-}
+export const exportTaskInputSchema = z
+  .object({ step: stepInputSchema, task: z.number().int().nonnegative() })
+  .readonly();
+/** One Map item of the export fan-out. */
+export type ExportTaskInput = z.infer<typeof exportTaskInputSchema>;
 
 /** A failed step, as the project workflow's Catch hands it over. */
-export interface FailureInput {
-  readonly step: StepInput;
-  readonly error: { readonly Error?: string; readonly Cause?: string };
-}
+export const failureInputSchema = z
+  .object({
+    step: stepInputSchema,
+    error: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).readonly(),
+  })
+  .readonly();
+/** A failed step, as the project workflow's Catch hands it over. */
+export type FailureInput = z.infer<typeof failureInputSchema>;
 
-/** EventBridge `source` and `detail-type`s of step outcomes. */
 /**
  * A batch of config table stream records, as Lambda's event source mapping delivers them (and the
  * local stream reader too): only the keys are used, the item is read again.
  */
-export interface ConfigChangeEvent {
-  readonly Records: readonly {
-    readonly eventName?: string;
-    readonly dynamodb?: { readonly Keys?: Readonly<Record<string, { readonly S?: string }>> };
-  }[];
+export const configChangeEventSchema = z
+  .object({
+    Records: z.array(
+      z
+        .object({
+          eventName: z.string().optional(),
+          dynamodb: z
+            .object({
+              Keys: z.record(z.string(), z.object({ S: z.string().optional() }).readonly()).optional(),
+            })
+            .readonly()
+            .optional(),
+        })
+        .readonly(),
+    ),
+  })
+  .readonly();
+/** A batch of config table stream records (see {@link configChangeEventSchema}). */
+export type ConfigChangeEvent = z.infer<typeof configChangeEventSchema>;
+
+/**
+ * The input of activity `activity` (its function's name, e.g. `plan-step`) as its schema reads it;
+ * `InvalidInputError` naming the first field that does not fit otherwise.
+ */
+export function parseStateInput<S extends z.ZodType>(
+  activity: string,
+  schema: S,
+  input: unknown,
+): z.output<S> {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const { field, problem } = describeIssue(parsed.error.issues);
+  throw new InvalidInputError(`invalid input of ${activity}: ${field}: ${problem}`);
 }
 
+/** EventBridge `source` and `detail-type`s of step outcomes. */
 export const EVENT_SOURCE = 'mp-pipelines';
 export const STEP_SUCCEEDED = 'Pipeline Step Succeeded';
 export const STEP_FAILED = 'Pipeline Step Failed';
@@ -224,11 +268,21 @@ export function projectExecutionName(projectId: string, tick: number): string {
 }
 
 /** `projectExecutionName`'s form: the project id, a dash and the tick as `YYYYMMDDTHHMM`. */
-const EXECUTION_NAME = /^([A-Za-z0-9_-]{1,64})-(\d{8}T\d{4})$/;
+const EXECUTION_NAME = /^([A-Za-z0-9_-]{1,64})-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})$/;
 
-/** The project of a project workflow execution named by `projectExecutionName`; undefined for any other name. */
-export function projectOfExecution(name: string): string | undefined {
-  return EXECUTION_NAME.exec(name)?.[1];
+/**
+ * The project and tick (to the minute) of a project workflow execution named by `projectExecutionName`
+ * (its inverse); `undefined` for any other name.
+ */
+export function parseProjectExecutionName(name: string): { projectId: string; tick: number } | undefined {
+  const match = EXECUTION_NAME.exec(name);
+  if (match === null) return undefined;
+  const projectId = match[1]!;
+  const field = (i: number) => Number(match[i]);
+  // `setUTCFullYear`, unlike `Date.UTC`, keeps years 0-99 as they are.
+  const tick =
+    new Date(0).setUTCFullYear(field(2), field(3) - 1, field(4)) + (field(5) * 60 + field(6)) * 60_000;
+  return projectExecutionName(projectId, tick) === name ? { projectId, tick } : undefined;
 }
 
 /** Parses an ISO instant from a state machine payload; `ConfigError` naming the field otherwise. */
@@ -240,11 +294,10 @@ export function parseInstant(text: string, field: string): number {
 
 /** The step an id names (inverse of `stepId`); `ConfigError` for an id no step of `config` has. */
 export function stepFromId(config: PipelineConfig, calendar: ZoneCalendar, id: string): StepRef {
-  if (id.startsWith('sync-') && config.sync) return { kind: 'sync', arrivalDay: id.slice('sync-'.length) };
-  const prefix = `${config.frequency}-`;
-  if (id.startsWith(prefix)) {
-    return { kind: 'regular', window: calendar.windowById(config.frequency, id.slice(prefix.length)) };
-  }
+  const parts = parseStepId(id);
+  if (parts?.kind === 'sync' && config.sync) return parts;
+  if (parts?.kind === 'regular' && parts.window.frequency === config.frequency)
+    return { kind: 'regular', window: calendar.windowById(config.frequency, parts.window.id) };
   throw new ConfigError(`pipeline ${config.project_id}/${config.name} has no step ${JSON.stringify(id)}`);
 }
 

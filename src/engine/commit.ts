@@ -5,6 +5,7 @@ import {
   planKey,
   runRecordKey,
   stagingIndexKey,
+  stepId,
   stepWorkPrefix,
 } from '../core/layout.js';
 import { getJson, listAll, putJson, putJsonOnce } from '../core/object-store.js';
@@ -151,7 +152,7 @@ async function releaseStaging(stores: EngineStores, config: PipelineConfig, id: 
     (await Promise.all(object.owners.map((owner) => committed.has(owner)))).every(Boolean);
   /** Whether the keys of copies that arrived in `hour` are past every sync still to come. */
   const keysDone = async (hour: number) =>
-    !config.sync || committed.has(`sync-${lastSyncReadingKeys(calendar, hour)}`);
+    !config.sync || committed.has(stepId({ kind: 'sync', arrivalDay: lastSyncReadingKeys(calendar, hour) }));
   /** The marker of (event hour, arrival hour) goes once all its objects are consumed and their keys done. */
   const releaseHour = async (eventHour: string, arrivalHour: number) => {
     const record = await records.get(arrivalHour);

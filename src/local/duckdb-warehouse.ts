@@ -16,7 +16,13 @@ import { join } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { snapshotFolder } from '../core/layout.js';
 import type { SnapshotSource } from '../core/pipeline-config.js';
-import type { Manifest, RunRecord, SnapshotManifest } from '../core/records.js';
+import {
+  type Manifest,
+  parseStoredState,
+  type RunRecord,
+  type SnapshotManifest,
+  STORED_RECORDS,
+} from '../core/records.js';
 import { PropertySchema } from '../core/warehouse/property-schema.js';
 import {
   DATE_COLUMN,
@@ -202,7 +208,10 @@ export class DuckDbWarehouse {
       const manifests: Manifest[] = [];
       for (const name of names.filter((n) => /^_manifest-.*\.json$/.test(n))) {
         try {
-          manifests.push(JSON.parse(await readFile(join(root, dateValue(day), name), 'utf8')) as Manifest);
+          const path = join(root, dateValue(day), name);
+          manifests.push(
+            parseStoredState(path, STORED_RECORDS.manifest, JSON.parse(await readFile(path, 'utf8'))),
+          );
         } catch (error) {
           problems.push({
             day,
@@ -375,7 +384,14 @@ export class DuckDbWarehouse {
       /^_manifest-.*\.json$/.test(n),
     );
     const manifests = await Promise.all(
-      names.map(async (n) => JSON.parse(await readFile(join(folder, n), 'utf8')) as SnapshotManifest),
+      names.map(async (n) => {
+        const path = join(folder, n);
+        return parseStoredState(
+          path,
+          STORED_RECORDS.snapshotManifest,
+          JSON.parse(await readFile(path, 'utf8')),
+        );
+      }),
     );
     return manifests.sort((a, b) =>
       a.through_hour < b.through_hour ? 1 : a.through_hour > b.through_hour ? -1 : 0,

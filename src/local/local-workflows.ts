@@ -60,9 +60,9 @@ export class LocalWorkflows {
   constructor(private readonly options: LocalWorkflowsOptions) {
     const rt = options.runtime;
     const activity =
-      <I, O>(run: (rt: Runtime, input: I) => Promise<O>): LocalTaskHandler =>
+      <O>(run: (rt: Runtime, input: unknown) => Promise<O>): LocalTaskHandler =>
       async (input) =>
-        (await run(rt, input as I)) as JSONValue;
+        (await run(rt, input)) as JSONValue;
     this.activities = {
       [TASK_STATES.findDueProjects]: activity(activities.findDueProjects),
       [TASK_STATES.startProjectWorkflow]: async (input) => this.startProject(input),

@@ -15,10 +15,12 @@ import type { RunRecord, StepRunEntry } from '../core/records.js';
 import { DAY_MS } from '../core/windows.js';
 import {
   DEFAULT_SCHEDULE_MINUTES,
+  exportTaskInputSchema,
+  ingestHourInputSchema,
   MAX_STEPS_PER_EXECUTION,
-  projectOfExecution,
+  parseProjectExecutionName,
+  parseStateInput,
   STEP_FAILED,
-  type StepInput,
   TASK_STATES,
 } from '../core/workflow.js';
 import type { IngestLimits } from '../engine/arrival-hour.js';
@@ -222,7 +224,9 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
         .map((entry) => `step ${entry.step_id} failed: ${entry.error}: ${entry.cause}`);
       // A project workflow can fail before any step runs (e.g. the state belongs to other settings):
       // the project's last one tells, since a later one retries what an earlier one failed on.
-      const last = outcomes.findLast((o) => projectOfExecution(o.name) === config.project_id);
+      const last = outcomes.findLast(
+        (o) => parseProjectExecutionName(o.name)?.projectId === config.project_id,
+      );
       if (failures.length === 0 && last?.status === 'failed')
         failures.push(`project workflow ${last.name} failed: ${last.error}`);
       const reconciliation = await reconcilePipeline(stores);
@@ -273,8 +277,11 @@ export async function runLocalPipelines(options: LocalPipelinesRunOptions): Prom
   const onPool = (type: WorkerTask['type'], { control, clock }: RunContext) => {
     const configs = new DynamoConfigStore({ client: control.dynamo, ...control });
     return async (input: JSONValue): Promise<JSONValue> => {
-      // The input crossed JSON: it is the Map item the definition built for this Task.
-      const { step } = input as unknown as { step: StepInput };
+      // The input crossed JSON: parsed as the activity parses it, for the pipeline it names.
+      const { step } =
+        type === 'ingest'
+          ? parseStateInput('ingest-hour', ingestHourInputSchema, input)
+          : parseStateInput('export-task', exportTaskInputSchema, input);
       const config = (await configs.readPipeline(step.project_id, step.pipeline))?.config;
       if (config === undefined)
         throw new NamedError('ConfigError', `no valid config of ${step.project_id}/${step.pipeline}`);

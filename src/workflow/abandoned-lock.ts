@@ -4,21 +4,28 @@
  * "Step Functions Execution Status Change" events invokes it; the lock is released only if that
  * execution still holds it (its owner is the execution name), so a later run's lock is never touched.
  */
-import { projectOfExecution } from '../core/workflow.js';
+import { z } from 'zod';
+import { parseProjectExecutionName, parseStateInput } from '../core/workflow.js';
 import type { Runtime } from './runtime.js';
 
 /** The execution statuses after which the workflow may have left its lock. */
 export const ABANDONING_STATUSES = ['TIMED_OUT', 'ABORTED', 'FAILED'] as const;
 
 /** The part of a "Step Functions Execution Status Change" event this reads. */
-export interface ExecutionStatusChange {
-  readonly detail: {
-    /** The execution name: the lock owner. */
-    readonly name: string;
-    readonly status: string;
-    readonly executionArn?: string;
-  };
-}
+export const executionStatusChangeSchema = z
+  .object({
+    detail: z
+      .object({
+        /** The execution name: the lock owner. */
+        name: z.string().min(1),
+        status: z.string(),
+        executionArn: z.string().optional(),
+      })
+      .readonly(),
+  })
+  .readonly();
+/** The part of a "Step Functions Execution Status Change" event this reads. */
+export type ExecutionStatusChange = z.infer<typeof executionStatusChangeSchema>;
 
 /** What the release did, for the log and the caller. */
 export type AbandonedLockOutcome =
@@ -28,13 +35,14 @@ export type AbandonedLockOutcome =
 /** Releases the lock of the execution's project if the execution still holds it. */
 export async function releaseAbandonedLock(
   rt: Pick<Runtime, 'locks' | 'log'>,
-  event: ExecutionStatusChange,
+  input: unknown,
 ): Promise<AbandonedLockOutcome> {
+  const event = parseStateInput('release-abandoned-lock', executionStatusChangeSchema, input);
   const { name: owner, status } = event.detail;
   if (!(ABANDONING_STATUSES as readonly string[]).includes(status)) {
     return { owner, released: false, ignored: `status ${status} ends with the workflow's own release` };
   }
-  const projectId = projectOfExecution(owner);
+  const projectId = parseProjectExecutionName(owner)?.projectId;
   if (projectId === undefined) {
     rt.log.warn('execution name names no project: no lock to release', { owner, status });
     return { owner, released: false, ignored: 'not a project workflow execution name' };

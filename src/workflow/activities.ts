@@ -6,7 +6,7 @@
  */
 import { ConfigError, ReconciliationError } from '../core/errors.js';
 import { nextStep } from '../core/fairness.js';
-import { hourIso, ingestRecordKey, runRecordKey } from '../core/layout.js';
+import { hourIso, ingestRecordKey, parseStepId, runRecordKey } from '../core/layout.js';
 import { lockFence } from '../core/lock.js';
 import { fencedStore } from '../core/object-store.js';
 import { configFingerprint, type PipelineConfig } from '../core/pipeline-config.js';
@@ -18,28 +18,31 @@ import { CONFIG_TABLE_KEYS } from '../core/tables.js';
 import { HOUR_MS, ZoneCalendar } from '../core/windows.js';
 import {
   type AcquireOutput,
-  type ConfigChangeEvent,
+  configChangeEventSchema,
   type DispatchOutput,
-  type ExportTaskInput,
+  exportTaskInputSchema,
   type FailureInput,
+  failureInputSchema,
   INGEST_BATCH_HOURS,
-  type IngestHourInput,
   type IngestHourOutput,
-  type LockInput,
+  ingestHourInputSchema,
+  lockInputSchema,
   MAX_STEPS_PER_EXECUTION,
   METRICS,
-  type PickInput,
   type PickOutput,
   type PlanOutput,
   type PrepareIngestOutput,
   parseInstant,
+  parseStateInput,
+  pickInputSchema,
   projectExecutionName,
   type ReconcileOutput,
   STEP_FAILED,
   STEP_SUCCEEDED,
   type StepInput,
   stepFromId,
-  type TickInput,
+  stepInputSchema,
+  tickInputSchema,
 } from '../core/workflow.js';
 import { assignLateObjects } from '../engine/adoption.js';
 import {
@@ -57,7 +60,8 @@ import { pauseEndedTrials, type ReviewOutcome, reviewPipeline } from '../managem
 import type { DataRuntime, Runtime } from './runtime.js';
 
 /** Dispatcher: the projects with at least one due, uncommitted step at the tick. */
-export async function findDueProjects(rt: Runtime, input: TickInput): Promise<DispatchOutput> {
+export async function findDueProjects(rt: Runtime, event: unknown): Promise<DispatchOutput> {
+  const input = parseStateInput('find-due-projects', tickInputSchema, event);
   const tick = parseInstant(input.time, 'time');
   const pipelines = await rt.configs.listAll();
   const pauseFailed = (pipeline: { project_id: string; name: string }, error: unknown) =>
@@ -108,7 +112,7 @@ async function pendingLags(
  * Reconciles every pipeline of the deployment from its records (the daily check): publishes the
  * problems of each as a metric the imbalance alarm watches, and logs them.
  */
-export async function reconcileDeployment(rt: Runtime, _input: TickInput): Promise<ReconcileOutput> {
+export async function reconcileDeployment(rt: Runtime, _event: unknown): Promise<ReconcileOutput> {
   const pipelines = (await rt.configs.listAll()).flatMap((p) =>
     p.config === undefined || p.management.status === 'deleted' ? [] : [p.config],
   );
@@ -135,8 +139,9 @@ export async function reconcileDeployment(rt: Runtime, _input: TickInput): Promi
  */
 export async function reviewConfigChanges(
   rt: Runtime,
-  event: ConfigChangeEvent,
+  input: unknown,
 ): Promise<{ reviewed: number; changed: ReviewOutcome[] }> {
+  const event = parseStateInput('review-config', configChangeEventSchema, input);
   const keys = new Map<string, { project_id: string; name: string }>();
   for (const record of event.Records) {
     const projectId = record.dynamodb?.Keys?.[CONFIG_TABLE_KEYS.partitionKey]?.S;
@@ -163,7 +168,8 @@ export async function reviewConfigChanges(
 }
 
 /** Takes the project lock for the workflow, or reports who holds it. */
-export async function acquireLock(rt: Runtime, input: LockInput): Promise<AcquireOutput> {
+export async function acquireLock(rt: Runtime, state: unknown): Promise<AcquireOutput> {
+  const input = parseStateInput('acquire-lock', lockInputSchema, state);
   const lease = await rt.locks.acquire(input.project_id, input.owner, rt.clock(), rt.leaseMs);
   if (lease !== undefined) return { acquired: true };
   const holder = await rt.locks.current(input.project_id);
@@ -172,7 +178,8 @@ export async function acquireLock(rt: Runtime, input: LockInput): Promise<Acquir
 }
 
 /** Releases the project lock if the workflow still holds it. */
-export async function releaseLock(rt: Runtime, input: LockInput): Promise<{ released: boolean }> {
+export async function releaseLock(rt: Runtime, state: unknown): Promise<{ released: boolean }> {
+  const input = parseStateInput('release-lock', lockInputSchema, state);
   return { released: await rt.locks.release(input.project_id, input.owner) };
 }
 
@@ -181,7 +188,8 @@ export async function releaseLock(rt: Runtime, input: LockInput): Promise<{ rele
  * one), after renewing the lease. Configs are validated again here, so an edit applies from the next
  * step on and a whole step uses one config.
  */
-export async function pickNextStep(rt: Runtime, input: PickInput): Promise<PickOutput> {
+export async function pickNextStep(rt: Runtime, state: unknown): Promise<PickOutput> {
+  const input = parseStateInput('pick-next-step', pickInputSchema, state);
   const now = rt.clock();
   const lease = await rt.locks.renew(input.project_id, input.owner, now, rt.leaseMs);
   if (input.steps_run >= MAX_STEPS_PER_EXECUTION)
@@ -223,7 +231,8 @@ export async function pickNextStep(rt: Runtime, input: PickInput): Promise<PickO
  * objects of folders already read assigned to them. Advances the ingest watermark over hours ingested
  * since, and checks the state belongs to this config.
  */
-export async function prepareIngest(rt: Runtime, step: StepInput): Promise<PrepareIngestOutput> {
+export async function prepareIngest(rt: Runtime, state: unknown): Promise<PrepareIngestOutput> {
+  const step = parseStateInput('prepare-ingest', stepInputSchema, state);
   const { config, stores } = await stepContext(rt, step);
   await checkStateConfig(stores, config);
   const calendar = new ZoneCalendar(config.time_zone);
@@ -239,7 +248,8 @@ export async function prepareIngest(rt: Runtime, step: StepInput): Promise<Prepa
 }
 
 /** Reads the next piece of one arrival hour; the hour is committed when `done` (idempotent). */
-export async function ingestHour(rt: DataRuntime, input: IngestHourInput): Promise<IngestHourOutput> {
+export async function ingestHour(rt: DataRuntime, state: unknown): Promise<IngestHourOutput> {
+  const input = parseStateInput('ingest-hour', ingestHourInputSchema, state);
   const arrivalHour = parseInstant(input.arrival_hour, 'arrival_hour');
   const { config, stores } = await stepContext(rt, input.step);
   const outcome = await engineFor(config).ingestPiece(stores, config, arrivalHour, rt.ingestLimits);
@@ -260,7 +270,8 @@ export async function ingestHour(rt: DataRuntime, input: IngestHourInput): Promi
  * Plans the step (persisted, so a retry repeats the same tasks) and returns its fan-out, after moving
  * the ingest watermark over the hours just ingested.
  */
-export async function planStep(rt: Runtime, step: StepInput): Promise<PlanOutput> {
+export async function planStep(rt: Runtime, state: unknown): Promise<PlanOutput> {
+  const step = parseStateInput('plan-step', stepInputSchema, state);
   const { config, stores } = await stepContext(rt, step);
   const calendar = new ZoneCalendar(config.time_zone);
   await advanceIngestWatermark(stores.state, ingestStart(config, calendar));
@@ -270,10 +281,8 @@ export async function planStep(rt: Runtime, step: StepInput): Promise<PlanOutput
 }
 
 /** Runs one export task of the step's persisted plan. */
-export async function exportTask(
-  rt: DataRuntime,
-  input: ExportTaskInput,
-): Promise<{ task: number; parts: number }> {
+export async function exportTask(rt: DataRuntime, state: unknown): Promise<{ task: number; parts: number }> {
+  const input = parseStateInput('export-task', exportTaskInputSchema, state);
   const { step_id } = input.step;
   const { config, stores } = await stepContext(rt, input.step);
   const result = await engineFor(config).runTask(stores, config, step_id, input.task);
@@ -287,8 +296,9 @@ export async function exportTask(
  */
 export async function commitStep(
   rt: Runtime,
-  step: StepInput,
+  state: unknown,
 ): Promise<{ step_id: string; exported: number; duplicates: number; parts: number }> {
+  const step = parseStateInput('commit-step', stepInputSchema, state);
   await renewLease(rt, step);
   const { config, stores } = await stepContext(rt, step);
   const timing = { startedAt: parseInstant(step.started_at, 'started_at'), finishedAt: rt.clock() };
@@ -363,7 +373,8 @@ async function keepCatalog(
  * Records a failed step with its error; the next tick runs it again. A step that committed after all
  * (an attempt failed after the commit, or a zombie's failure arrives late) keeps its success.
  */
-export async function recordFailure(rt: Runtime, input: FailureInput): Promise<{ recorded: boolean }> {
+export async function recordFailure(rt: Runtime, state: unknown): Promise<{ recorded: boolean }> {
+  const input = parseStateInput('record-failure', failureInputSchema, state);
   const { step } = input;
   // Whatever the config became since, the step's state tells whether it committed after all.
   const config = (await rt.configs.readPipeline(step.project_id, step.pipeline))?.config;
@@ -383,7 +394,7 @@ export async function recordFailure(rt: Runtime, input: FailureInput): Promise<{
     project_id: step.project_id,
     pipeline: step.pipeline,
     step_id: step.step_id,
-    kind: step.step_id.startsWith('sync-') ? 'sync' : 'regular',
+    kind: parseStepId(step.step_id)?.kind === 'sync' ? 'sync' : 'regular',
     status: 'failed',
     tick: step.tick,
     started_at: step.started_at,
@@ -440,10 +451,12 @@ async function renewLease(rt: Runtime, step: StepInput): Promise<void> {
 }
 
 function succeededEntry(step: StepInput, config: PipelineConfig, record: RunRecord): StepRunEntry {
+  // A sync step's data ends with its arrival day, any other step's with its window.
+  const ref = parseStepId(record.step_id);
   const dataEnd =
-    record.window !== undefined
-      ? Date.parse(record.window.end)
-      : new ZoneCalendar(config.time_zone).dayEnd(record.arrival_day ?? step.step_id.slice('sync-'.length));
+    ref?.kind === 'sync'
+      ? new ZoneCalendar(config.time_zone).dayEnd(ref.arrivalDay)
+      : Date.parse(record.window?.end ?? '');
   return {
     project_id: step.project_id,
     pipeline: step.pipeline,

@@ -1,11 +1,13 @@
 /**
  * What every Lambda handler in `functions/` shares: the runtime built once per container from the
- * validated environment, structured logs (Powertools Logger) and CloudWatch metrics (Powertools
- * Metrics, embedded metric format: no PutMetricData calls).
+ * validated environment, structured logs (Powertools Logger), CloudWatch metrics (Powertools
+ * Metrics, embedded metric format: no PutMetricData calls) and X-Ray subsegments for every AWS SDK
+ * call (Powertools Tracer).
  */
 
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { Tracer } from '@aws-lambda-powertools/tracer';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { GlueClient } from '@aws-sdk/client-glue';
@@ -23,11 +25,20 @@ import type { Runtime } from './runtime.js';
 
 const logger = new Logger();
 const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
+/**
+ * Active only where Lambda sets `AWS_EXECUTION_ENV` (not in tests or local runs, which send no
+ * segments). Every outgoing call is an SDK call traced by its client: HTTP capture would trace each twice.
+ */
+const tracer = new Tracer({ captureHTTPsRequests: false });
+const traced = <C>(client: C): C => tracer.captureAWSv3Client(client);
 let runtime: Runtime | undefined;
 
-/** Wraps an activity as a Lambda handler: the event is the state's input, the result its output. */
-export function lambdaHandler<I, O>(activity: (rt: Runtime, input: I) => Promise<O>) {
-  return async (event: I, context: { awsRequestId?: string; functionName?: string }): Promise<O> => {
+/**
+ * Wraps an activity as a Lambda handler: the event is the state's input (the activity parses it), the
+ * result its output.
+ */
+export function lambdaHandler<O>(activity: (rt: Runtime, input: unknown) => Promise<O>) {
+  return async (event: unknown, context: { awsRequestId?: string; functionName?: string }): Promise<O> => {
     logger.addContext(context as Parameters<Logger['addContext']>[0]);
     // Every line of this invocation names its project, pipeline, step and hour or task.
     const keys = invocationKeys(event);
@@ -50,10 +61,10 @@ export function lambdaHandler<I, O>(activity: (rt: Runtime, input: I) => Promise
 
 function lambdaRuntime(): Runtime {
   const env = readLambdaEnvironment(process.env);
-  const s3 = new S3Client({});
-  const dynamo = new DynamoDBClient({});
+  const s3 = traced(new S3Client({}));
+  const dynamo = traced(new DynamoDBClient({}));
   const buckets = { raw: env.RAW_BUCKET, destination: env.DESTINATION_BUCKET, state: env.STATE_BUCKET };
-  const clients = destinationClients();
+  const clients = destinationClients(traced);
   return {
     configs: new DynamoConfigStore({
       client: dynamo,
@@ -62,7 +73,7 @@ function lambdaRuntime(): Runtime {
     }),
     locks: new DynamoLockStore({ client: dynamo, tableName: env.STATE_TABLE }),
     ledger: new DynamoLedger(dynamo, env.STATE_TABLE),
-    events: new EventBridgeSink(new EventBridgeClient({}), env.EVENT_BUS_NAME),
+    events: new EventBridgeSink(traced(new EventBridgeClient({})), env.EVENT_BUS_NAME),
     metrics: powertoolsMetrics,
     log: {
       info: (message, fields) => logger.info(message, fields ?? {}),
@@ -72,7 +83,7 @@ function lambdaRuntime(): Runtime {
     leaseMs: env.LEASE_SECONDS * 1000,
     stores: (config) => awsStores(s3, buckets, config, clients),
     warehouse: {
-      catalog: new GlueCatalog(new GlueClient({})),
+      catalog: new GlueCatalog(traced(new GlueClient({}))),
       destinationBucket: (config) => config.s3_bucket ?? env.DESTINATION_BUCKET,
     },
   };

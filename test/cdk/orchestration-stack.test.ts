@@ -106,7 +106,7 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
   });
   after(() => synth.cleanup());
 
-  it('creates one Node.js 22 arm64 function per Task and the config reviewer, each with the whole pipeline environment', () => {
+  it('creates one Node.js 22 arm64 function per Task and the config reviewer, each with the whole pipeline environment and active tracing', () => {
     // Arrange: what each variable must name (a 120-minute step timeout leases locks for 135 minutes)
     const { stack } = synth;
     const expected = {
@@ -127,6 +127,8 @@ describe('DataPipelinesStack functions, state machines, schedule and alarms', ()
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
       Environment: { Variables: Match.objectLike(expected) },
+      // The handlers trace their SDK clients into the segment Lambda opens.
+      TracingConfig: { Mode: 'Active' },
     });
     const functionIds = Object.keys(synth.template.findResources('AWS::Lambda::Function')).sort();
     const expectedIds = pipelineFunctions(stack).map(([, fn]) => logicalIdOf(synth, fn));

@@ -115,6 +115,19 @@ describe('bundled Lambda handlers', () => {
     });
   });
 
+  test('a malformed state input fails the invocation with InvalidInputError naming the field', async () => {
+    const plan = await bundled('plan-step', outdir);
+    const acquire = await bundled('acquire-lock', outdir);
+    await assert.rejects(plan({ project_id: 'acme', pipeline: 'events', step_id: 'daily-2024-01-01' }, {}), {
+      name: 'InvalidInputError',
+      message: 'invalid input of plan-step: owner: expected string, received undefined',
+    });
+    await assert.rejects(acquire({ project_id: 'acme/../x', owner: 'o' }, {}), {
+      name: 'InvalidInputError',
+      message: /^invalid input of acquire-lock: project_id: must be 1-64 letters/,
+    });
+  });
+
   test('a missing environment variable fails the invocation with its name', async () => {
     const pick = await bundled('pick-next-step', outdir);
     const lease = process.env.LEASE_SECONDS;

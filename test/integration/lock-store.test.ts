@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { type DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { DynamoLockStore } from '../../src/adapters/dynamo-lock-store.js';
 import { ConfigError, TransientError } from '../../src/core/errors.js';
@@ -338,6 +338,39 @@ describe('DynamoLockStore error mapping', () => {
       assert.equal(error.name, 'ResourceNotFoundException');
       return true;
     });
+  });
+});
+
+describe('DynamoLockStore reading a corrupt lock item', () => {
+  it('names the project, the table and the attribute, and changes nothing', async () => {
+    // Arrange: a held lock whose token was edited into text by hand
+    const { store, tableName } = await freshStore();
+    await store.acquire('p1', 'owner-a', T0, LEASE_MS);
+    const key = { pk: { S: 'project#p1' }, sk: { S: 'lock' } };
+    await client.send(
+      new UpdateItemCommand({
+        TableName: tableName,
+        Key: key,
+        UpdateExpression: 'SET #token = :text',
+        ExpressionAttributeNames: { '#token': 'token' },
+        ExpressionAttributeValues: { ':text': { S: 'seven' } },
+      }),
+    );
+    const before = await client.send(
+      new GetItemCommand({ TableName: tableName, Key: key, ConsistentRead: true }),
+    );
+
+    // Act and Assert: every read of the holder fails the same way
+    for (const read of [() => store.current('p1'), () => store.check('p1', 'owner-a', 1)]) {
+      await assert.rejects(read(), {
+        name: 'CorruptStateError',
+        message: `corrupt state in the lock item of project p1 in ${tableName}: token.N: expected string, received undefined`,
+      });
+    }
+    const after = await client.send(
+      new GetItemCommand({ TableName: tableName, Key: key, ConsistentRead: true }),
+    );
+    assert.deepEqual(after.Item, before.Item);
   });
 });
 

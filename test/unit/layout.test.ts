@@ -10,9 +10,11 @@ import {
   manifestKey,
   parseHourStamp,
   parseStagingIndexKey,
+  parseStepId,
   partKey,
   partPrefix,
   quarantineKey,
+  type StepIdParts,
   stagedKey,
   stagedKeysKey,
   stagingIndexKey,
@@ -121,6 +123,74 @@ describe('layout', () => {
       quarantineKey('p1', 'events-daily', 'events', Date.parse('2024-01-02T05:00:00Z'), 2, 0),
       'p1/_quarantine/events-daily/events/2024/01/02/05/quarantine-002-000.json.gz',
     );
+  });
+});
+
+describe('step ids', () => {
+  /** Zones with DST, 30/45-minute offsets and (Monrovia until 1972) offsets with seconds. */
+  const calendars = ['UTC', 'America/New_York', 'Asia/Kathmandu', 'Pacific/Chatham', 'Africa/Monrovia'].map(
+    (zone) => new ZoneCalendar(zone),
+  );
+  /** Every kind of step of windows from 1900 to 2200, and sync days of any year a calendar writes. */
+  const steps: fc.Arbitrary<StepIdParts> = fc.oneof(
+    fc
+      .tuple(
+        fc.constantFrom(...calendars),
+        fc.constantFrom('hourly' as const, 'daily' as const),
+        fc.integer({ min: Date.UTC(1900, 0, 1), max: Date.UTC(2200, 0, 1) }),
+      )
+      .map(([calendar, frequency, t]) => {
+        const { id } = calendar.window(frequency, t);
+        return { kind: 'regular' as const, window: { frequency, id } };
+      }),
+    fc
+      .integer({ min: -8e15, max: 8e15 })
+      .map((t) => ({ kind: 'sync' as const, arrivalDay: calendars[0]!.window('daily', t).day })),
+  );
+
+  test('parseStepId gives back the parts of every id stepId makes', () => {
+    fc.assert(
+      fc.property(steps, (parts) => assert.deepEqual(parseStepId(stepId(parts)), parts)),
+      { seed: 7, numRuns: 2000 },
+    );
+  });
+
+  test('every text parseStepId accepts is the id its parts make (ids edited a character, and noise)', () => {
+    const edited = fc
+      .tuple(steps, fc.nat(), fc.constantFrom('', '-', '0', '9', 'T', '+', 'x'))
+      .map(([parts, at, character]) => {
+        const id = stepId(parts);
+        const i = at % (id.length + 1);
+        return `${id.slice(0, i)}${character}${id.slice(i + 1)}`;
+      });
+    fc.assert(
+      fc.property(fc.oneof(edited, fc.string()), (text) => {
+        const parts = parseStepId(text);
+        if (parts !== undefined) assert.equal(stepId(parts), text);
+      }),
+      { seed: 7, numRuns: 2000 },
+    );
+  });
+
+  test('parseStepId refuses what no step is named', () => {
+    for (const text of [
+      '',
+      'daily',
+      'sync-',
+      'weekly-2024-01-15',
+      'daily-2024-13-01',
+      'daily-2024-02-30',
+      'hourly-2024-11-03',
+      'hourly-2024-11-03T0100',
+      'sync-2024-11-03T0100-0400',
+      'Daily-2024-01-15',
+    ]) {
+      assert.equal(parseStepId(text), undefined, text);
+    }
+    assert.deepEqual(parseStepId('hourly-2024-01-15T1000+0545'), {
+      kind: 'regular',
+      window: { frequency: 'hourly', id: '2024-01-15T1000+0545' },
+    });
   });
 });
 
