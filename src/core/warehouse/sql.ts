@@ -5,6 +5,7 @@
  * columns: the events as exported (`mp_master_event`), every line as written (`mp_master_event_raw`,
  * JSON output only), and the current snapshots.
  */
+import { EVENT_RECORD } from '../record-columns.js';
 import type { JsonType } from './property-schema.js';
 import { OVERFLOW_COLUMN, type TypedColumn, typesHeldBy } from './typed-columns.js';
 
@@ -35,15 +36,12 @@ export interface ViewColumn {
   readonly type: 'varchar' | 'bigint' | 'double' | 'boolean' | 'timestamp(3)';
 }
 
-/** The columns of `mp_master_event_view`: the vendor's seven, `time` a timestamp, and the day. */
+/** The columns of `mp_master_event_view`: the vendor's seven as exported, `time` a timestamp, and the day. */
 export const EVENT_VIEW_COLUMNS: readonly ViewColumn[] = [
-  { name: 'event_name', type: 'varchar' },
-  { name: 'time', type: 'timestamp(3)' },
-  { name: 'distinct_id', type: 'varchar' },
-  { name: 'device_id', type: 'varchar' },
-  { name: 'user_id', type: 'varchar' },
-  { name: 'insert_id', type: 'varchar' },
-  { name: 'properties', type: 'varchar' },
+  ...EVENT_RECORD.fields.map((field) => ({
+    name: field.name,
+    type: field.kind === 'time' ? ('timestamp(3)' as const) : ('varchar' as const),
+  })),
   { name: DATE_COLUMN, type: 'varchar' },
 ];
 
@@ -83,7 +81,9 @@ export function eventViewSql(dialect: Dialect, format: ExportFormat): string {
   return [
     `SELECT ${field('event_name')} AS "event_name"`,
     `${time} AS "time"`,
-    ...['distinct_id', 'device_id', 'user_id', 'insert_id'].map((id) => `${field(id)} AS "${id}"`),
+    ...EVENT_RECORD.fields
+      .filter((f) => f.kind === 'nullable_string')
+      .map((f) => `${field(f.name)} AS ${quoteIdentifier(f.name)}`),
     `${properties} AS "properties"`,
     `"${DATE_COLUMN}" FROM ${quoteIdentifier(TABLES.eventsRaw)}`,
   ].join(',\n  ');
