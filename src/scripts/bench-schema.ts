@@ -1,12 +1,12 @@
 /**
- * `node dist/src/local/bench-schema.js [events]`: how fast the warehouse's schema inference reads
+ * `node dist/src/scripts/bench-schema.js [events]`: how fast the warehouse's schema inference reads
  * exported records, against a full `JSON.parse` of each record, on the generator's realistic events
  * (about 650 bytes, 22 properties). Prints events per second and CPU time per event for each, best of
  * three passes.
  */
 import { parseEventLine } from '../core/event-line.js';
 import { PropertySchema } from '../core/warehouse/property-schema.js';
-import { eventLine, Random } from './generate.js';
+import { eventLine, Random } from '../local/generate.js';
 
 const events = Number(process.argv[2] ?? 200_000);
 const rng = new Random(7);
