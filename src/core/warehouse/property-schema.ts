@@ -73,8 +73,6 @@ const LOWER_F = 0x66;
 const LOWER_E = 0x65;
 const UPPER_E = 0x45;
 const PLUS = 0x2b;
-/** Member positions whose last key is remembered. */
-const MAX_SLOTS = 256;
 /** Distinct key tokens indexed by their bytes. */
 const MAX_RAW_KEYS = 100_000;
 
@@ -86,10 +84,10 @@ const INT64_MIN_ABS = '9223372036854775808';
 /** Accumulates the property types of exported events. */
 export class PropertySchema {
   private readonly counts = new Map<string, Float64Array>();
-  /** The key last seen at each member position, with its counts (see `countsOfKey`). */
-  private readonly slots: { raw: string; counts: Float64Array }[] = [];
-  /** Counts by the key token's bytes (as latin1 text, quotes included). */
-  private readonly byRawKey = new Map<string, Float64Array>();
+  /** The key last seen first in an object (see `keyAfter`). */
+  private readonly start: KeyToken = { raw: '', counts: new Float64Array(0) };
+  /** Key tokens by their bytes (as latin1 text, quotes included). */
+  private readonly byRawKey = new Map<string, KeyToken>();
   private recordCount = 0;
 
   /** `properties` objects recorded. */
@@ -197,11 +195,13 @@ export class PropertySchema {
     this.recordCount += 1;
     p = skipWs(buf, p + 1, end);
     if (buf[p] === RBRACE) return;
-    for (let member = 0; ; member += 1) {
+    for (let previous = this.start; ; ) {
       // A key, a colon, a value, then a comma or the closing brace.
       const keyStart = p;
       const keyEnd = skipString(buf, p, end);
-      const counts = this.countsOfKey(buf, keyStart, keyEnd, member);
+      const key = this.keyAfter(previous, buf, keyStart, keyEnd);
+      const counts = key.counts;
+      previous = key;
       p = skipWs(buf, keyEnd, end);
       if (buf[p] !== COLON) throw malformed(p);
       p = skipWs(buf, p + 1, end);
@@ -240,23 +240,38 @@ export class PropertySchema {
   }
 
   /**
-   * The counts of the key token `[start, end)`, the `member`-th of its object. Events of one source
-   * list the same keys in the same order, so the key last seen at that position is compared byte by
-   * byte first: a match costs no decoding and no lookup.
+   * The key token `[start, end)`, which follows `previous` in its object. Events of one source list
+   * their keys in the same order, some of them optional, so each key remembers the last two keys that
+   * followed it: one of them matching, compared byte by byte, costs no decoding and no lookup.
    */
-  private countsOfKey(buf: Buffer, start: number, end: number, member: number): Float64Array {
-    const slot = this.slots[member];
-    if (slot !== undefined && sameBytes(buf, start, end, slot.raw)) return slot.counts;
-    const raw = buf.toString('latin1', start, end);
-    let counts = this.byRawKey.get(raw);
-    if (counts === undefined) {
-      counts = this.entry(JSON.parse(buf.toString('utf8', start, end)) as string);
-      // Bounded: a stream of ever new keys must not grow this index without limit.
-      if (this.byRawKey.size < MAX_RAW_KEYS) this.byRawKey.set(raw, counts);
+  private keyAfter(previous: KeyToken, buf: Buffer, start: number, end: number): KeyToken {
+    const next = previous.next;
+    if (next !== undefined && sameBytes(buf, start, end, next.raw)) return next;
+    const other = previous.other;
+    if (other !== undefined && sameBytes(buf, start, end, other.raw)) {
+      previous.other = next;
+      previous.next = other;
+      return other;
     }
-    if (member < MAX_SLOTS) this.slots[member] = { raw, counts };
-    return counts;
+    const raw = buf.toString('latin1', start, end);
+    let key = this.byRawKey.get(raw);
+    if (key === undefined) {
+      key = { raw, counts: this.entry(JSON.parse(buf.toString('utf8', start, end)) as string) };
+      // Bounded: a stream of ever new keys must not grow this index without limit.
+      if (this.byRawKey.size < MAX_RAW_KEYS) this.byRawKey.set(raw, key);
+    }
+    previous.other = next;
+    previous.next = key;
+    return key;
   }
+}
+
+/** A key token as it appears in records, with its property's counts and the keys seen after it. */
+interface KeyToken {
+  readonly raw: string;
+  readonly counts: Float64Array;
+  next?: KeyToken;
+  other?: KeyToken;
 }
 
 /** Whether `buf[start, end)` holds the bytes of `raw` (latin1: one char per byte). */
