@@ -11,7 +11,7 @@ import { assignLateObjects } from '../../src/engine/adoption.js';
 import type { HourObject } from '../../src/engine/arrival-hour.js';
 import { defaultStateFolder, localStores } from '../../src/local/local-stores.js';
 import { runLocalPipeline } from '../../src/local/run.js';
-import { outputRecords, tempFolder } from '../support/fixtures.js';
+import { ingestRecord, outputRecords, tempFolder } from '../support/fixtures.js';
 
 const config = parsePipelineConfig({
   project_id: 'shop',
@@ -125,9 +125,15 @@ describe('assignLateObjects', () => {
       const stores = localStores({ raw: raw.path, out: stateDir.path, state: stateDir.path });
       const hour = at('2024-03-02T05:00:00Z');
       const read = async (folderHour: string, keys: string[]) =>
-        putJson(stores.state, ingestRecordKey(hourOf(folderHour)), {
-          sources: keys.map((key) => ({ key, bytes: 1, lines: 1 })),
-        });
+        putJson(
+          stores.state,
+          ingestRecordKey(hourOf(folderHour)),
+          ingestRecord({
+            arrival_hour: hourIso(hourOf(folderHour)),
+            arrival_day: folderHour.slice(0, 10),
+            sources: keys.map((key) => ({ key, bytes: 1, lines: 1 })),
+          }),
+        );
       const key = (folderHour: string, name: string) =>
         `${rawHourPrefix(config.project_id, hourOf(folderHour))}${name}`;
       await land(raw.path, '2024-03-01T05', 'day-old.json', ['{}'], '2024-03-02T05:59:59Z');

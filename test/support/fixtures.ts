@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import type { IngestRecord } from '../../src/core/records.js';
 
 /** A temp folder removed by `cleanup`. */
 export async function tempFolder(name: string): Promise<{ path: string; cleanup: () => Promise<void> }> {
@@ -68,4 +69,23 @@ export function assertSameTree(
 ): void {
   assert.deepEqual([...actual.keys()], [...expected.keys()]);
   for (const [path, bytes] of actual) assert.ok(bytes.equals(expected.get(path)!), `${path} differs`);
+}
+
+/** An ingest record of an arrival hour that read nothing, with `overrides` applied. */
+export function ingestRecord(overrides: Partial<IngestRecord>): IngestRecord {
+  return {
+    arrival_hour: '2024-01-01T10:00Z',
+    arrival_day: '2024-01-01',
+    sources: [],
+    source_lines: 0,
+    valid: 0,
+    quarantined: 0,
+    quarantine_reasons: {},
+    quarantine_parts: [],
+    staged: [],
+    owners: {},
+    set_aside: [],
+    pieces: 1,
+    ...overrides,
+  };
 }

@@ -1,25 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { reconcile } from '../../src/core/reconcile.js';
-import type { IngestRecord, RunRecord } from '../../src/core/records.js';
-
-function ingest(overrides: Partial<IngestRecord>): IngestRecord {
-  return {
-    arrival_hour: '2024-01-01T10:00Z',
-    arrival_day: '2024-01-01',
-    sources: [],
-    source_lines: 0,
-    valid: 0,
-    quarantined: 0,
-    quarantine_reasons: {},
-    quarantine_parts: [],
-    staged: [],
-    owners: {},
-    set_aside: [],
-    pieces: 1,
-    ...overrides,
-  };
-}
+import type { RunRecord } from '../../src/core/records.js';
+import { ingestRecord as ingest } from '../support/fixtures.js';
 
 function run(step: string, kind: 'regular' | 'sync', days: RunRecord['days']): RunRecord {
   return {
