@@ -16,13 +16,26 @@ import {
   unlinkSync,
   utimesSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../core/errors.js';
-import type { ObjectInfo, ObjectStore } from '../core/object-store.js';
+import {
+  chunksOf,
+  type ObjectBody,
+  type ObjectInfo,
+  type ObjectStore,
+  streamOf,
+} from '../core/object-store.js';
+
+/** Writes all of `chunk` at the file's position (a write may take less than asked). */
+function writeWhole(fd: number, chunk: Buffer): number {
+  for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done);
+  return chunk.length;
+}
 
 /** Errors that mean "no object at this key" (the path or one of its parents is missing or not a file). */
 const MISSING_CODES = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
@@ -98,23 +111,23 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Buffer | Readable): Promise<number> {
+  async put(key: string, body: ObjectBody): Promise<number> {
     const target = this.pathOf(key);
     const dir = path.dirname(target);
     const temp = path.join(dir, tempNameFor(path.basename(target)));
     const fd = this.openTemp(dir, temp, key);
     try {
-      let bytes: number;
-      if (Buffer.isBuffer(body)) {
+      let bytes = 0;
+      const stream = streamOf(body);
+      if (stream === undefined) {
         try {
-          writeFileSync(fd, body);
+          for (const chunk of chunksOf(body as Buffer | readonly Buffer[])) bytes += writeWhole(fd, chunk);
         } finally {
           closeSync(fd);
         }
-        bytes = body.length;
       } else {
         const out = createWriteStream('', { fd });
-        await pipeline(body, out);
+        await pipeline(stream, out);
         bytes = out.bytesWritten;
       }
       try {

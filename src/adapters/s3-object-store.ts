@@ -9,7 +9,13 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ConfigError, TransientError } from '../core/errors.js';
-import type { ObjectInfo, ObjectStore } from '../core/object-store.js';
+import {
+  chunksOf,
+  type ObjectBody,
+  type ObjectInfo,
+  type ObjectStore,
+  streamOf,
+} from '../core/object-store.js';
 import { asTransient, errorFields, isTransientCode } from './aws-errors.js';
 
 /** Streams larger than one part go multipart; memory stays near PART_BYTES x QUEUE_SIZE per upload. */
@@ -118,17 +124,21 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: Buffer | Readable): Promise<number> {
+  async put(key: string, body: ObjectBody): Promise<number> {
     const fullKey = this.fullKey(key);
-    if (Buffer.isBuffer(body)) {
+    const stream = streamOf(body);
+    if (stream === undefined) {
+      const chunks = chunksOf(body as Buffer | readonly Buffer[]);
+      // One request: a chunk list is at most a few MiB (staging's buffers).
+      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       try {
         await this.client.send(
-          new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: body, ...this.encryption }),
+          new PutObjectCommand({ Bucket: this.bucket, Key: fullKey, Body: bytes, ...this.encryption }),
         );
       } catch (error) {
         throw this.mapError(error, 'PutObject', fullKey);
       }
-      return body.length;
+      return bytes.length;
     }
     // Count bytes as they pass; Upload only reports progress, which is not the stored size.
     let bytes = 0;
@@ -139,7 +149,7 @@ export class S3ObjectStore implements ObjectStore {
         yield buffer;
       }
     }
-    const counting = Readable.from(counted(body), { objectMode: false });
+    const counting = Readable.from(counted(stream), { objectMode: false });
     try {
       await new Upload({
         client: this.client,
@@ -151,7 +161,7 @@ export class S3ObjectStore implements ObjectStore {
     } catch (error) {
       // Like `pipeline`: a failed write also ends the source, so its producer stops waiting on it.
       counting.destroy();
-      body.destroy();
+      stream.destroy();
       throw this.mapError(error, 'Upload', fullKey);
     }
     return bytes;

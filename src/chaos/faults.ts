@@ -14,7 +14,7 @@ import { type DynamoDBClient, InternalServerError, ThrottlingException } from '@
 import { S3ServiceException } from '@aws-sdk/client-s3';
 import { asTransient } from '../adapters/aws-errors.js';
 import { UsageError } from '../core/errors.js';
-import type { ObjectInfo, ObjectStore } from '../core/object-store.js';
+import { type ObjectBody, type ObjectInfo, type ObjectStore, streamOf } from '../core/object-store.js';
 import { RETRYABLE_ERRORS, TASK_STATES } from '../core/workflow.js';
 import { Random } from '../local/generate.js';
 import type { TaskInterceptor, TaskStateName } from '../local/local-workflows.js';
@@ -235,12 +235,12 @@ export class FaultyObjectStore implements ObjectStore {
     return bytes;
   }
 
-  async put(key: string, body: Buffer | Readable): Promise<number> {
+  async put(key: string, body: ObjectBody): Promise<number> {
     await beforeWrite();
     const fault = this.fault('PutObject', key);
     if (fault?.when === 'before') {
       // As the adapter does on a failed upload: the source ends too, so its producer stops waiting.
-      if (!Buffer.isBuffer(body)) body.destroy();
+      streamOf(body)?.destroy();
       throw fault.error;
     }
     const bytes = await this.inner.put(key, body);
@@ -316,7 +316,7 @@ export class LandingZoneView implements ObjectStore {
     return this.inner.getBytes(key);
   }
 
-  put(key: string, body: Buffer | Readable): Promise<number> {
+  put(key: string, body: ObjectBody): Promise<number> {
     return this.inner.put(key, body);
   }
 

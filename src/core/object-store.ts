@@ -12,6 +12,22 @@ export interface ObjectInfo {
 }
 
 /**
+ * What `put` writes: bytes, the same as a list of chunks (written in order, never concatenated), or a
+ * stream.
+ */
+export type ObjectBody = Buffer | readonly Buffer[] | Readable;
+
+/** The body as a stream, or `undefined` when it is bytes held in memory. */
+export function streamOf(body: ObjectBody): Readable | undefined {
+  return Buffer.isBuffer(body) || Array.isArray(body) ? undefined : (body as Readable);
+}
+
+/** Bytes held in memory, as a list of chunks. */
+export function chunksOf(body: Buffer | readonly Buffer[]): readonly Buffer[] {
+  return Buffer.isBuffer(body) ? [body] : body;
+}
+
+/**
  * The storage port. Keys are `/`-separated paths relative to the store's root (a bucket plus an
  * optional prefix, or a folder on disk). Every adapter guarantees:
  * - `put` is atomic: a reader sees the whole new object or nothing of it (never a partial write);
@@ -25,8 +41,8 @@ export interface ObjectStore {
   get(key: string, from?: number): Promise<Readable | undefined>;
   /** Reads a whole small object (manifests, state records); `undefined` when missing. */
   getBytes(key: string): Promise<Buffer | undefined>;
-  /** Writes an object atomically from bytes or a stream. Returns the number of bytes stored. */
-  put(key: string, body: Buffer | Readable): Promise<number>;
+  /** Writes an object atomically from bytes, chunks or a stream. Returns the number of bytes stored. */
+  put(key: string, body: ObjectBody): Promise<number>;
   /**
    * Writes an object only if no object has that key (S3's `If-None-Match: *`); `false`, with nothing
    * written, when one exists. Of two racing writers exactly one wins.

@@ -20,11 +20,20 @@ export const DEFAULT_STAGING_BUDGET: StagingBudget = { bufferedBytes: 8 * 1024 *
 
 const FIRST_CHUNK_BYTES = 8 * 1024;
 const CHUNK_BYTES = 256 * 1024;
+/**
+ * Full-size chunks of written objects, kept for the next ones: once warm, staging allocates nothing,
+ * and the collector is not woken by hundreds of megabytes of short-lived buffers.
+ */
+const spareChunks: Buffer[] = [];
+/** 16 MiB: the buffered budget plus the uploads in flight of one ingest need no more. */
+const MAX_SPARE_CHUNKS = 64;
 
 /** Bytes appended into chunks that start small and grow (many event hours hold a few lines each). */
 class ChunkedBytes {
+  /** Filled chunks and the bytes used of each. */
   private readonly full: Buffer[] = [];
-  private chunk = Buffer.alloc(0);
+  private readonly fullUsed: number[] = [];
+  private chunk: Buffer = Buffer.alloc(0);
   private used = 0;
   bytes = 0;
 
@@ -38,23 +47,42 @@ class ChunkedBytes {
     this.bytes += length;
   }
 
-  /** Everything appended, as one buffer. */
-  take(): Buffer {
-    return Buffer.concat([...this.full, this.chunk.subarray(0, this.used)], this.bytes);
+  /** Everything appended, as a list of chunks (valid until `release`). */
+  take(): Buffer[] {
+    const chunks = this.full.map((chunk, i) => chunk.subarray(0, this.fullUsed[i]));
+    if (this.used > 0) chunks.push(this.chunk.subarray(0, this.used));
+    return chunks;
+  }
+
+  /** Gives the chunks back for reuse: nothing may read them afterwards. */
+  release(): void {
+    for (const chunk of [...this.full, this.chunk])
+      if (chunk.length === CHUNK_BYTES && spareChunks.length < MAX_SPARE_CHUNKS) spareChunks.push(chunk);
+    this.full.length = 0;
+    this.fullUsed.length = 0;
+    this.chunk = Buffer.alloc(0);
+    this.used = 0;
+    this.bytes = 0;
   }
 
   private grow(length: number): void {
     if (this.used > 0 && this.chunk.length >= CHUNK_BYTES) {
-      this.full.push(this.chunk.subarray(0, this.used));
-      this.chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, length));
+      this.full.push(this.chunk);
+      this.fullUsed.push(this.used);
+      this.chunk = length <= CHUNK_BYTES ? newChunk() : Buffer.allocUnsafe(length);
       this.used = 0;
       return;
     }
     const doubled = Math.min(CHUNK_BYTES, Math.max(FIRST_CHUNK_BYTES, 2 * this.chunk.length));
-    const grown = Buffer.allocUnsafe(Math.max(doubled, this.used + length));
+    const size = Math.max(doubled, this.used + length);
+    const grown = size === CHUNK_BYTES ? newChunk() : Buffer.allocUnsafe(size);
     this.chunk.copy(grown, 0, 0, this.used);
     this.chunk = grown;
   }
+}
+
+function newChunk(): Buffer {
+  return spareChunks.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES);
 }
 
 /** The events of one UTC event hour buffered since its last flush. */
@@ -152,7 +180,7 @@ export class StagingBuffers {
       key: stagedKey(name),
       event_hour: hourStamp(buffer.eventHour),
       records: buffer.records,
-      bytes: data.length,
+      bytes: buffer.lines.bytes,
       late: buffer.late,
       owners: [...buffer.owners].sort(),
       ...(this.withKeys ? { keys_key: stagedKeysKey(name) } : {}),
@@ -161,11 +189,16 @@ export class StagingBuffers {
     const upload = Promise.all([
       this.store.put(object.key, data),
       keys === undefined ? undefined : this.store.put(stagedKeysKey(name), keys),
-    ]).then(() => object);
+    ]).then(() => {
+      // Only a finished write gives its chunks back: a failed one may still be reading them.
+      buffer.lines.release();
+      buffer.keys.release();
+      return object;
+    });
     upload.catch(() => undefined); // surfaced by finish()
     this.written.push(upload);
     this.inFlight.push(upload);
-    this.buffered -= data.length;
+    this.buffered -= object.bytes;
     this.buffers.set(buffer.eventHour, emptyBuffer(buffer.eventHour, buffer.flushed + 1));
   }
 }

@@ -43,9 +43,13 @@ import {
   NamedError,
   type TaskInterceptor,
 } from './local-workflows.js';
-import type { JSONValue } from './state-machines.js';
+import { type JSONValue, prepareStateMachines } from './state-machines.js';
 import type { WorkerResult, WorkerTask } from './task-worker.js';
-import { loadStateExpiration, loadWorkflowDefinitions } from './workflow-definitions.js';
+import {
+  loadStateExpiration,
+  loadWorkflowDefinitions,
+  type WorkflowDefinitions,
+} from './workflow-definitions.js';
 
 const MINUTE_MS = 60_000;
 
@@ -128,7 +132,17 @@ export function pipelineId(config: Pick<PipelineConfig, 'project_id' | 'name'>):
 export async function runPipelines(options: PipelinesRunOptions): Promise<PipelinesRunResult> {
   const { now } = options;
   const progress = options.progress ?? (() => undefined);
-  const control = options.control ?? (await startControlPlane());
+  const starting = options.control === undefined ? startControlPlane() : undefined;
+  // Validating the definitions compiles JSON schemas for a second: done while the emulator starts.
+  let definitions: WorkflowDefinitions;
+  try {
+    definitions = loadWorkflowDefinitions();
+    prepareStateMachines(Object.values(definitions));
+  } catch (error) {
+    await starting?.then((plane) => plane.stop());
+    throw error;
+  }
+  const control = options.control ?? (await starting!);
   try {
     let tickStart = { tick: now, wall: Date.now() };
     // Simulated time: the tick, plus the real time spent since it fired (run records get durations).
@@ -156,7 +170,7 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
       (await runtime.configs.listActive(undefined, tick)).configs;
     const overrides = options.overrides?.({ control, clock });
     const workflows = new LocalWorkflows({
-      definitions: loadWorkflowDefinitions(),
+      definitions,
       runtime,
       ...(overrides === undefined ? {} : { overrides }),
       ...(options.intercept === undefined ? {} : { intercept: options.intercept }),

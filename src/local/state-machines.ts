@@ -151,6 +151,11 @@ export async function runStateMachine(
 
 const machines = new WeakMap<StateMachineDefinition, StateMachine>();
 
+/** Validates definitions ahead of their first run (throws on an invalid one), so their runs start at once. */
+export function prepareStateMachines(definitions: Iterable<StateMachineDefinition>): void {
+  for (const definition of definitions) compiled(definition);
+}
+
 /**
  * A definition's machine, validated once: validation compiles JSON schemas, and Map states build a
  * machine per iteration with the same options, so later machines skip it.

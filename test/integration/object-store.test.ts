@@ -148,6 +148,18 @@ function objectStoreConformance(makeFixture: () => Promise<Fixture>, { manyKeys 
     assert.deepEqual(await store.getBytes('streams/small.ndjson'), Buffer.concat(parts));
   });
 
+  it('writes a list of chunks as their concatenation, in order, empty chunks included', async () => {
+    const { store } = fixture;
+    const chunks = [Buffer.from('a'.repeat(70_000)), Buffer.alloc(0), Buffer.from('ü\n'), Buffer.from('z')];
+
+    const stored = await store.put('chunks/obj', chunks);
+
+    assert.equal(stored, Buffer.concat(chunks).length);
+    assert.deepEqual(await store.getBytes('chunks/obj'), Buffer.concat(chunks));
+    assert.equal(await store.put('chunks/none', []), 0);
+    assert.deepEqual(await store.getBytes('chunks/none'), Buffer.alloc(0));
+  });
+
   it('stores nothing when a streamed put fails', async () => {
     const { store } = fixture;
 

@@ -86,6 +86,44 @@ describe('StagingBuffers', () => {
   });
 });
 
+describe('StagingBuffers reusing its chunks', () => {
+  test('objects written before a chunk is reused keep their bytes, line for line', async () => {
+    const store = new FsObjectStore(`${folder.path}/reuse`);
+    // 1 MiB buffered: each flush fills several 256 KiB chunks, which later flushes take again.
+    const staging = new StagingBuffers(store, 2000 * HOUR_MS, 0, true, {
+      bufferedBytes: 1024 * 1024,
+      uploadsInFlight: 2,
+    });
+    const expected = new Map<number, string[]>();
+    for (let i = 0; i < 6000; i += 1) {
+      const hour = i % 3;
+      const record = Buffer.from(`{"i":${i},"pad":"${String(i % 10).repeat(1000 + (i % 700))}"}`);
+      staging.add(hour * HOUR_MS, i, `key-${i}`, record, 'daily-x', false);
+      const lines = expected.get(hour) ?? [];
+      lines.push(`${i}\tkey-${i}\t${record.toString('latin1')}`);
+      expected.set(hour, lines);
+      if (i % 50 === 49) await staging.settle();
+    }
+    const objects = await staging.finish();
+    assert.ok(objects.length > 12, `${objects.length} objects: the test must flush many times`);
+    for (const [hour, lines] of expected) {
+      const ofHour = objects.filter((o) => o.event_hour === stampOf(hour));
+      const read: string[] = [];
+      for (const object of ofHour) {
+        const bytes = (await store.getBytes(object.key))!;
+        assert.equal(bytes.length, object.bytes);
+        read.push(...bytes.toString('latin1').split('\n').slice(0, -1));
+        const keys = (await store.getBytes(object.keys_key!))!.toString('latin1').split('\n').slice(0, -1);
+        assert.deepEqual(
+          keys,
+          read.slice(-object.records).map((line) => line.split('\t')[1]),
+        );
+      }
+      assert.deepEqual(read, lines);
+    }
+  });
+});
+
 function stampOf(hour: number): string {
   const d = new Date(hour * HOUR_MS);
   const pad = (n: number) => String(n).padStart(2, '0');
