@@ -5,7 +5,7 @@ import { hourIso, planKey, routedUpdatesKey, snapshotTableKey, stepId } from '..
 import { getJson, type ObjectStore, putJsonOnce } from '../core/object-store.js';
 import type { PipelineConfig, SnapshotSource } from '../core/pipeline-config.js';
 import type { EngineStores } from '../core/ports.js';
-import { type ProfileUpdate, profileShard } from '../core/profiles.js';
+import { idDigest, type ProfileUpdate, profileShard } from '../core/profiles.js';
 import type { SnapshotPlan, TableFile } from '../core/records.js';
 import { ingestStart, snapshotCut } from '../core/routing.js';
 import { HOUR_MS, type Window, ZoneCalendar } from '../core/windows.js';
@@ -32,6 +32,20 @@ import {
 
 /** Files the profile table is split into, by the hash of the canonical id: the unit of a task. */
 export const PROFILE_SHARDS = 32;
+/** Profile updates per shard a first snapshot aims at: a task holds one shard's changes in memory. */
+const UPDATES_PER_SHARD = 8192;
+const MAX_PROFILE_SHARDS = 1024;
+
+/**
+ * The shard count of a first snapshot: 32, doubled while its shards would hold more than
+ * `UPDATES_PER_SHARD` updates each (a million new profiles: 128 shards, about 20 MB per fold instead of
+ * 80). Later snapshots keep the count of the table they rewrite.
+ */
+export function firstSnapshotShards(updates: number): number {
+  let shards = PROFILE_SHARDS;
+  while (shards * UPDATES_PER_SHARD < updates && shards < MAX_PROFILE_SHARDS) shards *= 2;
+  return shards;
+}
 const IDENTITY_TABLE = 'identity';
 
 /**
@@ -70,11 +84,12 @@ export async function planSnapshot(
   const fold = new IdentityFold(current);
   for (const link of links) fold.apply(link);
 
+  // Digests, not ids: an id that only shares an updated id's digest adds an entry no update looks up.
   const updated =
-    source === 'people' ? await distinctIds(stores.state, pending.people.keys) : new Set<string>();
+    source === 'people' ? await updatedIdDigests(stores.state, pending.people.keys) : new Set<number>();
   const resolvedElsewhere = new Map<string, string>(); // updated id -> its canonical id, when not itself
   const resolve = (idText: string, canonical: string) => {
-    if (canonical !== idText && updated.has(idText)) resolvedElsewhere.set(idText, canonical);
+    if (canonical !== idText && updated.has(idDigest(idText))) resolvedElsewhere.set(idText, canonical);
   };
   // Without new links the table stays as it is: it is only read, to resolve the updated ids.
   let identity = base?.identity;
@@ -83,7 +98,7 @@ export async function planSnapshot(
   else if (updated.size > 0)
     await readTable(stores.state, identity, (key, value) => resolve(JSON.parse(key), JSON.parse(value)));
 
-  const shards = base?.profiles?.length ?? PROFILE_SHARDS;
+  const shards = base?.profiles?.length ?? firstSnapshotShards(pending.people.records);
   let routedUpdates = 0;
   let merged = 0;
   let tasks: number[][] = [[]];
@@ -160,10 +175,12 @@ async function readLinks(state: ObjectStore, keys: readonly string[]): Promise<I
   return links.sort(byTimeThenArrival).map((link) => link.value);
 }
 
-async function distinctIds(state: ObjectStore, keys: readonly string[]): Promise<Set<string>> {
-  const ids = new Set<string>();
-  await readPending(state, keys, (_, json) => ids.add((JSON.parse(json) as ProfileUpdate).distinctId));
-  return ids;
+async function updatedIdDigests(state: ObjectStore, keys: readonly string[]): Promise<Set<number>> {
+  const digests = new Set<number>();
+  await readPending(state, keys, (_, json) =>
+    digests.add(idDigest((JSON.parse(json) as ProfileUpdate).distinctId)),
+  );
+  return digests;
 }
 
 /**

@@ -4,10 +4,10 @@
  * follows the manifest.
  *
  * State: sorted tables (`<id JSON>\t<value JSON>`, ordered by the id's JSON text): the identity table
- * (id -> canonical id) and, for people, the profile table in `PROFILE_SHARDS` files by the hash of the
- * canonical id. A step streams each table once or twice and holds only what arrived in its run:
- * - plan (`snapshot-plan.ts`): the run's identity links and the ids they name, the distinct ids of the
- *   run's profile updates; it writes the new identity table and routes each update to the shard of its
+ * (id -> canonical id) and, for people, the profile table in shard files by the hash of the canonical id
+ * (32 or more, fixed by the first snapshot: `firstSnapshotShards`). A step streams each table once or twice and holds only what arrived in its run:
+ * - plan (`snapshot-plan.ts`): the run's identity links and the ids they name, a digest of each distinct
+ *   id of the run's profile updates; it writes the new identity table and routes each update to the shard of its
  *   canonical id;
  * - tasks (`snapshot-task.ts`): the routed updates of one shard at a time, merged into that shard's
  *   sorted table;
