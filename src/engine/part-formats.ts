@@ -377,7 +377,7 @@ class ParquetPartWriter implements PartWriter {
     const tail = this.out.take();
     let bytes: number;
     if (this.stream === undefined) {
-      bytes = await this.store.put(this.key, Buffer.concat(tail));
+      bytes = await this.store.put(this.key, tail);
     } else {
       this.push(tail);
       this.stream.body.end();
