@@ -52,13 +52,14 @@ export interface RowGroupLimits {
 }
 
 /**
- * Row groups of 8 MiB of values (about 10,000 events): column chunks of one or two MB of compressed
+ * Row groups of 4 MiB of values (about 5,000 events): column chunks of a few hundred KB of compressed
  * `properties`, still one request each for an engine, which skips groups by their statistics. Each
  * open part holds its group while encoding it about four times over, so the group size sets the
  * memory of a task: a 1M-event local run (four export tasks at once) peaked at 604 MB with 16 MiB
- * groups and 476 MB with these (README, Output formats).
+ * groups, 514 MB with 8 MiB and 459-466 MB with these, for 1% more bytes than 8 MiB (README, Output
+ * formats).
  */
-export const DEFAULT_ROW_GROUP: RowGroupLimits = { maxBytes: 8 * 1024 * 1024, maxRows: 1_000_000 };
+export const DEFAULT_ROW_GROUP: RowGroupLimits = { maxBytes: 4 * 1024 * 1024, maxRows: 1_000_000 };
 
 /** Opens part `key` in `store`. */
 export type OpenPart = (store: ObjectStore, key: string) => PartWriter;

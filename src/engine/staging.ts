@@ -21,15 +21,26 @@ export const DEFAULT_STAGING_BUDGET: StagingBudget = { bufferedBytes: 8 * 1024 *
 const FIRST_CHUNK_BYTES = 8 * 1024;
 const CHUNK_BYTES = 256 * 1024;
 /**
- * Full-size chunks of written objects, kept for the next ones: once warm, staging allocates nothing,
- * and the collector is not woken by hundreds of megabytes of short-lived buffers.
+ * Full-size chunks of an ingest's written objects, kept for its next ones: the collector is not woken
+ * by hundreds of megabytes of short-lived buffers, and the ingest's end frees them all.
  */
-const spareChunks: Buffer[] = [];
-/** 16 MiB: the buffered budget plus the uploads in flight of one ingest need no more. */
-const MAX_SPARE_CHUNKS = 64;
+class SpareChunks {
+  private readonly chunks: Buffer[] = [];
+  constructor(private readonly max: number) {}
+
+  take(): Buffer {
+    return this.chunks.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES);
+  }
+
+  give(chunk: Buffer): void {
+    if (chunk.length === CHUNK_BYTES && this.chunks.length < this.max) this.chunks.push(chunk);
+  }
+}
 
 /** Bytes appended into chunks that start small and grow (many event hours hold a few lines each). */
 class ChunkedBytes {
+  constructor(private readonly spare: SpareChunks) {}
+
   /** Filled chunks and the bytes used of each. */
   private readonly full: Buffer[] = [];
   private readonly fullUsed: number[] = [];
@@ -56,8 +67,7 @@ class ChunkedBytes {
 
   /** Gives the chunks back for reuse: nothing may read them afterwards. */
   release(): void {
-    for (const chunk of [...this.full, this.chunk])
-      if (chunk.length === CHUNK_BYTES && spareChunks.length < MAX_SPARE_CHUNKS) spareChunks.push(chunk);
+    for (const chunk of [...this.full, this.chunk]) this.spare.give(chunk);
     this.full.length = 0;
     this.fullUsed.length = 0;
     this.chunk = Buffer.alloc(0);
@@ -69,20 +79,16 @@ class ChunkedBytes {
     if (this.used > 0 && this.chunk.length >= CHUNK_BYTES) {
       this.full.push(this.chunk);
       this.fullUsed.push(this.used);
-      this.chunk = length <= CHUNK_BYTES ? newChunk() : Buffer.allocUnsafe(length);
+      this.chunk = length <= CHUNK_BYTES ? this.spare.take() : Buffer.allocUnsafe(length);
       this.used = 0;
       return;
     }
     const doubled = Math.min(CHUNK_BYTES, Math.max(FIRST_CHUNK_BYTES, 2 * this.chunk.length));
     const size = Math.max(doubled, this.used + length);
-    const grown = size === CHUNK_BYTES ? newChunk() : Buffer.allocUnsafe(size);
+    const grown = size === CHUNK_BYTES ? this.spare.take() : Buffer.allocUnsafe(size);
     this.chunk.copy(grown, 0, 0, this.used);
     this.chunk = grown;
   }
-}
-
-function newChunk(): Buffer {
-  return spareChunks.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES);
 }
 
 /** The events of one UTC event hour buffered since its last flush. */
@@ -111,6 +117,7 @@ export class StagingBuffers {
   private readonly written: Promise<StagedObject>[] = [];
   private readonly inFlight: Promise<unknown>[] = [];
   private buffered = 0;
+  private readonly spare: SpareChunks;
 
   constructor(
     private readonly store: ObjectStore,
@@ -118,7 +125,10 @@ export class StagingBuffers {
     private readonly piece: number,
     private readonly withKeys: boolean,
     private readonly budget: StagingBudget = DEFAULT_STAGING_BUDGET,
-  ) {}
+  ) {
+    // A flush's worth: what one written object gives back for the buffers that fill next.
+    this.spare = new SpareChunks(Math.ceil(budget.bufferedBytes / CHUNK_BYTES));
+  }
 
   /**
    * Adds one staged line, `<time ms>\t<dedup key or empty>\t<output record>`, for the step `owner`; `late`
@@ -134,7 +144,7 @@ export class StagingBuffers {
   ): void {
     let buffer = this.buffers.get(eventHour);
     if (buffer === undefined) {
-      buffer = emptyBuffer(eventHour, 0);
+      buffer = this.emptyBuffer(eventHour, 0);
       this.buffers.set(eventHour, buffer);
     }
     const before = buffer.lines.bytes;
@@ -199,18 +209,18 @@ export class StagingBuffers {
     this.written.push(upload);
     this.inFlight.push(upload);
     this.buffered -= object.bytes;
-    this.buffers.set(buffer.eventHour, emptyBuffer(buffer.eventHour, buffer.flushed + 1));
+    this.buffers.set(buffer.eventHour, this.emptyBuffer(buffer.eventHour, buffer.flushed + 1));
   }
-}
 
-function emptyBuffer(eventHour: number, flushed: number): HourBuffer {
-  return {
-    eventHour,
-    lines: new ChunkedBytes(),
-    keys: new ChunkedBytes(),
-    records: 0,
-    late: 0,
-    owners: new Set(),
-    flushed,
-  };
+  private emptyBuffer(eventHour: number, flushed: number): HourBuffer {
+    return {
+      eventHour,
+      lines: new ChunkedBytes(this.spare),
+      keys: new ChunkedBytes(this.spare),
+      records: 0,
+      late: 0,
+      owners: new Set(),
+      flushed,
+    };
+  }
 }
