@@ -25,10 +25,10 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../core/errors.js';
 import {
   chunksOf,
+  isStream,
   type ObjectBody,
   type ObjectInfo,
   type ObjectStore,
-  streamOf,
 } from '../core/object-store.js';
 
 /** Writes all of `chunk` at the file's position (a write may take less than asked). */
@@ -118,17 +118,16 @@ export class FsObjectStore implements ObjectStore {
     const fd = this.openTemp(dir, temp, key);
     try {
       let bytes = 0;
-      const stream = streamOf(body);
-      if (stream === undefined) {
+      if (isStream(body)) {
+        const out = createWriteStream('', { fd });
+        await pipeline(body, out);
+        bytes = out.bytesWritten;
+      } else {
         try {
-          for (const chunk of chunksOf(body as Buffer | readonly Buffer[])) bytes += writeWhole(fd, chunk);
+          for (const chunk of chunksOf(body)) bytes += writeWhole(fd, chunk);
         } finally {
           closeSync(fd);
         }
-      } else {
-        const out = createWriteStream('', { fd });
-        await pipeline(stream, out);
-        bytes = out.bytesWritten;
       }
       try {
         renameSync(temp, target);

@@ -11,10 +11,10 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { ConfigError, TransientError } from '../core/errors.js';
 import {
   chunksOf,
+  isStream,
   type ObjectBody,
   type ObjectInfo,
   type ObjectStore,
-  streamOf,
 } from '../core/object-store.js';
 import { asTransient, errorFields, isTransientCode } from './aws-errors.js';
 
@@ -126,9 +126,8 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: ObjectBody): Promise<number> {
     const fullKey = this.fullKey(key);
-    const stream = streamOf(body);
-    if (stream === undefined) {
-      const chunks = chunksOf(body as Buffer | readonly Buffer[]);
+    if (!isStream(body)) {
+      const chunks = chunksOf(body);
       // One request: a chunk list is at most a few MiB (staging's buffers).
       const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       try {
@@ -149,7 +148,7 @@ export class S3ObjectStore implements ObjectStore {
         yield buffer;
       }
     }
-    const counting = Readable.from(counted(stream), { objectMode: false });
+    const counting = Readable.from(counted(body), { objectMode: false });
     try {
       await new Upload({
         client: this.client,
@@ -161,7 +160,7 @@ export class S3ObjectStore implements ObjectStore {
     } catch (error) {
       // Like `pipeline`: a failed write also ends the source, so its producer stops waiting on it.
       counting.destroy();
-      stream.destroy();
+      body.destroy();
       throw this.mapError(error, 'Upload', fullKey);
     }
     return bytes;

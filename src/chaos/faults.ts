@@ -14,7 +14,7 @@ import { type DynamoDBClient, InternalServerError, ThrottlingException } from '@
 import { S3ServiceException } from '@aws-sdk/client-s3';
 import { asTransient } from '../adapters/aws-errors.js';
 import { UsageError } from '../core/errors.js';
-import { type ObjectBody, type ObjectInfo, type ObjectStore, streamOf } from '../core/object-store.js';
+import { isStream, type ObjectBody, type ObjectInfo, type ObjectStore } from '../core/object-store.js';
 import { RETRYABLE_ERRORS, TASK_STATES } from '../core/workflow.js';
 import { Random } from '../local/generate.js';
 import type { TaskInterceptor, TaskStateName } from '../local/local-workflows.js';
@@ -240,7 +240,7 @@ export class FaultyObjectStore implements ObjectStore {
     const fault = this.fault('PutObject', key);
     if (fault?.when === 'before') {
       // As the adapter does on a failed upload: the source ends too, so its producer stops waiting.
-      streamOf(body)?.destroy();
+      if (isStream(body)) body.destroy();
       throw fault.error;
     }
     const bytes = await this.inner.put(key, body);

@@ -17,9 +17,9 @@ export interface ObjectInfo {
  */
 export type ObjectBody = Buffer | readonly Buffer[] | Readable;
 
-/** The body as a stream, or `undefined` when it is bytes held in memory. */
-export function streamOf(body: ObjectBody): Readable | undefined {
-  return Buffer.isBuffer(body) || Array.isArray(body) ? undefined : (body as Readable);
+/** Whether the body is a stream (else bytes held in memory). */
+export function isStream(body: ObjectBody): body is Readable {
+  return !Buffer.isBuffer(body) && !Array.isArray(body);
 }
 
 /** Bytes held in memory, as a list of chunks. */

@@ -139,7 +139,8 @@ export async function runPipelines(options: PipelinesRunOptions): Promise<Pipeli
     definitions = loadWorkflowDefinitions();
     prepareStateMachines(Object.values(definitions));
   } catch (error) {
-    await starting?.then((plane) => plane.stop());
+    // The definitions' error is the one to report, whatever the emulator did meanwhile.
+    await starting?.then((plane) => plane.stop()).catch(() => undefined);
     throw error;
   }
   const control = options.control ?? (await starting!);

@@ -11,7 +11,7 @@ import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { decompress as fzstdDecompress } from 'fzstd';
 import { FsObjectStore } from '../../src/adapters/fs-object-store.js';
 import { parseEventLine } from '../../src/core/event-line.js';
-import { type ObjectInfo, type ObjectStore, streamOf } from '../../src/core/object-store.js';
+import { isStream, type ObjectInfo, type ObjectStore } from '../../src/core/object-store.js';
 import {
   EVENT_RECORD,
   IDENTITY_RECORD,
@@ -106,7 +106,7 @@ class RecordingStore implements ObjectStore {
     return this.inner.uri(key);
   }
   put(key: string, body: Parameters<ObjectStore['put']>[1]) {
-    this.puts.push({ key, streamed: streamOf(body) !== undefined });
+    this.puts.push({ key, streamed: isStream(body) });
     return this.inner.put(key, body);
   }
   putIfAbsent(key: string, body: Buffer) {
