@@ -82,8 +82,7 @@ export async function runSnapshotTask(
     );
   } else {
     for (const shard of shards) {
-      const table = await oneFoldAtATime(() => foldShard(stores.state, plan, shard, parts, counts));
-      tables.push({ shard, table });
+      tables.push({ shard, table: await foldShard(stores.state, plan, shard, parts, counts) });
     }
   }
   const result: SnapshotTaskResult = {
@@ -98,19 +97,6 @@ export async function runSnapshotTask(
   };
   await putJson(stores.state, resultKey, result);
   return result;
-}
-
-/** The fold running in this thread, if any: the next waits for it. */
-let folding: Promise<unknown> = Promise.resolve();
-
-/**
- * Runs one shard's fold after the thread's current one: a thread that runs several tasks at once (the
- * local run's workers) holds one shard's changes at a time. A Lambda runs one task per process anyway.
- */
-function oneFoldAtATime<T>(fold: () => Promise<T>): Promise<T> {
-  const next = folding.then(fold, fold);
-  folding = next.catch(() => undefined);
-  return next;
 }
 
 function addLine(parts: Parts, text: string): void {
