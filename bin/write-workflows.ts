@@ -1,6 +1,6 @@
 /**
- * Build step: synthesizes the stack (no bundling, no AWS account) and keeps its three state machines
- * and the state bucket's expiration rules in `dist/workflows.json`, which local runs read. The only
+ * Build step: synthesizes the stack (no bundling, no AWS account), validates its three state machines
+ * and keeps them and the state bucket's expiration rules in `dist/workflows.json`, which local runs read. The only
  * place outside the CDK app that loads the CDK: the runtime reads the file and never synthesizes.
  */
 import { readFileSync } from 'node:fs';
@@ -8,11 +8,12 @@ import { writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { App, type CfnResource } from 'aws-cdk-lib';
 import { DataPipelinesStack } from '../lib/data-pipelines-stack.js';
-import type { SynthesizedTemplate } from '../src/local/state-machines.js';
+import { type SynthesizedTemplate, validateDefinition } from '../src/local/state-machines.js';
 import {
   DEFINITIONS_FILE,
   expirationRules,
   type SynthesizedWorkflows,
+  workflowDefinitions,
 } from '../src/local/workflow-definitions.js';
 
 const CDK_JSON = new URL('../../cdk.json', import.meta.url);
@@ -44,5 +45,8 @@ export function synthesizeWorkflows(): SynthesizedWorkflows {
 
 // Run as the build step (the test imports it to compare a fresh synthesis with the built copy).
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  await writeFile(DEFINITIONS_FILE, `${JSON.stringify(synthesizeWorkflows())}\n`);
+  const synthesized = synthesizeWorkflows();
+  for (const [role, definition] of Object.entries(workflowDefinitions(synthesized)))
+    validateDefinition(definition, role);
+  await writeFile(DEFINITIONS_FILE, `${JSON.stringify(synthesized)}\n`);
 }

@@ -9,10 +9,10 @@ import { UsageError } from '../core/errors.js';
 import { snapshotFolder } from '../core/layout.js';
 import { type DataSource, type PipelineConfig, parsePipelineConfig } from '../core/pipeline-config.js';
 import { ConfigStreamReader } from '../local/config-stream.js';
+import { startControlPlane } from '../local/control-plane.js';
 import { LocalHome } from '../local/local-home.js';
 import { defaultStateFolder } from '../local/local-stores.js';
-import { pipelineId, runLocalPipeline, runLocalPipelines } from '../local/run.js';
-import { reviewConfigChanges } from '../workflow/activities.js';
+import type { RunResult } from '../local/run.js';
 import { addConfigOptions, configFields } from './config-flags.js';
 import { formatReconciliation } from './format.js';
 import { EXIT, instant, positiveInteger, print } from './shared.js';
@@ -128,6 +128,8 @@ async function schedule(flags: ScheduleFlags): Promise<number> {
   const clock = server.now === undefined ? undefined : Date.parse(server.now);
   if (clock !== undefined && until < clock)
     throw new UsageError(`--until: the simulated clock is already at ${server.now}; give a later instant`);
+  const { pipelineId, runLocalPipelines } = await import('../local/run.js');
+  const { reviewConfigChanges } = await import('../workflow/activities.js');
   const control = home.controlPlane(server);
   const stream = new ConfigStreamReader(control.dynamo, control.configsTable, server.endpoint, server.stream);
   try {
@@ -187,13 +189,26 @@ async function localRun(flags: LocalRunFlags): Promise<number> {
     state: resolve(flags.state ?? defaultStateFolder(out, config.project_id, config.name)),
   };
   const startedAt = Date.now();
-  const result = await runLocalPipeline({
-    folders,
-    config,
-    now: flags.now,
-    ...(flags.workers === undefined ? {} : { workers: flags.workers }),
-    progress: (message) => process.stderr.write(`[${config.project_id}/${config.name}] ${message}\n`),
-  });
+  // The emulator boots while the engine's modules load (the engine is loaded only by the commands that run it).
+  const control = startControlPlane();
+  control.catch(() => undefined);
+  let result: RunResult;
+  try {
+    const { runLocalPipeline } = await import('../local/run.js');
+    result = await runLocalPipeline({
+      folders,
+      config,
+      now: flags.now,
+      control,
+      ...(flags.workers === undefined ? {} : { workers: flags.workers }),
+      progress: (message) => process.stderr.write(`[${config.project_id}/${config.name}] ${message}\n`),
+    });
+  } finally {
+    await control.then(
+      (plane) => plane.stop(),
+      () => undefined,
+    );
+  }
   const usage = process.resourceUsage();
   const peakRssMb = Math.round(usage.maxRSS / 1024);
   if (flags.json) {

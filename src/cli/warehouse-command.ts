@@ -9,12 +9,7 @@ import { type Command, Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import type { ExportFormat } from '../core/warehouse/sql.js';
 import { LocalHome } from '../local/local-home.js';
-import {
-  type LocalWarehouseSource,
-  localRunSource,
-  type OpenedWarehouse,
-  openLocalWarehouse,
-} from '../local/warehouse-source.js';
+import type { LocalWarehouseSource, OpenedWarehouse } from '../local/warehouse-source.js';
 import { table } from './format.js';
 import { day, EXIT, print } from './shared.js';
 import { localTarget } from './target.js';
@@ -189,6 +184,8 @@ async function withWarehouse(
   flags: WarehouseFlags,
   work: (opened: OpenedWarehouse) => Promise<void>,
 ): Promise<void> {
+  // DuckDB's native module loads only for the commands that query it.
+  const { localRunSource, openLocalWarehouse } = await import('../local/warehouse-source.js');
   const source =
     flags.out === undefined
       ? await homeSource(flags)

@@ -43,7 +43,7 @@ import {
   NamedError,
   type TaskInterceptor,
 } from './local-workflows.js';
-import { type JSONValue, prepareStateMachines } from './state-machines.js';
+import type { JSONValue } from './state-machines.js';
 import type { WorkerResult, WorkerTask } from './task-worker.js';
 import {
   loadStateExpiration,
@@ -67,8 +67,11 @@ export interface PipelinesRunOptions {
   readonly stores: (config: PipelineConfig, clock: () => number) => EngineStores;
   /** Operate until this instant: everything due by then runs. */
   readonly now: number;
-  /** DynamoDB tables to use; default: a moto server started and stopped by this run. */
-  readonly control?: ControlPlane;
+  /**
+   * DynamoDB tables to use, or their start under way (the caller stops them); default: a moto server
+   * started and stopped by this run.
+   */
+  readonly control?: ControlPlane | Promise<ControlPlane>;
   /** Replaces Task states' local implementations (e.g. with worker threads), given the run's context. */
   readonly overrides?: (context: RunContext) => LocalWorkflowsOptions['overrides'];
   readonly intercept?: TaskInterceptor;
@@ -132,18 +135,16 @@ export function pipelineId(config: Pick<PipelineConfig, 'project_id' | 'name'>):
 export async function runPipelines(options: PipelinesRunOptions): Promise<PipelinesRunResult> {
   const { now } = options;
   const progress = options.progress ?? (() => undefined);
-  const starting = options.control === undefined ? startControlPlane() : undefined;
-  // Validating the definitions compiles JSON schemas for a second: done while the emulator starts.
+  const starting = Promise.resolve(options.control ?? startControlPlane());
   let definitions: WorkflowDefinitions;
   try {
     definitions = loadWorkflowDefinitions();
-    prepareStateMachines(Object.values(definitions));
   } catch (error) {
     // The definitions' error is the one to report, whatever the emulator did meanwhile.
-    await starting?.then((plane) => plane.stop()).catch(() => undefined);
+    if (options.control === undefined) await starting.then((plane) => plane.stop()).catch(() => undefined);
     throw error;
   }
-  const control = options.control ?? (await starting!);
+  const control = await starting;
   try {
     let tickStart = { tick: now, wall: Date.now() };
     // Simulated time: the tick, plus the real time spent since it fired (run records get durations).

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { StateMachineDefinition } from 'aws-local-stepfunctions';
 import { ConfigError } from '../core/errors.js';
 import type { ExpirationRule } from './lifecycle.js';
-import { type SynthesizedTemplate, stateMachineDefinitions } from './state-machines.js';
+import { type SynthesizedTemplate, stateMachineDefinitions, trustValidated } from './state-machines.js';
 
 /** The workflows by role. */
 export interface WorkflowDefinitions {
@@ -54,9 +54,11 @@ export function workflowDefinitions(synthesized: SynthesizedWorkflows): Workflow
   return { dispatcher: get('dispatcher'), project: get('project'), step: get('step') };
 }
 
-/** The definitions the build synthesized. */
+/** The definitions the build synthesized and validated (`bin/write-workflows.ts`). */
 export function loadWorkflowDefinitions(): WorkflowDefinitions {
-  return workflowDefinitions(JSON.parse(readDefinitionsFile()) as SynthesizedWorkflows);
+  const definitions = workflowDefinitions(JSON.parse(readDefinitionsFile()) as SynthesizedWorkflows);
+  trustValidated(Object.values(definitions));
+  return definitions;
 }
 
 function readDefinitionsFile(): string {

@@ -13,6 +13,7 @@ import {
   runStateMachine,
   type SynthesizedTemplate,
   stateMachineDefinitions,
+  validateDefinition,
 } from '../../src/local/state-machines.js';
 
 /**
@@ -100,6 +101,20 @@ describe('running synthesized state machines locally', () => {
     await assert.rejects(
       runStateMachine(definition, {}, { Plan: async () => ({}) }),
       /no local handler for Task state\(s\): ExportTask, Commit/,
+    );
+  });
+
+  test('the build refuses an invalid definition, and one the local interpreter cannot run, naming the problem', () => {
+    validateDefinition(definition, 'step');
+    const dangling = { StartAt: 'Missing', States: { T: { Type: 'Pass', End: true } } };
+    assert.throws(
+      () => validateDefinition(dangling as unknown as StateMachineDefinition, 'broken'),
+      (error: Error) => error.name === 'ConfigError' && /state machine broken is invalid/.test(error.message),
+    );
+    const jsonata = { ...(definition as object), QueryLanguage: 'JSONata' };
+    assert.throws(
+      () => validateDefinition(jsonata as unknown as StateMachineDefinition, 'jsonata'),
+      /state machine jsonata cannot run locally: the machine uses JSONata/,
     );
   });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { synthesizeWorkflows } from '../../bin/write-workflows.js';
 import { TASK_STATES } from '../../src/core/workflow.js';
-import { allStates, locallyUnsupported } from '../../src/local/state-machines.js';
+import { allStates, locallyUnsupported, validateDefinition } from '../../src/local/state-machines.js';
 import { loadWorkflowDefinitions, workflowDefinitions } from '../../src/local/workflow-definitions.js';
 
 describe('the workflows local runs execute', () => {
@@ -13,10 +13,12 @@ describe('the workflows local runs execute', () => {
     assert.deepEqual(loadWorkflowDefinitions(), fresh);
   });
 
-  test('use nothing the local interpreter cannot run, and every Task has a local activity', () => {
+  test('are valid, use nothing the local interpreter cannot run, and every Task has a local activity', () => {
+    // Local runs trust the build's validation and skip it.
     const definitions = loadWorkflowDefinitions();
     const known = new Set<string>(Object.values(TASK_STATES));
     for (const [role, definition] of Object.entries(definitions)) {
+      assert.doesNotThrow(() => validateDefinition(definition, role));
       assert.deepEqual(locallyUnsupported(definition), [], `${role} workflow`);
       const tasks = allStates(definition)
         .filter(([, state]) => state.Type === 'Task')
