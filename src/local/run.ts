@@ -3,8 +3,6 @@
  * (skipping ticks at which nothing is due), the dispatcher starts project workflows, and those run
  * their steps, all with the real activities over local stores and DynamoDB tables on the emulator.
  */
-import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
 import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { INGEST_RECORDS_PREFIX, isIngestRecordKey, runRecordKey } from '../core/layout.js';
 import { getJson, listAll } from '../core/object-store.js';
@@ -44,7 +42,8 @@ import {
   type TaskInterceptor,
 } from './local-workflows.js';
 import type { JSONValue } from './state-machines.js';
-import type { WorkerResult, WorkerTask } from './task-worker.js';
+import { LocalTaskPool } from './task-pool.js';
+import type { WorkerTask } from './task-worker.js';
 import {
   loadStateExpiration,
   loadWorkflowDefinitions,
@@ -313,7 +312,8 @@ export async function runLocalPipelines(options: LocalPipelinesRunOptions): Prom
         ...(options.ingestLimits === undefined ? {} : { ingestLimits: options.ingestLimits }),
         input,
       } as unknown as WorkerTask;
-      const result = await pool.run(task);
+      // A snapshot task folds a shard of profiles in memory: alone on its thread.
+      const result = await pool.run(task, { alone: type === 'export' && config.data_source !== 'events' });
       for (const [dimensions, values] of result.metrics) metrics.record(dimensions, values);
       for (const warning of result.warnings) progress(warning);
       if (result.error !== undefined) throw new NamedError(result.error.name, result.error.message);
@@ -332,42 +332,6 @@ export async function runLocalPipelines(options: LocalPipelinesRunOptions): Prom
     });
   } finally {
     if (options.pool === undefined) await pool.destroy();
-  }
-}
-
-/** Each worker thread runs two tasks at once: gzip and file I/O wait on libuv's pool meanwhile. */
-const TASKS_PER_THREAD = 2;
-
-/**
- * A young generation of 12 MB per worker instead of V8's 48: the tasks allocate short-lived line
- * buffers fast, and smaller semi-spaces are scavenged as cheaply while holding far less. A 1M-event
- * run peaked at 403 MB of RSS instead of 501 MB (JSON gzip), with no more CPU.
- */
-const WORKER_YOUNG_GENERATION_MB = 12;
-
-/** The worker threads that run ingest and export activities, one per core by default. */
-export class LocalTaskPool {
-  private readonly piscina: Piscina<WorkerTask, WorkerResult>;
-
-  constructor(readonly threads = availableParallelism()) {
-    this.piscina = new Piscina({
-      filename: new URL('./task-worker.js', import.meta.url).href,
-      minThreads: threads,
-      maxThreads: threads,
-      idleTimeout: 60_000,
-      concurrentTasksPerWorker: TASKS_PER_THREAD,
-      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
-    });
-  }
-
-  /** Runs one task on a worker thread. */
-  run(task: WorkerTask): Promise<WorkerResult> {
-    return this.piscina.run(task);
-  }
-
-  /** Stops the threads. */
-  destroy(): Promise<void> {
-    return this.piscina.destroy();
   }
 }
 

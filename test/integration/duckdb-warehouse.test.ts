@@ -30,7 +30,8 @@ import { generateLandingZone } from '../../src/local/generate.js';
 import { generateProfileLandingZone } from '../../src/local/generate-profiles.js';
 import { defaultStateFolder, localStores } from '../../src/local/local-stores.js';
 import { type Moto, startMoto } from '../../src/local/moto.js';
-import { LocalTaskPool, runLocalPipelines } from '../../src/local/run.js';
+import { runLocalPipelines } from '../../src/local/run.js';
+import { LocalTaskPool } from '../../src/local/task-pool.js';
 import { readTree, tempFolder } from '../support/fixtures.js';
 
 const HOUR = 3_600_000;

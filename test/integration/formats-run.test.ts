@@ -18,7 +18,8 @@ import { generateLandingZone } from '../../src/local/generate.js';
 import { generateProfileLandingZone } from '../../src/local/generate-profiles.js';
 import { defaultStateFolder } from '../../src/local/local-stores.js';
 import { type Moto, startMoto } from '../../src/local/moto.js';
-import { LocalTaskPool, type RunResult, runLocalPipeline } from '../../src/local/run.js';
+import { type RunResult, runLocalPipeline } from '../../src/local/run.js';
+import { LocalTaskPool } from '../../src/local/task-pool.js';
 import { tempFolder } from '../support/fixtures.js';
 
 let moto: Moto | undefined;

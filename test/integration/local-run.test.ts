@@ -6,12 +6,8 @@ import { startControlPlane } from '../../src/local/control-plane.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { defaultStateFolder } from '../../src/local/local-stores.js';
 import { type Moto, startMoto } from '../../src/local/moto.js';
-import {
-  type LocalRunOptions,
-  LocalTaskPool,
-  type RunResult,
-  runLocalPipeline,
-} from '../../src/local/run.js';
+import { type LocalRunOptions, type RunResult, runLocalPipeline } from '../../src/local/run.js';
+import { LocalTaskPool } from '../../src/local/task-pool.js';
 import { assertSameTree, outputRecords, outputTree, tempFolder } from '../support/fixtures.js';
 import { expectedOutput } from '../support/oracle.js';
 
