@@ -131,6 +131,29 @@ describe('PropertySchema', () => {
     assert.deepEqual(Object.keys(schema.toJSON().properties), Object.keys(expected.properties));
   });
 
+  it('a key read as the one that followed the previous key last time must be all of it', () => {
+    // Each object makes the next one's keys mispredicted: a prefix, a longer key, an escaped quote.
+    const objects = [
+      '{"a":1,"ab":2}',
+      '{"a":"x","a":3}',
+      '{"a":1,"abc":true}',
+      '{"a":1,"a\\"":null}',
+      '{"a":1,"ab":2}',
+    ];
+    const schema = new PropertySchema();
+    for (const text of objects) schema.addProperties(text);
+    assert.deepEqual(schema.toJSON(), {
+      format: 'mp-pipelines/property-schema@1',
+      records: 5,
+      properties: {
+        a: { string: 1, integer: 5 },
+        'a"': { null: 1 },
+        ab: { integer: 2 },
+        abc: { boolean: 1 },
+      },
+    });
+  });
+
   it('tells integers from floats by the token: no fraction or exponent, within 64 bits', () => {
     const schema = new PropertySchema();
     schema.addProperties(

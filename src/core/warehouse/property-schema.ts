@@ -197,12 +197,20 @@ export class PropertySchema {
     if (buf[p] === RBRACE) return;
     for (let previous = this.start; ; ) {
       // A key, a colon, a value, then a comma or the closing brace.
-      const keyStart = p;
-      const keyEnd = skipString(buf, p, end);
-      const key = this.keyAfter(previous, buf, keyStart, keyEnd);
+      // The key that followed the previous one last time, when it is the one here, is read once.
+      const predicted = previous.next;
+      let key: KeyToken;
+      if (predicted !== undefined && startsWithToken(buf, p, end, predicted.raw)) {
+        key = predicted;
+        p += predicted.raw.length;
+      } else {
+        const keyEnd = skipString(buf, p, end);
+        key = this.keyAfter(previous, buf, p, keyEnd);
+        p = keyEnd;
+      }
       const counts = key.counts;
       previous = key;
-      p = skipWs(buf, keyEnd, end);
+      p = skipWs(buf, p, end);
       if (buf[p] !== COLON) throw malformed(p);
       p = skipWs(buf, p + 1, end);
       const c = buf[p];
@@ -240,13 +248,13 @@ export class PropertySchema {
   }
 
   /**
-   * The key token `[start, end)`, which follows `previous` in its object. Events of one source list
-   * their keys in the same order, some of them optional, so each key remembers the last two keys that
-   * followed it: one of them matching, compared byte by byte, costs no decoding and no lookup.
+   * The key token `[start, end)`, which follows `previous` in its object and is not `previous.next`.
+   * Events of one source list their keys in the same order, some of them optional, so each key
+   * remembers the last two keys that followed it: one of them matching, compared byte by byte, costs
+   * no decoding and no lookup (the caller tries `next` as it reads the key).
    */
   private keyAfter(previous: KeyToken, buf: Buffer, start: number, end: number): KeyToken {
     const next = previous.next;
-    if (next !== undefined && sameBytes(buf, start, end, next.raw)) return next;
     const other = previous.other;
     if (other !== undefined && sameBytes(buf, start, end, other.raw)) {
       previous.other = next;
@@ -272,6 +280,16 @@ interface KeyToken {
   readonly counts: Float64Array;
   next?: KeyToken;
   other?: KeyToken;
+}
+
+/**
+ * Whether the bytes at `p` are the key token `raw` (quotes included). A token's end is where its closing
+ * quote is, so bytes equal to a whole token are that token, whatever follows.
+ */
+function startsWithToken(buf: Buffer, p: number, end: number, raw: string): boolean {
+  if (p + raw.length > end) return false;
+  for (let i = 0; i < raw.length; i += 1) if (buf[p + i] !== raw.charCodeAt(i)) return false;
+  return true;
 }
 
 /** Whether `buf[start, end)` holds the bytes of `raw` (latin1: one char per byte). */
