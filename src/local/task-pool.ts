@@ -3,7 +3,7 @@
  * and a task that asks for it runs alone on its thread.
  */
 import { availableParallelism } from 'node:os';
-import { Piscina, type PiscinaTask, queueOptionsSymbol } from 'piscina';
+import { Piscina, queueOptionsSymbol } from 'piscina';
 import type { WorkerResult, WorkerTask } from './task-worker.js';
 
 /** Each worker thread runs two tasks at once: gzip and file I/O wait on libuv's pool meanwhile. */
@@ -25,9 +25,6 @@ export interface PlacementOptions {
   readonly alone?: boolean;
 }
 
-type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>['loadBalancer']>;
-type PoolThread = Parameters<LoadBalancer>[1][number];
-
 /** What the balancer reads of a task: the placement it asked for (piscina passes it through untouched). */
 interface Placement {
   readonly alone: boolean;
@@ -39,8 +36,7 @@ type PlacedTask = WorkerTask & { readonly [queueOptionsSymbol]: Placement };
 /** The worker threads that run ingest and export activities, one per core by default. */
 export class LocalTaskPool {
   private readonly piscina: Piscina<PlacedTask, WorkerResult>;
-  /** Threads running a task placed alone, by the task's placement. */
-  private readonly aloneOn = new Map<Placement, number>();
+  private readonly placement = new ThreadPlacement();
 
   constructor(readonly threads = availableParallelism()) {
     this.piscina = new Piscina({
@@ -49,33 +45,20 @@ export class LocalTaskPool {
       maxThreads: threads,
       idleTimeout: 60_000,
       concurrentTasksPerWorker: TASKS_PER_THREAD,
-      loadBalancer: (task, workers) => this.place(task, workers),
+      loadBalancer: (task, threads) =>
+        this.placement.place((task[queueOptionsSymbol] as Placement | null)?.alone === true, threads),
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB },
     });
   }
 
   /** Runs one task on a worker thread. */
-  async run(task: WorkerTask, options: PlacementOptions = {}): Promise<WorkerResult> {
-    const placement: Placement = { alone: options.alone === true };
-    try {
-      return await this.piscina.run({ ...task, [queueOptionsSymbol]: placement });
-    } finally {
-      this.aloneOn.delete(placement);
-    }
+  run(task: WorkerTask, options: PlacementOptions = {}): Promise<WorkerResult> {
+    return this.piscina.run({ ...task, [queueOptionsSymbol]: { alone: options.alone === true } });
   }
 
   /** Stops the threads. */
   destroy(): Promise<void> {
     return this.piscina.destroy();
-  }
-
-  /** piscina's balancer: `chooseThread`, remembering which thread took a task placed alone. */
-  private place(task: PiscinaTask, threads: readonly PoolThread[]): PoolThread | null {
-    const placement = task[queueOptionsSymbol] as Placement | null;
-    const alone = placement?.alone === true;
-    const chosen = chooseThread(threads, alone, new Set(this.aloneOn.values()));
-    if (chosen !== null && alone && placement !== null) this.aloneOn.set(placement, chosen.id);
-    return chosen;
   }
 }
 
@@ -89,20 +72,25 @@ export interface ThreadLoad {
 }
 
 /**
- * The least busy live thread with room for a task, or `null` (the task waits): a thread running a task
- * placed alone (`busyAlone`) takes nothing else, a task placed alone takes only an idle thread, and
- * any other task a thread running fewer than two.
+ * Where tasks go (piscina's balancer): the least busy live thread with room for the task, or none yet
+ * (the task waits in piscina's queue until a task ends). A thread running a task placed alone takes
+ * nothing else, a task placed alone takes only an idle thread, and any other task a thread running
+ * fewer than two.
  */
-export function chooseThread<T extends ThreadLoad>(
-  threads: readonly T[],
-  alone: boolean,
-  busyAlone: ReadonlySet<number>,
-): T | null {
-  let chosen: T | null = null;
-  for (const thread of threads) {
-    if (thread.terminating || thread.destroyed || busyAlone.has(thread.id)) continue;
-    if (thread.currentUsage >= (alone ? 1 : TASKS_PER_THREAD)) continue;
-    if (chosen === null || thread.currentUsage < chosen.currentUsage) chosen = thread;
+export class ThreadPlacement {
+  /** Threads a task placed alone was given. */
+  private readonly aloneOn = new Set<number>();
+
+  place<T extends ThreadLoad>(alone: boolean, threads: readonly T[]): T | null {
+    // A thread running nothing has finished whatever was placed on it (piscina asks as a task ends).
+    for (const thread of threads) if (thread.currentUsage === 0) this.aloneOn.delete(thread.id);
+    let chosen: T | null = null;
+    for (const thread of threads) {
+      if (thread.terminating || thread.destroyed || this.aloneOn.has(thread.id)) continue;
+      if (thread.currentUsage >= (alone ? 1 : TASKS_PER_THREAD)) continue;
+      if (chosen === null || thread.currentUsage < chosen.currentUsage) chosen = thread;
+    }
+    if (chosen !== null && alone) this.aloneOn.add(chosen.id);
+    return chosen;
   }
-  return chosen;
 }

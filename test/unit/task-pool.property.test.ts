@@ -1,15 +1,31 @@
-/** Placement of tasks on the local run's threads: a task placed alone never shares its thread. */
+/**
+ * Placement of tasks on the local run's threads, against a model of piscina: it asks for a thread when
+ * a task is submitted and each time a task ends (the ended task no longer counted), placing queued tasks
+ * in order until one finds no thread.
+ */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { chooseThread } from '../../src/local/task-pool.js';
+import { ThreadPlacement } from '../../src/local/task-pool.js';
 
 interface SimThread {
   readonly id: number;
-  currentUsage: number;
   terminating: boolean;
   destroyed: boolean;
-  running: ('alone' | 'shared')[];
+  running: boolean[];
+  readonly currentUsage: number;
+}
+
+function simThread(id: number): SimThread {
+  return {
+    id,
+    terminating: false,
+    destroyed: false,
+    running: [],
+    get currentUsage() {
+      return this.running.length;
+    },
+  };
 }
 
 const action = fc.oneof(
@@ -18,59 +34,63 @@ const action = fc.oneof(
   fc.record({ kind: fc.constant('terminate' as const), pick: fc.nat() }),
 );
 
-test('a task placed alone runs on an idle thread and nothing joins it; others share a thread by two; a refused task had no room', () => {
+/** Whether a task could run now, from what the threads really run. */
+function hasRoom(threads: readonly SimThread[], alone: boolean): boolean {
+  return threads.some(
+    (t) => !t.terminating && !t.destroyed && !t.running.includes(true) && t.running.length < (alone ? 1 : 2),
+  );
+}
+
+test('a task placed alone never shares its thread, no thread runs more than two, and a waiting task has no room', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 4 }), fc.array(action, { maxLength: 200 }), (count, actions) => {
-      const threads: SimThread[] = Array.from({ length: count }, (_, id) => ({
-        id,
-        currentUsage: 0,
-        terminating: false,
-        destroyed: false,
-        running: [],
-      }));
+    fc.property(fc.integer({ min: 1, max: 4 }), fc.array(action, { maxLength: 300 }), (count, actions) => {
+      const threads = Array.from({ length: count }, (_, id) => simThread(id));
+      const placement = new ThreadPlacement();
+      const queue: boolean[] = [];
+      const drain = () => {
+        while (queue.length > 0) {
+          const chosen = placement.place(queue[0]!, threads);
+          if (chosen === null) break;
+          chosen.running.push(queue.shift()!);
+        }
+      };
       for (const step of actions) {
-        if (step.kind === 'submit') {
-          const busyAlone = new Set(threads.filter((t) => t.running.includes('alone')).map((t) => t.id));
-          const chosen = chooseThread(threads, step.alone, busyAlone);
-          const live = threads.filter((t) => !t.terminating && !t.destroyed && !busyAlone.has(t.id));
-          const room = live.filter((t) => t.currentUsage < (step.alone ? 1 : 2));
-          if (chosen === null) {
-            assert.equal(room.length, 0, 'refused although a thread had room');
-            continue;
-          }
-          assert.ok(room.includes(chosen), 'placed on a thread without room');
-          assert.equal(
-            chosen.currentUsage,
-            Math.min(...room.map((t) => t.currentUsage)),
-            'not the least busy',
-          );
-          chosen.running.push(step.alone ? 'alone' : 'shared');
-          chosen.currentUsage += 1;
-        } else {
+        if (step.kind === 'submit') queue.push(step.alone);
+        else {
           const busy = threads.filter((t) => t.running.length > 0);
           const thread = busy[step.pick % Math.max(1, busy.length)];
           if (thread === undefined) continue;
-          if (step.kind === 'finish') {
-            thread.running.splice(step.pick % thread.running.length, 1);
-            thread.currentUsage -= 1;
-          } else thread.terminating = true;
+          if (step.kind === 'finish') thread.running.splice(step.pick % thread.running.length, 1);
+          else {
+            // A thread that dies fails its tasks; piscina replaces it with a new one.
+            thread.terminating = true;
+            thread.running = [];
+            threads.push(simThread(threads.length));
+          }
         }
+        drain();
         for (const thread of threads) {
-          assert.ok(thread.running.length <= 2);
-          if (thread.running.includes('alone'))
+          assert.ok(thread.running.length <= 2, 'more than two tasks on a thread');
+          if (thread.running.includes(true))
             assert.equal(thread.running.length, 1, 'a task joined one placed alone');
         }
+        if (queue.length > 0)
+          assert.ok(!hasRoom(threads, queue[0]!), 'a task waits while a thread has room for it');
       }
     }),
   );
 });
 
-test('an idle live thread takes any task', () => {
-  const idle = { id: 1, currentUsage: 0, terminating: false, destroyed: false };
-  const busy = { id: 2, currentUsage: 1, terminating: false, destroyed: false };
-  assert.equal(chooseThread([busy, idle], true, new Set()), idle);
-  assert.equal(chooseThread([busy, idle], false, new Set()), idle);
-  assert.equal(chooseThread([busy], true, new Set()), null);
-  assert.equal(chooseThread([busy], false, new Set([2])), null);
-  assert.equal(chooseThread([{ ...idle, destroyed: true }], false, new Set()), null);
+test('the least busy thread takes a task; a task placed alone only an idle one', () => {
+  const placement = new ThreadPlacement();
+  const idle = simThread(1);
+  const busy = simThread(2);
+  busy.running.push(false);
+  assert.equal(placement.place(false, [busy, idle]), idle);
+  idle.running.push(false);
+  assert.equal(placement.place(true, [busy, idle]), null);
+  assert.equal(placement.place(false, [busy, idle]), busy);
+  const gone = simThread(3);
+  gone.destroyed = true;
+  assert.equal(placement.place(true, [gone]), null);
 });
