@@ -180,13 +180,11 @@ export function trustValidated(definitions: Iterable<StateMachineDefinition>): v
  * machine per iteration with the same options, so later machines skip it.
  */
 function compiled(definition: StateMachineDefinition): StateMachine {
-  let machine = machines.get(definition);
-  if (machine === undefined) {
+  if (!machines.has(definition)) {
     new StateMachine(definition, { validationOptions: { checkArn: false } });
-    machine = new StateMachine(definition, { validationOptions: { noValidate: true } });
-    machines.set(definition, machine);
+    trustValidated([definition]);
   }
-  return machine;
+  return machines.get(definition)!;
 }
 
 /** Options of one local execution. */
