@@ -8,6 +8,17 @@
 import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
 import { describeValue as describeParsed, isPlainObject, ownField, parseJsonValue } from './json-line.js';
+import type { PropertyKeys } from './warehouse/property-keys.js';
+import {
+  fitsInt64,
+  T_ARRAY,
+  T_BOOLEAN,
+  T_FLOAT,
+  T_INTEGER,
+  T_NULL,
+  T_OBJECT,
+  T_STRING,
+} from './warehouse/property-schema.js';
 
 /** Why a line goes to quarantine. */
 export type QuarantineReason =
@@ -119,17 +130,25 @@ let hashScratch = Buffer.allocUnsafeSlow(1024);
 // Set by scanString: whether the string had a backslash / a byte >= 0x80.
 let strEscaped = false;
 let strHigh = false;
+// Set by scanNumber: whether the number had a fraction or an exponent.
+let numFractional = false;
 
-/** Validates and normalizes one line (without its `\n`) into an output record, or says why it is quarantined. */
-export function parseEventLine(line: Buffer): ValidEvent | InvalidLine {
-  return scanEventLine(line) ?? rejected(line);
+/**
+ * Validates and normalizes one line (without its `\n`) into an output record, or says why it is
+ * quarantined. With `keys`, the types of the properties of a valid event are left in `keys` (untyped when
+ * the fallback parsed the line: `keys.typed` is false).
+ */
+export function parseEventLine(line: Buffer, keys?: PropertyKeys): ValidEvent | InvalidLine {
+  return scanEventLine(line, keys) ?? rejected(line);
 }
 
 /**
  * The byte scanner alone: `undefined` when it rejects the JSON grammar. Exported so tests can prove it
- * agrees with `JSON.parse` on its own, without the fallback of `parseEventLine`.
+ * agrees with `JSON.parse` on its own, without the fallback of `parseEventLine`. With `keys`, it types
+ * each top-level property of `properties` on the way (the warehouse schema, without a second pass).
  */
-export function scanEventLine(line: Buffer): ValidEvent | InvalidLine | undefined {
+export function scanEventLine(line: Buffer, keys?: PropertyKeys): ValidEvent | InvalidLine | undefined {
+  keys?.beginEvent();
   let end = line.length;
   if (end > MAX_FAST_LINE) return undefined;
   if (end > 0 && line[end - 1] === CR) end--;
@@ -156,14 +175,29 @@ export function scanEventLine(line: Buffer): ValidEvent | InvalidLine | undefine
 
   outer: for (;;) {
     let key = 0;
+    // The id of the `properties` member whose value comes next (-2: not one).
+    let property = -2;
     if (expectKey) {
       if (p >= end || line[p] !== QUOTE) return undefined;
       const ks = p;
-      p = scanString(line, p, end);
-      if (p < 0) return undefined;
-      if (strHigh) high = true;
-      if (depth === 1) key = topKey(line, ks, p, strEscaped);
-      else if (depth === 2 && inProps) key = propKey(line, ks, p, strEscaped);
+      if (keys !== undefined && depth === 2 && inProps) {
+        // The key that followed the previous one last time is read once, its field already known.
+        let token = keys.predicted(line, p, end);
+        if (token === undefined) {
+          p = scanString(line, p, end);
+          if (p < 0) return undefined;
+          token = keys.intern(line, ks, p, strHigh, propKey(line, ks, p, strEscaped));
+        } else p += token.raw.length;
+        if (token.high) high = true;
+        key = token.tag;
+        property = token.id;
+      } else {
+        p = scanString(line, p, end);
+        if (p < 0) return undefined;
+        if (strHigh) high = true;
+        if (depth === 1) key = topKey(line, ks, p, strEscaped);
+        else if (depth === 2 && inProps) key = propKey(line, ks, p, strEscaped);
+      }
       p = skipWs(line, p, end);
       if (p >= end || line[p] !== COLON) return undefined;
       p = skipWs(line, p + 1, end);
@@ -177,11 +211,13 @@ export function scanEventLine(line: Buffer): ValidEvent | InvalidLine | undefine
         prS = p;
         tmKind = 0;
         resetIds();
+        keys?.beginObject();
         inProps = true;
       } else if (key === K_EVENT) evKind = 2;
       else if (key === K_PROPS) prKind = 2;
       else if (key === K_TIME) tmKind = 2;
       else if (key >= K_ID) ids[key - K_ID] = ID_NULL;
+      if (property !== -2) keys!.push(property, c === LBRACE ? T_OBJECT : T_ARRAY);
       if (depth === st.length) {
         const bigger = new Uint8Array(st.length * 2);
         bigger.set(st);
@@ -219,6 +255,19 @@ export function scanEventLine(line: Buffer): ValidEvent | InvalidLine | undefine
         p = scanLiteral(line, p, end, c);
         if (p < 0) return undefined;
       }
+      if (property !== -2)
+        keys!.push(
+          property,
+          isString
+            ? T_STRING
+            : isNumber
+              ? numFractional || !fitsInt64(line, vs, p)
+                ? T_FLOAT
+                : T_INTEGER
+              : c === 0x6e
+                ? T_NULL
+                : T_BOOLEAN,
+        );
       if (key === K_EVENT) {
         if (isString) {
           evKind = 1;
@@ -268,6 +317,7 @@ export function scanEventLine(line: Buffer): ValidEvent | InvalidLine | undefine
     }
   }
 
+  keys?.endEvent();
   // The grammar holds; now the rules, in contract order.
   if (high && !isUtf8(line)) return invalid('invalid_utf8', 'the line is not valid UTF-8');
   if (first !== LBRACE) return invalid('not_an_object', `the line is ${describeValue(first)}, not an object`);
@@ -438,6 +488,7 @@ function scanString(buf: Buffer, p: number, end: number): number {
 
 /** Scans `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` at `p`; returns the index after it, or -1. */
 function scanNumber(buf: Buffer, p: number, end: number): number {
+  numFractional = false;
   if (buf[p] === MINUS) p++;
   if (p >= end) return -1;
   const c = buf[p]!;
@@ -448,8 +499,10 @@ function scanNumber(buf: Buffer, p: number, end: number): number {
     const q = skipDigits(buf, p + 1, end);
     if (q === p + 1) return -1;
     p = q;
+    numFractional = true;
   }
   if (p < end && (buf[p]! | 0x20) === LOWER_E) {
+    numFractional = true;
     p++;
     if (p < end && (buf[p] === PLUS || buf[p] === MINUS)) p++;
     const q = skipDigits(buf, p, end);

@@ -10,6 +10,7 @@ import { isOnTime, ZoneCalendar } from '../core/windows.js';
 import { RollingWriters } from './object-writers.js';
 import { type PartWriter, partExtension, partFormatOf, partOpener } from './part-formats.js';
 import { MAX_LINE_BYTES, readSourceLines, type SourceReadOptions } from './source-lines.js';
+import { schemaHeaderOf } from './staging.js';
 import { partRecord } from './step-results.js';
 
 /** A staged line is an input line's record plus a short header. */
@@ -54,7 +55,11 @@ export async function runExportTask(
   const selector = recordSelector(config, plan);
   const schema = new PropertySchema();
   for (const unit of units) {
-    await exportUnit(stores, unit, selector, { days, parts, schema });
+    // A regular step exports nearly every record of its objects: their schema headers less the records
+    // it drops are cheaper than reading each record's properties. A sync exports the few late ones, and a
+    // slice a share of each object: they read the properties of what they write.
+    const headers = plan.kind === 'regular' && unit.slices === 1;
+    await exportUnit(stores, unit, selector, headers, { days, parts, schema });
   }
   const result: TaskResult = {
     step_id: plan.step_id,
@@ -99,6 +104,7 @@ async function exportUnit(
   stores: EngineStores,
   unit: ExportUnit,
   select: RecordSelector,
+  useHeaders: boolean,
   { days, parts, schema }: TaskOutput,
 ): Promise<void> {
   const seen = new Set<string>();
@@ -113,14 +119,26 @@ async function exportUnit(
       continue;
     }
     const arrivalHour = Date.parse(object.arrival_hour);
+    // Whether `schema` holds this object's header: then it takes back the records not written.
+    let headed = false;
     const onRecord = (line: Buffer, lineNumber: number) => {
+      if (lineNumber === 1) {
+        const header = schemaHeaderOf(line);
+        if (header !== undefined) {
+          if (useHeaders) schema.merge(header);
+          headed = useHeaders;
+          return;
+        }
+      }
       const timeEnd = line.indexOf(9);
       const keyEnd = line.indexOf(9, timeEnd + 1);
       const key = keyEnd > timeEnd + 1 ? line.toString('latin1', timeEnd + 1, keyEnd) : undefined;
       if (!inSlice(key, lineNumber)) return;
       const day = select(Number(line.toString('latin1', 0, timeEnd)), arrivalHour);
+      const record = line.subarray(keyEnd + 1);
       if (day === undefined) {
         if (key !== undefined) seen.add(key);
+        if (headed) schema.removeRecord(record);
         return;
       }
       const counts = days[day] ?? { exported: 0, duplicates: 0 };
@@ -128,13 +146,13 @@ async function exportUnit(
       if (key !== undefined) {
         if (seen.has(key)) {
           counts.duplicates += 1;
+          if (headed) schema.removeRecord(record);
           return;
         }
         seen.add(key);
       }
       counts.exported += 1;
-      const record = line.subarray(keyEnd + 1);
-      schema.addRecord(record);
+      if (!headed) schema.addRecord(record);
       parts.segmentFor(day, record.length + 1).add(record);
     };
     await readSourceLines(

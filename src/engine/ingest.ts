@@ -48,7 +48,7 @@ function eventsConsumer(
   let valid = 0;
   return {
     take(line) {
-      const parsed = parseEventLine(line);
+      const parsed = parseEventLine(line, staging.keys);
       if (!parsed.ok) return parsed;
       valid += 1;
       const route = router.route(parsed, arrivalHour);

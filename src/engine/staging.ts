@@ -1,6 +1,8 @@
 import { hourStamp, stagedKey, stagedKeysKey } from '../core/layout.js';
 import type { ObjectStore } from '../core/object-store.js';
 import type { StagedObject } from '../core/records.js';
+import { PropertyKeys } from '../core/warehouse/property-keys.js';
+import { PropertyCounts, type SerializedSchema } from '../core/warehouse/property-schema.js';
 
 /** How much one arrival hour's ingest buffers and uploads at once (bounded whatever the input). */
 export interface StagingBudget {
@@ -17,6 +19,25 @@ export interface StagingBudget {
  * project) is staged in a few objects per event hour.
  */
 export const DEFAULT_STAGING_BUDGET: StagingBudget = { bufferedBytes: 8 * 1024 * 1024, uploadsInFlight: 2 };
+
+/**
+ * Distinct property names one ingest types for the schema headers; past it, an event with a new name is
+ * not typed and its staged object has no header (its export reads the properties itself).
+ */
+const MAX_PROPERTY_NAMES = 10_000;
+
+/**
+ * Starts a staged object's first line when it holds the property types of the object's records (the
+ * warehouse schema, `SerializedSchema` JSON after the prefix): the export adds it instead of reading
+ * every record's properties. Records start with their time's digits, so the line is never a record.
+ */
+export const SCHEMA_HEADER_PREFIX = '#schema\t';
+
+/** The schema of a staged header line (`SCHEMA_HEADER_PREFIX`), or undefined when `line` is a record. */
+export function schemaHeaderOf(line: Buffer): SerializedSchema | undefined {
+  if (line[0] !== 0x23) return undefined;
+  return JSON.parse(line.toString('utf8', SCHEMA_HEADER_PREFIX.length)) as SerializedSchema;
+}
 
 const FIRST_CHUNK_BYTES = 8 * 1024;
 const CHUNK_BYTES = 256 * 1024;
@@ -97,6 +118,8 @@ interface HourBuffer {
   lines: ChunkedBytes;
   keys: ChunkedBytes;
   records: number;
+  /** The property types of its records (the schema header). */
+  properties: PropertyCounts;
   late: number;
   owners: Set<string>;
   /** Objects of this event hour written so far (numbers the next one). */
@@ -110,9 +133,12 @@ interface HourBuffer {
  * written out, so an arrival hour spread over N event hours writes about N x (1 + its size / budget) objects
  * however its lines interleave (offline queues flushing weeks of events into one hour), and memory stays
  * within the budget plus the uploads in flight. Object names follow the order of the lines, so a re-run of
- * the same piece writes the same objects with the same bytes.
+ * the same piece writes the same objects with the same bytes. Each object starts with a schema header
+ * (`SCHEMA_HEADER_PREFIX`) when the scanner typed all its events' properties (`keys`).
  */
 export class StagingBuffers {
+  /** Scan each line with these keys (`parseEventLine(line, keys)`) before `add`ing it. */
+  readonly keys = new PropertyKeys(MAX_PROPERTY_NAMES);
   private readonly buffers = new Map<number, HourBuffer>();
   private readonly written: Promise<StagedObject>[] = [];
   private readonly inFlight: Promise<unknown>[] = [];
@@ -132,7 +158,8 @@ export class StagingBuffers {
 
   /**
    * Adds one staged line, `<time ms>\t<dedup key or empty>\t<output record>`, for the step `owner`; `late`
-   * marks an event late for its window. Call `settle()` between input chunks.
+   * marks an event late for its window. The event is the one `keys` scanned last. Call `settle()` between
+   * input chunks.
    */
   add(
     eventHour: number,
@@ -151,6 +178,7 @@ export class StagingBuffers {
     buffer.lines.append(`${timeMs}\t${dedupKey ?? ''}\t`, record);
     this.buffered += buffer.lines.bytes - before;
     buffer.records += 1;
+    this.buffered += buffer.properties.add(this.keys);
     if (late) buffer.late += 1;
     buffer.owners.add(owner);
     if (this.withKeys && dedupKey !== undefined) buffer.keys.append(dedupKey);
@@ -186,11 +214,14 @@ export class StagingBuffers {
       seq: buffer.flushed,
     };
     const data = buffer.lines.take();
+    const schema = buffer.properties.toJSON(this.keys);
+    if (schema !== undefined)
+      data.unshift(Buffer.from(`${SCHEMA_HEADER_PREFIX}${JSON.stringify(schema)}\n`, 'utf8'));
     const object: StagedObject = {
       key: stagedKey(name),
       event_hour: hourStamp(buffer.eventHour),
       records: buffer.records,
-      bytes: buffer.lines.bytes,
+      bytes: data.reduce((sum, chunk) => sum + chunk.length, 0),
       late: buffer.late,
       owners: [...buffer.owners].sort(),
       ...(this.withKeys ? { keys_key: stagedKeysKey(name) } : {}),
@@ -208,7 +239,7 @@ export class StagingBuffers {
     upload.catch(() => undefined); // surfaced by finish()
     this.written.push(upload);
     this.inFlight.push(upload);
-    this.buffered -= object.bytes;
+    this.buffered -= buffer.lines.bytes + buffer.properties.bytes;
     this.buffers.set(buffer.eventHour, this.emptyBuffer(buffer.eventHour, buffer.flushed + 1));
   }
 
@@ -218,6 +249,7 @@ export class StagingBuffers {
       lines: new ChunkedBytes(this.spare),
       keys: new ChunkedBytes(this.spare),
       records: 0,
+      properties: new PropertyCounts(),
       late: 0,
       owners: new Set(),
       flushed,

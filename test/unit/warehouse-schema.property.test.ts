@@ -20,6 +20,8 @@ import {
   typedLayout,
   typesHeldBy,
 } from '../../src/core/warehouse/index.js';
+import { PropertyKeys } from '../../src/core/warehouse/property-keys.js';
+import { PropertyCounts } from '../../src/core/warehouse/property-schema.js';
 import { eventLine, Random } from '../../src/local/generate.js';
 
 /** The reference classification: from the parsed value, with integers bounded by BigInt. */
@@ -204,6 +206,101 @@ describe('PropertySchema', () => {
     );
     assert.throws(() => PropertySchema.fromJSON({ records: 1 }), /invalid property schema: format/);
     assert.throws(() => new PropertySchema().addProperties('[1]'), /must be a JSON object/);
+  });
+});
+
+/** A key token spelled with `\\u` escapes only (JSON.stringify never writes them for letters). */
+function escapedKey(key: string): string {
+  return `"${[...key].map((c) => [...c].map((u) => `\\u${u.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')).join('')}"`;
+}
+
+/** The shapes a line can take around the same properties. */
+interface Spelling {
+  readonly spaced: boolean;
+  readonly escapeKeys: boolean;
+  readonly repeatFirst: boolean;
+  readonly replacedBefore: boolean;
+}
+const spellingArb: fc.Arbitrary<Spelling> = fc.record({
+  spaced: fc.boolean(),
+  escapeKeys: fc.boolean(),
+  repeatFirst: fc.boolean(),
+  replacedBefore: fc.boolean(),
+});
+
+/** An event line holding `properties` (and a valid time), spelled as `spelling` says. */
+function spelledLine(properties: Record<string, unknown>, spelling: Spelling): string {
+  const members = Object.entries({ ...properties, time: 1_700_000_000 }).map(
+    ([key, value]) =>
+      `${spelling.escapeKeys ? escapedKey(key) : JSON.stringify(key)}${spelling.spaced ? ' : ' : ':'}${JSON.stringify(value)}`,
+  );
+  if (spelling.repeatFirst) members.push(members[0]!);
+  const object = `{${members.join(spelling.spaced ? ' , ' : ',')}}`;
+  const earlier = spelling.replacedBefore ? '"properties":{"time":1,"gone":[1]},' : '';
+  return `{${earlier}"event":"e","properties":${object}}`;
+}
+
+describe('PropertyKeys and PropertyCounts: typing properties while validating', () => {
+  it('the scanner types each property as the schema reads it in the exported record', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(propertiesArb, spellingArb), { maxLength: 8 }), (events) => {
+        const keys = new PropertyKeys();
+        const counts = new PropertyCounts();
+        const reference = new PropertySchema();
+        for (const [properties, spelling] of events) {
+          const event = parseEventLine(Buffer.from(spelledLine(properties, spelling), 'utf8'), keys);
+          assert.ok(event.ok, JSON.stringify(event));
+          assert.ok(keys.typed);
+          counts.add(keys);
+          reference.addRecord(event.record);
+        }
+        assert.deepEqual(counts.toJSON(keys), reference.toJSON());
+      }),
+    );
+  });
+
+  it('past the most names, or after an event the scanner did not type, the counts are not known', () => {
+    const keys = new PropertyKeys(3);
+    const counts = new PropertyCounts();
+    for (const text of ['{"a":1}', '{"a":1,"b":2}']) {
+      assert.ok(
+        parseEventLine(Buffer.from(`{"event":"e","properties":${text.replace('{', '{"time":1,')}}`), keys).ok,
+      );
+      assert.ok(keys.typed);
+      counts.add(keys);
+    }
+    assert.deepEqual(counts.toJSON(keys)?.properties, {
+      a: { integer: 2 },
+      b: { integer: 1 },
+      time: { integer: 2 },
+    });
+    // A fourth name does not fit: that event is not typed, and the object's counts are dropped.
+    assert.ok(parseEventLine(Buffer.from('{"event":"e","properties":{"time":1,"c":3}}'), keys).ok);
+    assert.equal(keys.typed, false);
+    counts.add(keys);
+    assert.equal(counts.toJSON(keys), undefined);
+    assert.equal(counts.records, 3);
+    // A line the scanner gave up on is untyped too (the fallback parses it).
+    const fresh = new PropertyCounts();
+    keys.beginEvent();
+    fresh.add(keys);
+    assert.equal(fresh.toJSON(keys), undefined);
+  });
+
+  it('removing records takes back exactly what adding them counted', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(propertiesArb, fc.boolean()), { maxLength: 10 }), (records) => {
+        const lines = records.map(
+          ([properties, removed]) => [Buffer.from(exportedLine(properties)), removed] as const,
+        );
+        const all = new PropertySchema();
+        for (const [line] of lines) all.addRecord(line);
+        for (const [line, removed] of lines) if (removed) all.removeRecord(line);
+        const kept = new PropertySchema();
+        for (const [line, removed] of lines) if (!removed) kept.addRecord(line);
+        assert.deepEqual(all.toJSON(), kept.toJSON());
+      }),
+    );
   });
 });
 

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { PropertyKeys } from './property-keys.js';
 
 /** The JSON type of a value; numbers are `integer` (no fraction or exponent, within 64 bits) or `float`. */
 export type JsonType = 'string' | 'integer' | 'float' | 'boolean' | 'object' | 'array' | 'null';
@@ -48,13 +49,14 @@ const serializedSchema = z
 const TYPE_INDEX: Readonly<Record<JsonType, number>> = Object.fromEntries(
   JSON_TYPES.map((t, i) => [t, i]),
 ) as Record<JsonType, number>;
-const T_STRING = 0;
-const T_INTEGER = 1;
-const T_FLOAT = 2;
-const T_BOOLEAN = 3;
-const T_OBJECT = 4;
-const T_ARRAY = 5;
-const T_NULL = 6;
+/** Type codes: indexes into `JSON_TYPES` (a property's counts are one number per code). */
+export const T_STRING = 0;
+export const T_INTEGER = 1;
+export const T_FLOAT = 2;
+export const T_BOOLEAN = 3;
+export const T_OBJECT = 4;
+export const T_ARRAY = 5;
+export const T_NULL = 6;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -73,8 +75,6 @@ const LOWER_F = 0x66;
 const LOWER_E = 0x65;
 const UPPER_E = 0x45;
 const PLUS = 0x2b;
-/** Distinct key tokens indexed by their bytes. */
-const MAX_RAW_KEYS = 100_000;
 
 /** The key that precedes `properties` in an exported record: the record's last field (README "What is exported"). */
 const PROPERTIES_FIELD = Buffer.from(',"properties":', 'latin1');
@@ -84,10 +84,9 @@ const INT64_MIN_ABS = '9223372036854775808';
 /** Accumulates the property types of exported events. */
 export class PropertySchema {
   private readonly counts = new Map<string, Float64Array>();
-  /** The key last seen first in an object (see `keyAfter`). */
-  private readonly start: KeyToken = { raw: '', counts: new Float64Array(0) };
-  /** Key tokens by their bytes (as latin1 text, quotes included). */
-  private readonly byRawKey = new Map<string, KeyToken>();
+  /** Keys met by `scanProperties`, and the counts of each key's id. */
+  private readonly keys = new PropertyKeys();
+  private readonly countsById: Float64Array[] = [];
   private recordCount = 0;
 
   /** `properties` objects recorded. */
@@ -100,9 +99,15 @@ export class PropertySchema {
    * Throws when the line has no `properties` field at its end.
    */
   addRecord(record: Buffer): void {
-    const at = record.indexOf(PROPERTIES_FIELD);
-    if (at < 0) throw new ConfigError('not an exported record: no "properties" field');
-    this.scanProperties(record, at + PROPERTIES_FIELD.length);
+    this.scanProperties(record, propertiesStart(record), 1);
+  }
+
+  /**
+   * Takes one record back out: a staged object's counts (`PropertyCounts`) less the records an export
+   * drops are the counts of those it wrote. Throws as `addRecord` does.
+   */
+  removeRecord(record: Buffer): void {
+    this.scanProperties(record, propertiesStart(record), -1);
   }
 
   /**
@@ -110,8 +115,8 @@ export class PropertySchema {
    * parsed object (classified as `JSON.stringify` writes it). Anything but an object is refused.
    */
   addProperties(properties: Buffer | string | Readonly<Record<string, unknown>>): void {
-    if (Buffer.isBuffer(properties)) this.scanProperties(properties, 0);
-    else if (typeof properties === 'string') this.scanProperties(Buffer.from(properties, 'utf8'), 0);
+    if (Buffer.isBuffer(properties)) this.scanProperties(properties, 0, 1);
+    else if (typeof properties === 'string') this.scanProperties(Buffer.from(properties, 'utf8'), 0, 1);
     else {
       this.recordCount += 1;
       for (const [key, value] of Object.entries(properties)) {
@@ -133,9 +138,22 @@ export class PropertySchema {
     return this;
   }
 
-  /** The properties recorded, in code-unit order, each with its nonzero type counts. */
+  /** Adds `records` records whose properties took the type counts of `entries` (indexed by type code). */
+  addCounts(records: number, entries: Iterable<readonly [string, ArrayLike<number>]>): this {
+    this.recordCount += records;
+    for (const [key, counts] of entries) {
+      const mine = this.entry(key);
+      for (let t = 0; t < JSON_TYPES.length; t += 1) mine[t]! += counts[t] ?? 0;
+    }
+    return this;
+  }
+
+  /** The properties recorded, in code-unit order, each with its nonzero type counts (none: left out). */
   entries(): [string, TypeCounts][] {
-    return [...this.counts.keys()].sort(compareCodeUnits).map((key) => [key, this.typeCounts(key)]);
+    return [...this.counts.keys()]
+      .sort(compareCodeUnits)
+      .map((key): [string, TypeCounts] => [key, this.typeCounts(key)])
+      .filter(([, counts]) => Object.keys(counts).length > 0);
   }
 
   /** The type counts of one property (empty when never seen). */
@@ -183,45 +201,51 @@ export class PropertySchema {
     return counts;
   }
 
+  /** The counts of key id `id` (from `this.keys`), kept by id for the next records. */
+  private countsOf(id: number): Float64Array {
+    const counts = this.entry(this.keys.names[id]!);
+    this.countsById[id] = counts;
+    return counts;
+  }
+
   private bump(key: string, type: number): void {
     this.entry(key)[type]! += 1;
   }
 
-  /** Scans the object starting at `p` (after optional whitespace), recording each top-level member. */
-  private scanProperties(buf: Buffer, p: number): void {
+  /**
+   * Scans the object starting at `p` (after optional whitespace), adding `delta` (1 or -1) to the count of
+   * each top-level member's type.
+   */
+  private scanProperties(buf: Buffer, p: number, delta: number): void {
     const end = buf.length;
     p = skipWs(buf, p, end);
     if (buf[p] !== LBRACE) throw new ConfigError('properties must be a JSON object');
-    this.recordCount += 1;
+    this.recordCount += delta;
     p = skipWs(buf, p + 1, end);
     if (buf[p] === RBRACE) return;
-    for (let previous = this.start; ; ) {
+    const keys = this.keys;
+    keys.beginObject();
+    for (;;) {
       // A key, a colon, a value, then a comma or the closing brace.
-      // The key that followed the previous one last time, when it is the one here, is read once.
-      const predicted = previous.next;
-      let key: KeyToken;
-      if (predicted !== undefined && startsWithToken(buf, p, end, predicted.raw)) {
-        key = predicted;
-        p += predicted.raw.length;
-      } else {
+      let token = keys.predicted(buf, p, end);
+      if (token === undefined) {
         const keyEnd = skipString(buf, p, end);
-        key = this.keyAfter(previous, buf, p, keyEnd);
+        token = keys.intern(buf, p, keyEnd, false, 0);
         p = keyEnd;
-      }
-      const counts = key.counts;
-      previous = key;
+      } else p += token.raw.length;
+      const counts = this.countsById[token.id] ?? this.countsOf(token.id);
       p = skipWs(buf, p, end);
       if (buf[p] !== COLON) throw malformed(p);
       p = skipWs(buf, p + 1, end);
       const c = buf[p];
       if (c === QUOTE) {
-        counts[T_STRING]! += 1;
+        counts[T_STRING]! += delta;
         p = skipString(buf, p, end);
       } else if (c === LBRACE || c === LBRACK) {
-        counts[c === LBRACE ? T_OBJECT : T_ARRAY]! += 1;
+        counts[c === LBRACE ? T_OBJECT : T_ARRAY]! += delta;
         p = skipContainer(buf, p, end);
       } else if (c === LOWER_T || c === LOWER_F) {
-        counts[T_BOOLEAN]! += 1;
+        counts[T_BOOLEAN]! += delta;
         p += c === LOWER_T ? 4 : 5;
       } else if (c === MINUS || (c !== undefined && c >= ZERO && c <= NINE)) {
         const start = p;
@@ -232,9 +256,9 @@ export class PropertySchema {
           if (d === DOT || d === LOWER_E || d === UPPER_E || d === MINUS || d === PLUS) integer = false;
           else break;
         }
-        counts[integer && fitsInt64(buf, start, p) ? T_INTEGER : T_FLOAT]! += 1;
+        counts[integer && fitsInt64(buf, start, p) ? T_INTEGER : T_FLOAT]! += delta;
       } else {
-        counts[T_NULL]! += 1;
+        counts[T_NULL]! += delta;
         p += 4;
       }
       p = skipWs(buf, p, end);
@@ -246,57 +270,64 @@ export class PropertySchema {
       throw malformed(p);
     }
   }
-
-  /**
-   * The key token `[start, end)`, which follows `previous` in its object and is not `previous.next`.
-   * Events of one source list their keys in the same order, some of them optional, so each key
-   * remembers the last two keys that followed it: one of them matching, compared byte by byte, costs
-   * no decoding and no lookup (the caller tries `next` as it reads the key).
-   */
-  private keyAfter(previous: KeyToken, buf: Buffer, start: number, end: number): KeyToken {
-    const next = previous.next;
-    const other = previous.other;
-    if (other !== undefined && sameBytes(buf, start, end, other.raw)) {
-      previous.other = next;
-      previous.next = other;
-      return other;
-    }
-    const raw = buf.toString('latin1', start, end);
-    let key = this.byRawKey.get(raw);
-    if (key === undefined) {
-      key = { raw, counts: this.entry(JSON.parse(buf.toString('utf8', start, end)) as string) };
-      // Bounded: a stream of ever new keys must not grow this index without limit.
-      if (this.byRawKey.size < MAX_RAW_KEYS) this.byRawKey.set(raw, key);
-    }
-    previous.other = next;
-    previous.next = key;
-    return key;
-  }
-}
-
-/** A key token as it appears in records, with its property's counts and the keys seen after it. */
-interface KeyToken {
-  readonly raw: string;
-  readonly counts: Float64Array;
-  next?: KeyToken;
-  other?: KeyToken;
 }
 
 /**
- * Whether the bytes at `p` are the key token `raw` (quotes included). A token's end is where its closing
- * quote is, so bytes equal to a whole token are that token, whatever follows.
+ * The property types of a set of records (one staged object), added event by event from the scanner's
+ * `PropertyKeys` as ingest validates the lines: counts per (property id, type), grown as ids appear.
  */
-function startsWithToken(buf: Buffer, p: number, end: number, raw: string): boolean {
-  if (p + raw.length > end) return false;
-  for (let i = 0; i < raw.length; i += 1) if (buf[p + i] !== raw.charCodeAt(i)) return false;
-  return true;
-}
+export class PropertyCounts {
+  records = 0;
+  /** False once an event came whose properties were not typed: no counts are kept then. */
+  known = true;
+  private counts = new Float64Array(0);
 
-/** Whether `buf[start, end)` holds the bytes of `raw` (latin1: one char per byte). */
-function sameBytes(buf: Buffer, start: number, end: number, raw: string): boolean {
-  if (end - start !== raw.length) return false;
-  for (let i = 0; i < raw.length; i += 1) if (buf[start + i] !== raw.charCodeAt(i)) return false;
-  return true;
+  /** Adds the last event `keys` scanned; returns how many bytes the counts grew by (memory budgets). */
+  add(keys: PropertyKeys): number {
+    this.records += 1;
+    if (!this.known) return 0;
+    if (!keys.typed) {
+      this.known = false;
+      const freed = this.counts.byteLength;
+      this.counts = new Float64Array(0);
+      return -freed;
+    }
+    const before = this.counts.byteLength;
+    for (let i = 0; i < keys.typedCount; i += 1) {
+      const slot = keys.idAt(i) * JSON_TYPES.length + keys.typeAt(i);
+      if (slot >= this.counts.length) this.grow(slot);
+      this.counts[slot]! += 1;
+    }
+    return this.counts.byteLength - before;
+  }
+
+  /** Bytes the counts take. */
+  get bytes(): number {
+    return this.counts.byteLength;
+  }
+
+  /** The counts as a stored schema (names from `keys`), or undefined when they are not known. */
+  toJSON(keys: PropertyKeys): SerializedSchema | undefined {
+    if (!this.known) return undefined;
+    const rows: [string, Float64Array][] = [];
+    for (let at = 0; at < this.counts.length; at += JSON_TYPES.length) {
+      const row = this.counts.subarray(at, at + JSON_TYPES.length);
+      // Rows past the ids seen are capacity, all zero.
+      if (row.some((n) => n > 0)) rows.push([keys.names[at / JSON_TYPES.length]!, row]);
+    }
+    return new PropertySchema().addCounts(this.records, rows).toJSON();
+  }
+
+  private grow(slot: number): void {
+    const rows = Math.max(
+      8,
+      2 * (this.counts.length / JSON_TYPES.length),
+      Math.floor(slot / JSON_TYPES.length) + 1,
+    );
+    const bigger = new Float64Array(rows * JSON_TYPES.length);
+    bigger.set(this.counts);
+    this.counts = bigger;
+  }
 }
 
 /** The JSON type of a parsed value, as `JSON.stringify` would write it. */
@@ -315,8 +346,15 @@ function typeOfValue(value: unknown): number {
   return Array.isArray(value) ? T_ARRAY : T_OBJECT;
 }
 
+/** Where the `properties` value of an exported record starts. */
+function propertiesStart(record: Buffer): number {
+  const at = record.indexOf(PROPERTIES_FIELD);
+  if (at < 0) throw new ConfigError('not an exported record: no "properties" field');
+  return at + PROPERTIES_FIELD.length;
+}
+
 /** Whether the integer token `[s, e)` lies within a signed 64-bit integer. */
-function fitsInt64(buf: Buffer, s: number, e: number): boolean {
+export function fitsInt64(buf: Buffer, s: number, e: number): boolean {
   const negative = buf[s] === MINUS;
   const digits = e - s - (negative ? 1 : 0);
   if (digits < 19) return true;

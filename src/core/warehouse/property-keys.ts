@@ -1,0 +1,169 @@
+/**
+ * The top-level keys of `properties` objects as they appear in records, interned: each distinct property
+ * name gets a small id, so counting types per property is an array increment. Reading a key is cheap when
+ * it is the one that followed the previous key last time (events of one source list their keys in the
+ * same order, some of them optional): its bytes are compared once, with no decoding and no lookup.
+ * Used by the warehouse schema (`PropertySchema`) and by ingest's scanner, which types each property as it
+ * validates the line (`PropertyCounts`), so the export need not read the properties again.
+ */
+/** One key as it appears in records (its bytes), with what it stands for and the keys seen after it. */
+export interface KeyToken {
+  /** The key's bytes as latin1 text, quotes included. */
+  readonly raw: string;
+  /** The property's id, or -1 when the name did not fit (`PropertyKeys.maxNames`). */
+  readonly id: number;
+  /** The caller's tag for the key (the scanner's field code), a function of its bytes. */
+  readonly tag: number;
+  /** Whether the key has bytes of 0x80 or above (the line must then be checked as UTF-8). */
+  readonly high: boolean;
+  next?: KeyToken;
+  other?: KeyToken;
+}
+
+const BACKSLASH = 0x5c;
+/** Distinct key tokens indexed by their bytes. */
+const MAX_RAW_KEYS = 100_000;
+
+/** Interns key tokens and remembers, for the last event scanned, the type of each of its properties. */
+export class PropertyKeys {
+  /** Property names by id. */
+  readonly names: string[] = [];
+  private readonly ids = new Map<string, number>();
+  private readonly byRaw = new Map<string, KeyToken>();
+  /** Stands before an object's first key: its `next` is the key objects started with last time. */
+  private readonly start: KeyToken = { raw: '', id: -1, tag: 0, high: false };
+  private previous: KeyToken = this.start;
+  // The last event's properties: the id and type code of each, in order.
+  private propertyIds = new Int32Array(64);
+  private propertyTypes = new Uint8Array(64);
+  private propertyCount = 0;
+  private overflow = false;
+  private complete = false;
+
+  /** @param maxNames most distinct property names; past it, events with a new one are not typed. */
+  constructor(readonly maxNames = Number.POSITIVE_INFINITY) {}
+
+  /** Starts an event: nothing known about its properties until `endEvent`. */
+  beginEvent(): void {
+    this.propertyCount = 0;
+    this.overflow = false;
+    this.complete = false;
+    this.previous = this.start;
+  }
+
+  /** Starts a `properties` object (a later one replaces an earlier one: last wins). */
+  beginObject(): void {
+    this.propertyCount = 0;
+    this.overflow = false;
+    this.previous = this.start;
+  }
+
+  /** The event was scanned whole: its properties are typed (unless a name did not fit). */
+  endEvent(): void {
+    this.complete = true;
+  }
+
+  /** Whether the last event's properties are all typed (`typedCount`, `idAt`, `typeAt`). */
+  get typed(): boolean {
+    return this.complete && !this.overflow;
+  }
+
+  /**
+   * The key at `p` when it is the one that followed the previous key last time (then it becomes the
+   * previous key). A token's end is where its closing quote is, so bytes equal to a whole token are
+   * that token, whatever follows.
+   */
+  predicted(buf: Uint8Array, p: number, end: number): KeyToken | undefined {
+    const token = this.previous.next;
+    if (token === undefined) return undefined;
+    const raw = token.raw;
+    if (p + raw.length > end) return undefined;
+    for (let i = 0; i < raw.length; i += 1) if (buf[p + i] !== raw.charCodeAt(i)) return undefined;
+    this.previous = token;
+    return token;
+  }
+
+  /**
+   * The key token `buf[start, end)` (a valid JSON string), which follows
+   * the previous key and is not its predicted one; it becomes the previous key. Each key remembers the
+   * last two keys that followed it.
+   */
+  intern(buf: Buffer, start: number, end: number, high: boolean, tag: number): KeyToken {
+    const previous = this.previous;
+    const next = previous.next;
+    const other = previous.other;
+    let token: KeyToken | undefined;
+    if (other !== undefined && sameBytes(buf, start, end, other.raw)) token = other;
+    else {
+      const raw = buf.toString('latin1', start, end);
+      token = this.byRaw.get(raw);
+      if (token === undefined) {
+        const name =
+          buf.indexOf(BACKSLASH, start) < end
+            ? (JSON.parse(buf.toString('utf8', start, end)) as string)
+            : buf.toString('utf8', start + 1, end - 1);
+        token = { raw, id: this.idOf(name), tag, high };
+        // Bounded: a stream of ever new keys must not grow this index without limit.
+        if (this.byRaw.size < MAX_RAW_KEYS) this.byRaw.set(raw, token);
+      }
+    }
+    previous.other = next;
+    previous.next = token;
+    this.previous = token;
+    return token;
+  }
+
+  /** Records that the last event's property `id` (from a token) has a value of type code `type`. */
+  push(id: number, type: number): void {
+    if (id < 0) {
+      this.overflow = true;
+      return;
+    }
+    const n = this.propertyCount;
+    if (n === this.propertyIds.length) {
+      const ids = new Int32Array(n * 2);
+      ids.set(this.propertyIds);
+      this.propertyIds = ids;
+      const types = new Uint8Array(n * 2);
+      types.set(this.propertyTypes);
+      this.propertyTypes = types;
+    }
+    this.propertyIds[n] = id;
+    this.propertyTypes[n] = type;
+    this.propertyCount = n + 1;
+  }
+
+  /** Properties typed in the last event (a property given twice counts twice, as in the record). */
+  get typedCount(): number {
+    return this.propertyCount;
+  }
+
+  /** The id of the last event's `i`th typed property. */
+  idAt(i: number): number {
+    return this.propertyIds[i]!;
+  }
+
+  /** The type code of the last event's `i`th typed property. */
+  typeAt(i: number): number {
+    return this.propertyTypes[i]!;
+  }
+
+  /** The id of property `name`, or -1 when it is new and `maxNames` are taken. */
+  private idOf(name: string): number {
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      if (this.names.length >= this.maxNames) return -1;
+      id = this.names.length;
+      this.names.push(name);
+      this.ids.set(name, id);
+    }
+    return id;
+  }
+}
+
+/** Whether `buf[start, end)` holds the bytes of `raw` (latin1: one char per byte). */
+function sameBytes(buf: Uint8Array, start: number, end: number, raw: string): boolean {
+  if (end - start !== raw.length) return false;
+  for (let i = 0; i < raw.length; i += 1) if (buf[start + i] !== raw.charCodeAt(i)) return false;
+  return true;
+}
