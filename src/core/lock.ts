@@ -48,9 +48,30 @@ export interface Fence {
 /** For engine calls made outside a project workflow (tests, tools): nothing to check against. */
 export const UNFENCED: Fence = { check: async () => undefined };
 
-/** The fence of one lock holder. */
+/**
+ * The fence of one lock holder. Checks asked for together share one read of the lock (an ingest puts a
+ * staged object and its dedup keys at once): a read covers the checks asked for before it starts, and one
+ * asked for while a read runs waits for the next, so every write still follows a read of the lock made
+ * after it was asked for. One read runs at a time.
+ */
 export function lockFence(locks: LockStore, projectId: string, owner: string, token: number): Fence {
-  return { check: () => locks.check(projectId, owner, token) };
+  /** The read not started yet, which checks asked for now join. */
+  let gathering: Promise<void> | undefined;
+  let latest: Promise<void> = Promise.resolve();
+  return {
+    check() {
+      if (gathering !== undefined) return gathering;
+      const read = latest
+        .catch(() => undefined)
+        .then(() => {
+          gathering = undefined;
+          return locks.check(projectId, owner, token);
+        });
+      gathering = read;
+      latest = read;
+      return read;
+    },
+  };
 }
 
 /** The lock changed hands: this holder must stop before doing more work. Never retried blindly. */
