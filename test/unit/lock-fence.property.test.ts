@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { type LockStore, LockLostError, lockFence } from '../../src/core/lock.js';
+import { LockLostError, type LockStore, lockFence } from '../../src/core/lock.js';
 
 /** A lock store whose reads the test settles one by one; it records when each read started. */
 class ControlledLocks {
