@@ -8,9 +8,8 @@
 import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
 import { describeValue as describeParsed, isPlainObject, ownField, parseJsonValue } from './json-line.js';
-import type { PropertyKeys } from './warehouse/property-keys.js';
 import {
-  fitsInt64,
+  type PropertyKeys,
   T_ARRAY,
   T_BOOLEAN,
   T_FLOAT,
@@ -18,7 +17,8 @@ import {
   T_NULL,
   T_OBJECT,
   T_STRING,
-} from './warehouse/property-schema.js';
+} from './warehouse/property-keys.js';
+import { fitsInt64 } from './warehouse/property-schema.js';
 
 /** Why a line goes to quarantine. */
 export type QuarantineReason =
@@ -187,7 +187,7 @@ export function scanEventLine(line: Buffer, keys?: PropertyKeys): ValidEvent | I
           p = scanString(line, p, end);
           if (p < 0) return undefined;
           token = keys.intern(line, ks, p, strHigh, propKey(line, ks, p, strEscaped));
-        } else p += token.raw.length;
+        } else p += token.bytes.length;
         if (token.high) high = true;
         key = token.tag;
         property = token.id;

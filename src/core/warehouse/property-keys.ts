@@ -6,10 +6,34 @@
  * Used by the warehouse schema (`PropertySchema`) and by ingest's scanner, which types each property as it
  * validates the line (`PropertyCounts`), so the export need not read the properties again.
  */
+
+/** The JSON type of a value; numbers are `integer` (no fraction or exponent, within 64 bits) or `float`. */
+export type JsonType = 'string' | 'integer' | 'float' | 'boolean' | 'object' | 'array' | 'null';
+
+/** Every JSON type, in the order serializations list them. */
+export const JSON_TYPES: readonly JsonType[] = [
+  'string',
+  'integer',
+  'float',
+  'boolean',
+  'object',
+  'array',
+  'null',
+];
+
+/** Type codes: indexes into `JSON_TYPES` (a property's counts are one number per code). */
+export const T_STRING = 0;
+export const T_INTEGER = 1;
+export const T_FLOAT = 2;
+export const T_BOOLEAN = 3;
+export const T_OBJECT = 4;
+export const T_ARRAY = 5;
+export const T_NULL = 6;
+
 /** One key as it appears in records (its bytes), with what it stands for and the keys seen after it. */
 export interface KeyToken {
-  /** The key's bytes as latin1 text, quotes included. */
-  readonly raw: string;
+  /** The key's bytes, quotes included. */
+  readonly bytes: Uint8Array;
   /** The property's id, or -1 when the name did not fit (`PropertyKeys.maxNames`). */
   readonly id: number;
   /** The caller's tag for the key (the scanner's field code), a function of its bytes. */
@@ -31,12 +55,12 @@ export class PropertyKeys {
   private readonly ids = new Map<string, number>();
   private readonly byRaw = new Map<string, KeyToken>();
   /** Stands before an object's first key: its `next` is the key objects started with last time. */
-  private readonly start: KeyToken = { raw: '', id: -1, tag: 0, high: false };
+  private readonly start: KeyToken = { bytes: new Uint8Array(0), id: -1, tag: 0, high: false };
   private previous: KeyToken = this.start;
-  // The last event's properties: the id and type code of each, in order.
-  private propertyIds = new Int32Array(64);
-  private propertyTypes = new Uint8Array(64);
-  private propertyCount = 0;
+  /** The last event's typed properties: slot `id * JSON_TYPES.length + type code` of each, in order. */
+  slots = new Int32Array(64);
+  /** How many of `slots` the last event filled (a property given twice counts twice, as in the record). */
+  slotCount = 0;
   private overflow = false;
   private complete = false;
 
@@ -45,7 +69,7 @@ export class PropertyKeys {
 
   /** Starts an event: nothing known about its properties until `endEvent`. */
   beginEvent(): void {
-    this.propertyCount = 0;
+    this.slotCount = 0;
     this.overflow = false;
     this.complete = false;
     this.previous = this.start;
@@ -53,7 +77,7 @@ export class PropertyKeys {
 
   /** Starts a `properties` object (a later one replaces an earlier one: last wins). */
   beginObject(): void {
-    this.propertyCount = 0;
+    this.slotCount = 0;
     this.overflow = false;
     this.previous = this.start;
   }
@@ -63,7 +87,7 @@ export class PropertyKeys {
     this.complete = true;
   }
 
-  /** Whether the last event's properties are all typed (`typedCount`, `idAt`, `typeAt`). */
+  /** Whether the last event's properties are all typed (`slots`). */
   get typed(): boolean {
     return this.complete && !this.overflow;
   }
@@ -76,9 +100,10 @@ export class PropertyKeys {
   predicted(buf: Uint8Array, p: number, end: number): KeyToken | undefined {
     const token = this.previous.next;
     if (token === undefined) return undefined;
-    const raw = token.raw;
-    if (p + raw.length > end) return undefined;
-    for (let i = 0; i < raw.length; i += 1) if (buf[p + i] !== raw.charCodeAt(i)) return undefined;
+    const bytes = token.bytes;
+    const length = bytes.length;
+    if (p + length > end) return undefined;
+    for (let i = 0; i < length; i += 1) if (buf[p + i] !== bytes[i]) return undefined;
     this.previous = token;
     return token;
   }
@@ -93,7 +118,7 @@ export class PropertyKeys {
     const next = previous.next;
     const other = previous.other;
     let token: KeyToken | undefined;
-    if (other !== undefined && sameBytes(buf, start, end, other.raw)) token = other;
+    if (other !== undefined && sameBytes(buf, start, end, other.bytes)) token = other;
     else {
       const raw = buf.toString('latin1', start, end);
       token = this.byRaw.get(raw);
@@ -102,7 +127,7 @@ export class PropertyKeys {
           buf.indexOf(BACKSLASH, start) < end
             ? (JSON.parse(buf.toString('utf8', start, end)) as string)
             : buf.toString('utf8', start + 1, end - 1);
-        token = { raw, id: this.idOf(name), tag, high };
+        token = { bytes: Uint8Array.prototype.slice.call(buf, start, end), id: this.idOf(name), tag, high };
         // Bounded: a stream of ever new keys must not grow this index without limit.
         if (this.byRaw.size < MAX_RAW_KEYS) this.byRaw.set(raw, token);
       }
@@ -119,33 +144,12 @@ export class PropertyKeys {
       this.overflow = true;
       return;
     }
-    const n = this.propertyCount;
-    if (n === this.propertyIds.length) {
-      const ids = new Int32Array(n * 2);
-      ids.set(this.propertyIds);
-      this.propertyIds = ids;
-      const types = new Uint8Array(n * 2);
-      types.set(this.propertyTypes);
-      this.propertyTypes = types;
+    if (this.slotCount === this.slots.length) {
+      const bigger = new Int32Array(this.slots.length * 2);
+      bigger.set(this.slots);
+      this.slots = bigger;
     }
-    this.propertyIds[n] = id;
-    this.propertyTypes[n] = type;
-    this.propertyCount = n + 1;
-  }
-
-  /** Properties typed in the last event (a property given twice counts twice, as in the record). */
-  get typedCount(): number {
-    return this.propertyCount;
-  }
-
-  /** The id of the last event's `i`th typed property. */
-  idAt(i: number): number {
-    return this.propertyIds[i]!;
-  }
-
-  /** The type code of the last event's `i`th typed property. */
-  typeAt(i: number): number {
-    return this.propertyTypes[i]!;
+    this.slots[this.slotCount++] = id * JSON_TYPES.length + type;
   }
 
   /** The id of property `name`, or -1 when it is new and `maxNames` are taken. */
@@ -161,9 +165,9 @@ export class PropertyKeys {
   }
 }
 
-/** Whether `buf[start, end)` holds the bytes of `raw` (latin1: one char per byte). */
-function sameBytes(buf: Uint8Array, start: number, end: number, raw: string): boolean {
-  if (end - start !== raw.length) return false;
-  for (let i = 0; i < raw.length; i += 1) if (buf[start + i] !== raw.charCodeAt(i)) return false;
+/** Whether `buf[start, end)` holds `bytes`. */
+function sameBytes(buf: Uint8Array, start: number, end: number, bytes: Uint8Array): boolean {
+  if (end - start !== bytes.length) return false;
+  for (let i = 0; i < bytes.length; i += 1) if (buf[start + i] !== bytes[i]) return false;
   return true;
 }

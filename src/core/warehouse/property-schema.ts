@@ -7,21 +7,20 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { PropertyKeys } from './property-keys.js';
+import {
+  JSON_TYPES,
+  type JsonType,
+  PropertyKeys,
+  T_ARRAY,
+  T_BOOLEAN,
+  T_FLOAT,
+  T_INTEGER,
+  T_NULL,
+  T_OBJECT,
+  T_STRING,
+} from './property-keys.js';
 
-/** The JSON type of a value; numbers are `integer` (no fraction or exponent, within 64 bits) or `float`. */
-export type JsonType = 'string' | 'integer' | 'float' | 'boolean' | 'object' | 'array' | 'null';
-
-/** Every JSON type, in the order serializations list them. */
-export const JSON_TYPES: readonly JsonType[] = [
-  'string',
-  'integer',
-  'float',
-  'boolean',
-  'object',
-  'array',
-  'null',
-];
+export { JSON_TYPES, type JsonType } from './property-keys.js';
 
 /** Counts of the JSON types one property took. */
 export type TypeCounts = Partial<Record<JsonType, number>>;
@@ -49,14 +48,6 @@ const serializedSchema = z
 const TYPE_INDEX: Readonly<Record<JsonType, number>> = Object.fromEntries(
   JSON_TYPES.map((t, i) => [t, i]),
 ) as Record<JsonType, number>;
-/** Type codes: indexes into `JSON_TYPES` (a property's counts are one number per code). */
-export const T_STRING = 0;
-export const T_INTEGER = 1;
-export const T_FLOAT = 2;
-export const T_BOOLEAN = 3;
-export const T_OBJECT = 4;
-export const T_ARRAY = 5;
-export const T_NULL = 6;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -232,7 +223,7 @@ export class PropertySchema {
         const keyEnd = skipString(buf, p, end);
         token = keys.intern(buf, p, keyEnd, false, 0);
         p = keyEnd;
-      } else p += token.raw.length;
+      } else p += token.bytes.length;
       const counts = this.countsById[token.id] ?? this.countsOf(token.id);
       p = skipWs(buf, p, end);
       if (buf[p] !== COLON) throw malformed(p);
@@ -280,7 +271,7 @@ export class PropertyCounts {
   records = 0;
   /** False once an event came whose properties were not typed: no counts are kept then. */
   known = true;
-  private counts = new Float64Array(0);
+  private counts: Float64Array = new Float64Array(0);
 
   /** Adds the last event `keys` scanned; returns how many bytes the counts grew by (memory budgets). */
   add(keys: PropertyKeys): number {
@@ -293,12 +284,14 @@ export class PropertyCounts {
       return -freed;
     }
     const before = this.counts.byteLength;
-    for (let i = 0; i < keys.typedCount; i += 1) {
-      const slot = keys.idAt(i) * JSON_TYPES.length + keys.typeAt(i);
-      if (slot >= this.counts.length) this.grow(slot);
-      this.counts[slot]! += 1;
+    const slots = keys.slots;
+    let counts = this.counts;
+    for (let i = 0; i < keys.slotCount; i += 1) {
+      const slot = slots[i]!;
+      if (slot >= counts.length) counts = this.grow(slot);
+      counts[slot]! += 1;
     }
-    return this.counts.byteLength - before;
+    return counts.byteLength - before;
   }
 
   /** Bytes the counts take. */
@@ -318,7 +311,7 @@ export class PropertyCounts {
     return new PropertySchema().addCounts(this.records, rows).toJSON();
   }
 
-  private grow(slot: number): void {
+  private grow(slot: number): Float64Array {
     const rows = Math.max(
       8,
       2 * (this.counts.length / JSON_TYPES.length),
@@ -327,6 +320,7 @@ export class PropertyCounts {
     const bigger = new Float64Array(rows * JSON_TYPES.length);
     bigger.set(this.counts);
     this.counts = bigger;
+    return bigger;
   }
 }
 
