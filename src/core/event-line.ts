@@ -43,6 +43,17 @@ export interface ValidEvent {
   readonly record: Buffer;
 }
 
+/**
+ * A valid event as ingest stages it: the record is written where it goes (`writeRecord`) instead of
+ * built on its own. From `readEventLine`, it describes the line last read and is valid until the next.
+ */
+export interface StagedEvent extends ValidEvent {
+  /** Bytes of the record. */
+  readonly recordBytes: number;
+  /** Writes the record into `out` at `o`; returns the offset after it. */
+  writeRecord(out: Uint8Array, o: number): number;
+}
+
 /** A line that goes to quarantine, with the reason and a human-readable detail. */
 export interface InvalidLine {
   readonly ok: false;
@@ -143,11 +154,31 @@ export function parseEventLine(line: Buffer, keys?: PropertyKeys): ValidEvent | 
 }
 
 /**
+ * `parseEventLine` for ingest: a valid event comes as a `StagedEvent` that writes its record into the
+ * staging buffer directly, and that is only valid until the next line is read (the scanner's own state,
+ * so reading a line allocates nothing but the event's strings).
+ */
+export function readEventLine(line: Buffer, keys?: PropertyKeys): StagedEvent | InvalidLine {
+  const scanned = scanLine(line, keys);
+  if (scanned !== undefined) return scanned;
+  const fallback = rejected(line);
+  return fallback.ok ? stagedEventOf(fallback) : fallback;
+}
+
+/**
  * The byte scanner alone: `undefined` when it rejects the JSON grammar. Exported so tests can prove it
  * agrees with `JSON.parse` on its own, without the fallback of `parseEventLine`. With `keys`, it types
  * each top-level property of `properties` on the way (the warehouse schema, without a second pass).
  */
 export function scanEventLine(line: Buffer, keys?: PropertyKeys): ValidEvent | InvalidLine | undefined {
+  const scanned = scanLine(line, keys);
+  if (scanned === undefined || !scanned.ok) return scanned;
+  const { timeMs, eventName, dedupKey } = scanned;
+  return { ok: true, timeMs, eventName, dedupKey, record: scanned.record };
+}
+
+/** The scanner: a valid line's event is `cursor`, describing it until the next call. */
+function scanLine(line: Buffer, keys: PropertyKeys | undefined): StagedEvent | InvalidLine | undefined {
   keys?.beginEvent();
   let end = line.length;
   if (end > MAX_FAST_LINE) return undefined;
@@ -335,7 +366,6 @@ export function scanEventLine(line: Buffer, keys?: PropertyKeys): ValidEvent | I
     );
 
   const eventName = decodeString(line, evS, evE, evEsc);
-  const record = buildRecord(line, evS, evE, timeMs, prS, prE);
   let dedupKey: string | undefined;
   if (ids[INSERT] !== ID_NULL) {
     dedupKey =
@@ -343,7 +373,7 @@ export function scanEventLine(line: Buffer, keys?: PropertyKeys): ValidEvent | I
         ? dedupKeyOf(decodeId(line, INSERT), ids[0] === ID_NULL ? null : decodeId(line, 0), eventName, timeMs)
         : rawDedupKey(line, evS, evE, timeMs);
   }
-  return { ok: true, timeMs, eventName, dedupKey, record };
+  return cursor.describe(line, timeMs, eventName, dedupKey, evS, evE, prS, prE);
 }
 
 /**
@@ -601,30 +631,81 @@ function numberValue(buf: Buffer, s: number, e: number): number {
 
 // ---- record ------------------------------------------------------------------------------------
 
-function buildRecord(
-  line: Buffer,
-  evS: number,
-  evE: number,
-  timeMs: number,
-  prS: number,
-  prE: number,
-): Buffer {
-  let len = FIXED_LEN + (evE - evS) + digitCount(timeMs) + (prE - prS);
-  for (let i = 0; i < 4; i++) len += idLength(i);
-  const out = Buffer.allocUnsafe(len);
-  let o = put(out, 0, B_OPEN, 0, B_OPEN.length);
-  o = put(out, o, line, evS, evE);
-  o = put(out, o, B_TIME_KEY, 0, B_TIME_KEY.length);
-  o = putDigits(out, o, timeMs);
-  for (let i = 0; i < 4; i++) {
-    const keyBytes = B_ID_KEYS[i]!;
-    o = put(out, o, keyBytes, 0, keyBytes.length);
-    o = putId(out, o, line, i);
+/**
+ * The valid event of the line scanned last: its record is written from the line's bytes and the
+ * scanner's identity positions (`ids`), which the next scan overwrites.
+ */
+class ScannedEvent implements StagedEvent {
+  readonly ok = true;
+  timeMs = 0;
+  eventName = '';
+  dedupKey: string | undefined;
+  recordBytes = 0;
+  private line: Buffer = Buffer.alloc(0);
+  private evS = 0;
+  private evE = 0;
+  private prS = 0;
+  private prE = 0;
+
+  describe(
+    line: Buffer,
+    timeMs: number,
+    eventName: string,
+    dedupKey: string | undefined,
+    evS: number,
+    evE: number,
+    prS: number,
+    prE: number,
+  ): this {
+    this.line = line;
+    this.timeMs = timeMs;
+    this.eventName = eventName;
+    this.dedupKey = dedupKey;
+    this.evS = evS;
+    this.evE = evE;
+    this.prS = prS;
+    this.prE = prE;
+    let bytes = FIXED_LEN + (evE - evS) + digitCount(timeMs) + (prE - prS);
+    for (let i = 0; i < 4; i++) bytes += idLength(i);
+    this.recordBytes = bytes;
+    return this;
   }
-  o = put(out, o, B_PROPS_KEY, 0, B_PROPS_KEY.length);
-  o = put(out, o, line, prS, prE);
-  out[o] = RBRACE;
-  return out;
+
+  /** The record on its own (a copy: it stays valid after the next scan). */
+  get record(): Buffer {
+    const out = Buffer.allocUnsafe(this.recordBytes);
+    this.writeRecord(out, 0);
+    return out;
+  }
+
+  writeRecord(out: Uint8Array, o: number): number {
+    const line = this.line;
+    o = put(out, o, B_OPEN, 0, B_OPEN.length);
+    o = put(out, o, line, this.evS, this.evE);
+    o = put(out, o, B_TIME_KEY, 0, B_TIME_KEY.length);
+    o = putDigits(out, o, this.timeMs);
+    for (let i = 0; i < 4; i++) {
+      const keyBytes = B_ID_KEYS[i]!;
+      o = put(out, o, keyBytes, 0, keyBytes.length);
+      o = putId(out, o, line, i);
+    }
+    o = put(out, o, B_PROPS_KEY, 0, B_PROPS_KEY.length);
+    o = put(out, o, line, this.prS, this.prE);
+    out[o++] = RBRACE;
+    return o;
+  }
+}
+
+const cursor = new ScannedEvent();
+
+/** An event whose record is built (the fallback's, by `JSON.stringify`) as a `StagedEvent`. */
+export function stagedEventOf(event: ValidEvent): StagedEvent {
+  const { record } = event;
+  return {
+    ...event,
+    recordBytes: record.length,
+    writeRecord: (out, o) => o + record.copy(out, o),
+  };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { parseEventLine } from '../core/event-line.js';
+import { readEventLine } from '../core/event-line.js';
 import type { PipelineConfig } from '../core/pipeline-config.js';
 import type { EngineStores } from '../core/ports.js';
 import { addOwnerCount, type OwnerCounts } from '../core/records.js';
@@ -48,20 +48,12 @@ function eventsConsumer(
   let valid = 0;
   return {
     take(line) {
-      const parsed = parseEventLine(line, staging.keys);
+      const parsed = readEventLine(line, staging.keys);
       if (!parsed.ok) return parsed;
       valid += 1;
       const route = router.route(parsed, arrivalHour);
       addOwnerCount(owners, route.owner, route.window.day);
-      if (route.staged)
-        staging.add(
-          floorHour(parsed.timeMs),
-          parsed.timeMs,
-          parsed.dedupKey,
-          parsed.record,
-          route.owner,
-          route.late,
-        );
+      if (route.staged) staging.add(floorHour(parsed.timeMs), parsed, route.owner, route.late);
       return undefined;
     },
     settle: () => staging.settle(),

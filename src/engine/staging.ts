@@ -1,3 +1,4 @@
+import type { StagedEvent } from '../core/event-line.js';
 import { hourStamp, stagedKey, stagedKeysKey } from '../core/layout.js';
 import type { ObjectStore } from '../core/object-store.js';
 import type { StagedObject } from '../core/records.js';
@@ -69,13 +70,30 @@ class ChunkedBytes {
   private used = 0;
   bytes = 0;
 
-  /** Appends latin1 `head`, then `body` (if any), then a newline. */
-  append(head: string, body?: Buffer): void {
-    const length = head.length + (body?.length ?? 0) + 1;
+  /** Appends latin1 `text`, then a newline. */
+  append(text: string): void {
+    const length = text.length + 1;
     if (this.used + length > this.chunk.length) this.grow(length);
-    this.used += this.chunk.write(head, this.used, 'latin1');
-    if (body !== undefined) this.used += body.copy(this.chunk, this.used);
+    this.used += this.chunk.write(text, this.used, 'latin1');
     this.chunk[this.used++] = 10;
+    this.bytes += length;
+  }
+
+  /** Appends the staged line of `record`: `<time ms>\t<dedup key or empty>\t<record>\n`. */
+  appendRecord(record: StagedRecord): void {
+    const time = String(record.timeMs);
+    const key = record.dedupKey ?? '';
+    const length = time.length + key.length + record.recordBytes + 3;
+    if (this.used + length > this.chunk.length) this.grow(length);
+    const chunk = this.chunk;
+    let o = this.used;
+    o += chunk.write(time, o, 'latin1');
+    chunk[o++] = 9;
+    if (key.length > 0) o += chunk.write(key, o, 'latin1');
+    chunk[o++] = 9;
+    o = record.writeRecord(chunk, o);
+    chunk[o++] = 10;
+    this.used = o;
     this.bytes += length;
   }
 
@@ -111,6 +129,9 @@ class ChunkedBytes {
     this.chunk = grown;
   }
 }
+
+/** What a staged line holds: an event's time, dedup key and record (written in place, not copied). */
+export type StagedRecord = Pick<StagedEvent, 'timeMs' | 'dedupKey' | 'recordBytes' | 'writeRecord'>;
 
 /** The events of one UTC event hour buffered since its last flush. */
 interface HourBuffer {
@@ -161,27 +182,20 @@ export class StagingBuffers {
    * marks an event late for its window. The event is the one `keys` scanned last. Call `settle()` between
    * input chunks.
    */
-  add(
-    eventHour: number,
-    timeMs: number,
-    dedupKey: string | undefined,
-    record: Buffer,
-    owner: string,
-    late: boolean,
-  ): void {
+  add(eventHour: number, record: StagedRecord, owner: string, late: boolean): void {
     let buffer = this.buffers.get(eventHour);
     if (buffer === undefined) {
       buffer = this.emptyBuffer(eventHour, 0);
       this.buffers.set(eventHour, buffer);
     }
     const before = buffer.lines.bytes;
-    buffer.lines.append(`${timeMs}\t${dedupKey ?? ''}\t`, record);
+    buffer.lines.appendRecord(record);
     this.buffered += buffer.lines.bytes - before;
     buffer.records += 1;
     this.buffered += buffer.properties.add(this.keys);
     if (late) buffer.late += 1;
     buffer.owners.add(owner);
-    if (this.withKeys && dedupKey !== undefined) buffer.keys.append(dedupKey);
+    if (this.withKeys && record.dedupKey !== undefined) buffer.keys.append(record.dedupKey);
   }
 
   /** Writes out the largest buffers while over budget, waiting for uploads beyond the in-flight limit. */

@@ -7,7 +7,12 @@ import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { parseEventLine, type QuarantineReason, scanEventLine } from '../../src/core/event-line.js';
+import {
+  parseEventLine,
+  type QuarantineReason,
+  readEventLine,
+  scanEventLine,
+} from '../../src/core/event-line.js';
 
 // ---- reference model ---------------------------------------------------------------------------
 
@@ -375,6 +380,24 @@ function mutate(line: Buffer, mutations: ReadonlyArray<[string, number, number]>
   return Buffer.from(bytes);
 }
 
+/** Ingest's reader gives parseEventLine's verdict and event, and writes the same record in place. */
+function assertReadAgrees(line: Buffer): void {
+  const parsed = parseEventLine(line);
+  const read = readEventLine(line);
+  if (!parsed.ok || !read.ok) {
+    assert.deepEqual(read, parsed);
+    return;
+  }
+  assert.deepEqual(
+    [read.timeMs, read.eventName, read.dedupKey],
+    [parsed.timeMs, parsed.eventName, parsed.dedupKey],
+  );
+  const out = Buffer.alloc(read.recordBytes + 5, 0xff);
+  assert.equal(read.writeRecord(out, 3), 3 + read.recordBytes);
+  assert.deepEqual(out.subarray(3, 3 + read.recordBytes), parsed.record);
+  assert.deepEqual([out[2], out[3 + read.recordBytes]], [0xff, 0xff], 'nothing written outside the record');
+}
+
 function tally(counts: Map<string, number>, verdict: string): void {
   counts.set(verdict, (counts.get(verdict) ?? 0) + 1);
 }
@@ -389,6 +412,7 @@ describe('parseEventLine against the JSON.parse reference', () => {
         // Act
         const verdict = assertAgrees(line);
         tally(counts, verdict);
+        assertReadAgrees(line);
         // Assert: valid lines give exactly the expected record.
         const result = parseEventLine(line);
         if (result.ok) {
@@ -412,7 +436,9 @@ describe('parseEventLine against the JSON.parse reference', () => {
     const counts = new Map<string, number>();
     fc.assert(
       fc.property(eventLineArb, mutationsArb, ({ line }, mutations) => {
-        tally(counts, assertAgrees(mutate(line, mutations)));
+        const mutated = mutate(line, mutations);
+        tally(counts, assertAgrees(mutated));
+        assertReadAgrees(mutated);
       }),
       { seed: 7, numRuns: 6000, includeErrorInReport: true },
     );

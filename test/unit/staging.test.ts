@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { FsObjectStore } from '../../src/adapters/fs-object-store.js';
+import { stagedEventOf } from '../../src/core/event-line.js';
 import { HOUR_MS } from '../../src/core/windows.js';
 import { StagingBuffers } from '../../src/engine/staging.js';
 import { tempFolder } from '../support/fixtures.js';
@@ -22,7 +23,7 @@ describe('StagingBuffers', () => {
     const staging = new StagingBuffers(store, 1000 * HOUR_MS, 0, true);
     const record = Buffer.from(`{"event_name":"x","properties":{"pad":"${'p'.repeat(150)}"}}`);
     for (let i = 0; i < 100_000; i += 1) {
-      staging.add((i % 500) * HOUR_MS, i, `key-${i}`, record, 'daily-x', false);
+      staging.add((i % 500) * HOUR_MS, event(i, `key-${i}`, record), 'daily-x', false);
       if (i % 1000 === 999) await staging.settle();
     }
     const objects = await staging.finish();
@@ -49,7 +50,7 @@ describe('StagingBuffers', () => {
             uploadsInFlight: 2,
           });
           for (const [i, [hour, late, owner]] of lines.entries()) {
-            staging.add(hour * HOUR_MS, i, undefined, Buffer.from(`{"i":${i}}`), owner, late);
+            staging.add(hour * HOUR_MS, event(i, undefined, Buffer.from(`{"i":${i}}`)), owner, late);
             await staging.settle();
           }
           const objects = await staging.finish();
@@ -98,7 +99,7 @@ describe('StagingBuffers reusing its chunks', () => {
     for (let i = 0; i < 6000; i += 1) {
       const hour = i % 3;
       const record = Buffer.from(`{"i":${i},"pad":"${String(i % 10).repeat(1000 + (i % 700))}"}`);
-      staging.add(hour * HOUR_MS, i, `key-${i}`, record, 'daily-x', false);
+      staging.add(hour * HOUR_MS, event(i, `key-${i}`, record), 'daily-x', false);
       const lines = expected.get(hour) ?? [];
       lines.push(`${i}\tkey-${i}\t${record.toString('latin1')}`);
       expected.set(hour, lines);
@@ -123,6 +124,11 @@ describe('StagingBuffers reusing its chunks', () => {
     }
   });
 });
+
+/** A staged event of time `timeMs` holding `record`. */
+function event(timeMs: number, dedupKey: string | undefined, record: Buffer) {
+  return stagedEventOf({ ok: true, timeMs, eventName: 'e', dedupKey, record });
+}
 
 function stampOf(hour: number): string {
   const d = new Date(hour * HOUR_MS);
