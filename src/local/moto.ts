@@ -37,11 +37,18 @@ export interface StartMotoOptions {
  * moto's server with DynamoDB requests serialized. moto applies a TransactWriteItems item by item and
  * rolls a failed one back by restoring whole tables, so two transactions at once can lose or resurrect
  * each other's writes; DynamoDB's are serializable. One DynamoDB request at a time restores that (S3
- * requests stay concurrent).
+ * requests stay concurrent). Two lookups moto repeats on every request are made once: the list of its
+ * service modules (a directory listing with a stat per module, about a fifth of a GetItem's time) and
+ * the methods of a response class; a local run makes several hundred lock and config reads.
  */
 const SERIALIZED_MOTO = `
-import sys, threading
+import functools, sys, threading
+import moto.backends as backends
+import moto.core.responses as responses
 import moto.server as server
+modules = tuple(backends.list_of_moto_modules())
+backends.list_of_moto_modules = lambda: modules
+responses.method_names_from_class = functools.lru_cache(maxsize=None)(responses.method_names_from_class)
 lock = threading.Lock()
 class Serialized(server.DomainDispatcherApplication):
     def __call__(self, environ, start_response):
