@@ -130,11 +130,19 @@ async function exportUnit(
           return;
         }
       }
-      const timeEnd = line.indexOf(9);
-      const keyEnd = line.indexOf(9, timeEnd + 1);
+      // `<time ms>\t<dedup key or empty>\t<record>`, read without building the time's text.
+      let timeMs = 0;
+      let timeEnd = 0;
+      for (let c = line[0]; c !== 9; c = line[++timeEnd]) {
+        if (c === undefined || c < 0x30 || c > 0x39) throw corruptLine(object.key, lineNumber);
+        timeMs = timeMs * 10 + c - 0x30;
+      }
+      let keyEnd = timeEnd + 1;
+      while (keyEnd < line.length && line[keyEnd] !== 9) keyEnd += 1;
+      if (timeEnd === 0 || keyEnd === line.length) throw corruptLine(object.key, lineNumber);
       const key = keyEnd > timeEnd + 1 ? line.toString('latin1', timeEnd + 1, keyEnd) : undefined;
       if (!inSlice(key, lineNumber)) return;
-      const day = select(Number(line.toString('latin1', 0, timeEnd)), arrivalHour);
+      const day = select(timeMs, arrivalHour);
       const record = line.subarray(keyEnd + 1);
       if (day === undefined) {
         if (key !== undefined) seen.add(key);
@@ -190,6 +198,10 @@ function sliceFilter(unit: ExportUnit): (key: string | undefined, lineNumber: nu
     const digest = BASE64URL.indexOf(key[0] ?? 'A') * 64 + BASE64URL.indexOf(key[1] ?? 'A');
     return digest % unit.slices === unit.slice;
   };
+}
+
+function corruptLine(key: string, lineNumber: number): Error {
+  return new Error(`staged line ${lineNumber} of ${key} is not <time>\t<key>\t<record>: staging is corrupt`);
 }
 
 function lineSink(onLine: (line: Buffer, lineNumber: number) => void) {

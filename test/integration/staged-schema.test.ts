@@ -137,4 +137,29 @@ describe('staged schema headers', () => {
       await bare.cleanup();
     }
   });
+
+  test('a staged line that is not <time>\\t<key>\\t<record> fails its step, naming the object', async () => {
+    const out = await tempFolder('typed-corrupt');
+    try {
+      const stores = localStores(folders(raw.path, out.path));
+      await runLocalPipeline({ folders: folders(raw.path, out.path), config, now: start, workers: 1 });
+      await ingestAll(stores);
+      const [victim] = await stagedObjects(stores);
+      const lines = (await stores.staging.getBytes(victim!))!.toString('utf8').split('\n');
+      lines[1] = `17x${lines[1]}`;
+      await stores.staging.put(victim!, Buffer.from(lines.join('\n')));
+
+      const result = await runLocalPipeline({
+        folders: folders(raw.path, out.path),
+        config,
+        now,
+        workers: 2,
+      });
+
+      assert.equal(result.ok, false);
+      assert.match(result.failures.join('\n'), new RegExp(`staged line 2 of ${victim}.*staging is corrupt`));
+    } finally {
+      await out.cleanup();
+    }
+  });
 });
