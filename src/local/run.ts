@@ -6,7 +6,7 @@
 import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { INGEST_RECORDS_PREFIX, isIngestRecordKey, runRecordKey } from '../core/layout.js';
 import { getJson, listAll } from '../core/object-store.js';
-import type { PipelineConfig } from '../core/pipeline-config.js';
+import { configFingerprint, type PipelineConfig } from '../core/pipeline-config.js';
 import type { EngineStores, MetricsSink } from '../core/ports.js';
 import type { Reconciliation } from '../core/reconcile.js';
 import type { RunRecord, StepRunEntry } from '../core/records.js';
@@ -291,15 +291,20 @@ export async function runLocalPipelines(options: LocalPipelinesRunOptions): Prom
   const progress = options.progress ?? (() => undefined);
   const onPool = (type: WorkerTask['type'], { control, clock }: RunContext) => {
     const configs = new DynamoConfigStore({ client: control.dynamo, ...control });
+    // The configs steps were picked with, by fingerprint: where a task's files are and whether it runs
+    // alone. The task itself reads the config again and checks it (`stepContext`).
+    const picked = new Map<string, PipelineConfig>();
     return async (input: JSONValue): Promise<JSONValue> => {
       // The input crossed JSON: parsed as the activity parses it, for the pipeline it names.
       const { step } =
         type === 'ingest'
           ? parseStateInput('ingest-hour', ingestHourInputSchema, input)
           : parseStateInput('export-task', exportTaskInputSchema, input);
-      const config = (await configs.readPipeline(step.project_id, step.pipeline))?.config;
+      const config =
+        picked.get(step.config) ?? (await configs.readPipeline(step.project_id, step.pipeline))?.config;
       if (config === undefined)
         throw new NamedError('ConfigError', `no valid config of ${step.project_id}/${step.pipeline}`);
+      if (configFingerprint(config) === step.config) picked.set(step.config, config);
       const task = {
         type,
         folders: options.folders(config),
