@@ -3,7 +3,6 @@ import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CreateBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 
 /** The message when moto is missing: tests must fail loudly, never skip. */
 export const MOTO_MISSING_MESSAGE =
@@ -122,22 +121,6 @@ export async function startMoto(options: StartMotoOptions = {}): Promise<Moto> {
     : new Error(
         `moto_server did not answer on ${endpoint} within ${READY_TIMEOUT_MS} ms; stderr: ${stderr.trim()}`,
       );
-}
-
-/** An S3 client for a moto endpoint: path-style addressing and dummy credentials (`overrides` win). */
-export function s3ClientFor(endpoint: string, overrides: S3ClientConfig = {}): S3Client {
-  return new S3Client({
-    region: 'us-east-1',
-    endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    ...overrides,
-  });
-}
-
-/** Creates a bucket (in us-east-1, which needs no location constraint). */
-export async function createBucket(client: S3Client, name: string): Promise<void> {
-  await client.send(new CreateBucketCommand({ Bucket: name }));
 }
 
 /** A port that was free a moment ago: bind port 0, read the port the OS chose, release it. */

@@ -8,9 +8,10 @@ import { rawHourPrefix } from '../../src/core/layout.js';
 import { type PipelineConfig, parsePipelineConfig } from '../../src/core/pipeline-config.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { generateLandingZone } from '../../src/local/generate.js';
-import { createBucket, type Moto, s3ClientFor, startMoto } from '../../src/local/moto.js';
+import { type Moto, startMoto } from '../../src/local/moto.js';
 import { pipelineId, runPipelines } from '../../src/local/run.js';
 import { readTree, tempFolder } from '../support/fixtures.js';
+import { createBucket, s3ClientFor } from '../support/moto-s3.js';
 
 /** The requests that create objects, and the encryption headers S3 reads on them. */
 const WRITE_COMMANDS = new Set(['PutObjectCommand', 'CreateMultipartUploadCommand']);

@@ -9,9 +9,10 @@ import type { EngineStores } from '../../src/core/ports.js';
 import { HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { defaultStateFolder } from '../../src/local/local-stores.js';
-import { createBucket, type Moto, s3ClientFor, startMoto } from '../../src/local/moto.js';
+import { type Moto, startMoto } from '../../src/local/moto.js';
 import { pipelineId, runLocalPipeline, runPipelines } from '../../src/local/run.js';
 import { assertSameTree, outputTree, readTree, tempFolder } from '../support/fixtures.js';
+import { createBucket, s3ClientFor } from '../support/moto-s3.js';
 
 const config = parsePipelineConfig({
   project_id: 'acme',

@@ -14,7 +14,8 @@ import { FsObjectStore } from '../../src/adapters/fs-object-store.js';
 import { S3ObjectStore } from '../../src/adapters/s3-object-store.js';
 import { ConfigError, TransientError } from '../../src/core/errors.js';
 import { listAll, type ObjectInfo, type ObjectStore } from '../../src/core/object-store.js';
-import { createBucket, type Moto, s3ClientFor, startMoto } from '../../src/local/moto.js';
+import { type Moto, startMoto } from '../../src/local/moto.js';
+import { createBucket, s3ClientFor } from '../support/moto-s3.js';
 
 const MiB = 1024 * 1024;
 
