@@ -291,20 +291,33 @@ export async function runLocalPipelines(options: LocalPipelinesRunOptions): Prom
   const progress = options.progress ?? (() => undefined);
   const onPool = (type: WorkerTask['type'], { control, clock }: RunContext) => {
     const configs = new DynamoConfigStore({ client: control.dynamo, ...control });
-    // The configs steps were picked with, by fingerprint: where a task's files are and whether it runs
-    // alone. The task itself reads the config again and checks it (`stepContext`).
-    const picked = new Map<string, PipelineConfig>();
+    // The configs steps were picked with, by fingerprint (read once, though a step's tasks come together):
+    // where a task's files are and whether it runs alone. The task reads the config again and checks it.
+    const picked = new Map<string, Promise<PipelineConfig | undefined>>();
+    const pickedConfig = (step: { project_id: string; pipeline: string; config: string }) => {
+      let config = picked.get(step.config);
+      if (config === undefined) {
+        config = configs.readPipeline(step.project_id, step.pipeline).then((read) => read?.config);
+        picked.set(step.config, config);
+        // Only a config with the step's fingerprint is kept (a changed one is read again next time).
+        config.then(
+          (read) => {
+            if (read === undefined || configFingerprint(read) !== step.config) picked.delete(step.config);
+          },
+          () => picked.delete(step.config),
+        );
+      }
+      return config;
+    };
     return async (input: JSONValue): Promise<JSONValue> => {
       // The input crossed JSON: parsed as the activity parses it, for the pipeline it names.
       const { step } =
         type === 'ingest'
           ? parseStateInput('ingest-hour', ingestHourInputSchema, input)
           : parseStateInput('export-task', exportTaskInputSchema, input);
-      const config =
-        picked.get(step.config) ?? (await configs.readPipeline(step.project_id, step.pipeline))?.config;
+      const config = await pickedConfig(step);
       if (config === undefined)
         throw new NamedError('ConfigError', `no valid config of ${step.project_id}/${step.pipeline}`);
-      if (configFingerprint(config) === step.config) picked.set(step.config, config);
       const task = {
         type,
         folders: options.folders(config),
