@@ -158,7 +158,7 @@ interface HourBuffer {
  * (`SCHEMA_HEADER_PREFIX`) when the scanner typed all its events' properties (`keys`).
  */
 export class StagingBuffers {
-  /** Scan each line with these keys (`parseEventLine(line, keys)`) before `add`ing it. */
+  /** Read each line with these keys (`readEventLine(line, keys)`) before `add`ing it. */
   readonly keys = new PropertyKeys(MAX_PROPERTY_NAMES);
   private readonly buffers = new Map<number, HourBuffer>();
   private readonly written: Promise<StagedObject>[] = [];
