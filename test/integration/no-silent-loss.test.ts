@@ -15,6 +15,7 @@ import type { IngestRecord } from '../../src/core/records.js';
 import { DAY_MS, HOUR_MS, ZoneCalendar } from '../../src/core/windows.js';
 import { DEFAULT_INGEST_LIMITS } from '../../src/engine/arrival-hour.js';
 import { ingestEventsPiece } from '../../src/engine/ingest.js';
+import { SCHEMA_HEADER_PREFIX } from '../../src/engine/staging.js';
 import { startControlPlane } from '../../src/local/control-plane.js';
 import { defaultStateFolder, localStores, stagingFolder } from '../../src/local/local-stores.js';
 import { type Moto, startMoto } from '../../src/local/moto.js';
@@ -507,8 +508,10 @@ describe('no silent loss', () => {
 
     test('a staged object cut short by hand fails its step with the days and counts that do not balance', async () => {
       const { result, out, raw } = await plantedLoss(async (dir, key) => {
-        const text = await readFile(join(dir, key), 'utf8');
-        await writeFile(join(dir, key), `${text.split('\n').slice(0, 10).join('\n')}\n`);
+        // Its schema header and its first 10 records.
+        const [header, ...records] = (await readFile(join(dir, key), 'utf8')).split('\n');
+        assert.ok(header!.startsWith(SCHEMA_HEADER_PREFIX), 'a staged object starts with its schema');
+        await writeFile(join(dir, key), `${[header, ...records.slice(0, 10)].join('\n')}\n`);
       });
       try {
         assert.equal(result.ok, false);
