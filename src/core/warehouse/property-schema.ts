@@ -121,12 +121,7 @@ export class PropertySchema {
   /** Adds every count of `other` to this schema. */
   merge(other: PropertySchema | SerializedSchema): this {
     const from = other instanceof PropertySchema ? other : PropertySchema.fromJSON(other);
-    this.recordCount += from.recordCount;
-    for (const [key, counts] of from.counts) {
-      const mine = this.entry(key);
-      for (let t = 0; t < counts.length; t += 1) mine[t]! += counts[t]!;
-    }
-    return this;
+    return this.addCounts(from.recordCount, from.counts);
   }
 
   /** Adds `records` records whose properties took the type counts of `entries` (indexed by type code). */
