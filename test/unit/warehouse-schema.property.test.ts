@@ -194,6 +194,14 @@ describe('PropertySchema', () => {
     );
   });
 
+  it('keeps a property named __proto__ through its serialization', () => {
+    const schema = new PropertySchema();
+    schema.addProperties({ ['__proto__']: 1 });
+    const copy = PropertySchema.fromJSON(JSON.parse(JSON.stringify(schema.toJSON())));
+    assert.deepEqual(copy.toJSON(), schema.toJSON());
+    assert.deepEqual(PropertySchema.fromJSON(schema.toJSON()).typeCounts('__proto__'), { integer: 1 });
+  });
+
   it('refuses a malformed serialization, naming the field', () => {
     assert.throws(
       () =>

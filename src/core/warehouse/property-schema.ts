@@ -171,7 +171,10 @@ export class PropertySchema {
     }
     const schema = new PropertySchema();
     schema.recordCount = parsed.data.records;
-    for (const [key, counts] of Object.entries(parsed.data.properties)) {
+    // Read from the value zod checked, not from zod's copy: assigning a `__proto__` key sets the copy's
+    // prototype instead of adding the property, so a property named `__proto__` would vanish.
+    const properties = (value as SerializedSchema).properties;
+    for (const [key, counts] of Object.entries(properties)) {
       const entry = schema.entry(key);
       for (const [type, n] of Object.entries(counts)) entry[TYPE_INDEX[type as JsonType]] = n ?? 0;
     }
