@@ -1,10 +1,18 @@
 #!/usr/bin/env node
 /** The `mp-pipelines` command: runs the program and turns what it throws into a message and an exit code. */
-import { CommanderError } from 'commander';
-import { explainError } from './config-flags.js';
-import { buildProgram } from './program.js';
-import { EXIT, exitCodeOf } from './shared.js';
+import { prestartMoto, releasePrestartedMoto } from '../local/moto.js';
 
+const [group, command] = process.argv.slice(2);
+// `local run` starts the emulator first thing, so that it boots while the CLI's modules load below.
+if (group === 'local' && command === 'run' && !process.argv.some((arg) => arg === '--help' || arg === '-h'))
+  prestartMoto();
+
+const [{ CommanderError }, { explainError }, { buildProgram }, { EXIT, exitCodeOf }] = await Promise.all([
+  import('commander'),
+  import('./config-flags.js'),
+  import('./program.js'),
+  import('./shared.js'),
+]);
 try {
   await buildProgram().parseAsync(process.argv);
 } catch (error) {
@@ -15,4 +23,6 @@ try {
     process.stderr.write(`error: ${explainError(error)}\n`);
     process.exitCode = exitCodeOf(error);
   }
+} finally {
+  await releasePrestartedMoto();
 }
