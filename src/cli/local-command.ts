@@ -15,6 +15,7 @@ import { defaultStateFolder } from '../local/local-stores.js';
 import type { RunResult } from '../local/run.js';
 import { addConfigOptions, configFields } from './config-flags.js';
 import { formatReconciliation } from './format.js';
+import { rootCommand } from './root-command.js';
 import { EXIT, instant, positiveInteger, print } from './shared.js';
 
 interface ScheduleFlags {
@@ -40,6 +41,16 @@ interface LocalRunFlags {
 /** `--workers`, of `schedule` and `run`. */
 function workersOption(): Option {
   return new Option('--workers <n>', 'worker threads (default: one per core)').argParser(positiveInteger);
+}
+
+/**
+ * The command tree with only `local`: what `local run` loads, without the other groups' modules (the
+ * clients of the deployed commands, about 0.2 s of a local run's start).
+ */
+export function buildLocalProgram(): Command {
+  const program = rootCommand();
+  addLocalCommands(program);
+  return program;
 }
 
 /** Adds `local` and its commands. */

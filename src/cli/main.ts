@@ -3,18 +3,20 @@
 import { prestartMoto, releasePrestartedMoto } from '../local/moto.js';
 
 const [group, command] = process.argv.slice(2);
+const localRun = group === 'local' && command === 'run';
 // `local run` starts the emulator first thing, so that it boots while the CLI's modules load below.
-if (group === 'local' && command === 'run' && !process.argv.some((arg) => arg === '--help' || arg === '-h'))
-  prestartMoto();
+if (localRun && !process.argv.some((arg) => arg === '--help' || arg === '-h')) prestartMoto();
 
-const [{ CommanderError }, { explainError }, { buildProgram }, { EXIT, exitCodeOf }] = await Promise.all([
+const [{ CommanderError }, { explainError }, program, { EXIT, exitCodeOf }] = await Promise.all([
   import('commander'),
   import('./config-flags.js'),
-  import('./program.js'),
+  localRun
+    ? import('./local-command.js').then((module) => module.buildLocalProgram())
+    : import('./program.js').then((module) => module.buildProgram()),
   import('./shared.js'),
 ]);
 try {
-  await buildProgram().parseAsync(process.argv);
+  await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
     // commander printed the message (and the help) already; help and --version exit 0.

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { type Command, CommanderError, InvalidArgumentError, type Option } from 'commander';
 import fc from 'fast-check';
 import { CONFIG_FLAGS, type ConfigCommand, configFields, configOptions } from '../../src/cli/config-flags.js';
+import { buildLocalProgram } from '../../src/cli/local-command.js';
 import { buildProgram } from '../../src/cli/program.js';
 import { day, instant, parseNamed, positiveInteger, positiveNumber } from '../../src/cli/shared.js';
 import { UsageError } from '../../src/core/errors.js';
@@ -119,6 +120,21 @@ describe('the config flags of pipelines create and local run', () => {
     assert.throws(() => parsePipelineConfig(fields), /^ConfigError: invalid pipeline config:\n {2}sync: /);
     assert.equal(parsePipelineConfig({ ...fields, sync: false }).trial, true);
   });
+});
+
+test('the tree `local run` loads alone has the same `local` commands, flags and help as the full one', () => {
+  const outline = (command: Command): unknown => ({
+    name: command.name(),
+    help: command.helpInformation(),
+    options: command.options.map(shape),
+    commands: command.commands.map(outline),
+  });
+  const local = (program: Command) => outline(commandAt(program, ['local']));
+  assert.deepEqual(local(buildLocalProgram()), local(buildProgram()));
+  assert.deepEqual(
+    buildLocalProgram().commands.map((c) => c.name()),
+    ['local'],
+  );
 });
 
 /** Parses `args` with the real program, its output kept; the error commander throws, with its output. */
