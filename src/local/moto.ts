@@ -130,7 +130,8 @@ export async function releasePrestartedMoto(): Promise<void> {
 
 /**
  * Starts moto's server (DynamoDB requests serialized, see above) on a free localhost port and waits
- * until it answers HTTP. `MOTO_SERVER` replaces the command (split on spaces, e.g. `moto_server`).
+ * until it answers HTTP, or hands out the one {@link prestartMoto} started (not for a detached server).
+ * `MOTO_SERVER` replaces the command (split on spaces, e.g. `moto_server`).
  */
 export function startMoto(options: StartMotoOptions = {}): Promise<Moto> {
   const early = options.detachedLog === undefined ? prestarted : undefined;
