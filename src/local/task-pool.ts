@@ -52,6 +52,7 @@ export class LocalTaskPool {
   constructor(readonly threads = availableParallelism()) {
     setFlagsFromString(`--initial-old-space-size=${WORKER_INITIAL_OLD_SPACE_MB}`);
     this.piscina = new Piscina({
+      // Beside this module, compiled or bundled (`bin/bundle-cli.ts`).
       filename: new URL('./task-worker.js', import.meta.url).href,
       minThreads: threads,
       maxThreads: threads,

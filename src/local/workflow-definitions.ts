@@ -23,7 +23,10 @@ export interface SynthesizedWorkflows {
   readonly stateExpiration: readonly ExpirationRule[];
 }
 
-/** Where the build keeps the synthesized workflows (`dist/workflows.json`). */
+/**
+ * Where the build keeps the synthesized workflows (`dist/workflows.json`), for this module compiled
+ * (`dist/src/local/`) and bundled (`dist/bundle/cli/`) alike.
+ */
 export const DEFINITIONS_FILE = new URL('../../workflows.json', import.meta.url);
 
 /** The enabled expiration rules of a synthesized bucket's lifecycle configuration. */

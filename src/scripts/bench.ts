@@ -49,7 +49,8 @@ const root = resolve('.bench');
 const rawDir = join(root, people ? `raw-people-${count}` : `raw-${events}`);
 /** A filter that keeps about 60% of the generated events and reads two properties of each. */
 const BENCH_WHERE = 'properties["plan"] == "pro" or properties["$os"] in ["iOS", "Android"]';
-const cli = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/** The command as installed (`bin/bundle-cli.ts`). */
+const cli = fileURLToPath(new URL('../../bundle/cli/main.js', import.meta.url));
 
 interface Prepared {
   readonly files: string[];

@@ -14,7 +14,7 @@ import { generateLandingZone } from '../../src/local/generate.js';
 import { tempFolder } from '../support/fixtures.js';
 
 const exec = promisify(execFile);
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../bundle/cli/main.js', import.meta.url));
 
 let home: { path: string; cleanup: () => Promise<void> };
 

@@ -15,7 +15,7 @@ import { generateLandingZone } from '../../src/local/generate.js';
 import { tempFolder } from '../support/fixtures.js';
 
 const exec = promisify(execFile);
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../bundle/cli/main.js', import.meta.url));
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
