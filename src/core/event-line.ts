@@ -365,15 +365,19 @@ function scanLine(line: Buffer, keys: PropertyKeys | undefined): StagedEvent | I
       timeDetail(timeMs, line.toString('latin1', tmS, tmE)),
     );
 
-  const eventName = decodeString(line, evS, evE, evEsc);
   let dedupKey: string | undefined;
   if (ids[INSERT] !== ID_NULL) {
     dedupKey =
       evEsc || ids[INSERT] === ID_STR_ESC || ids[0] === ID_STR_ESC
-        ? dedupKeyOf(decodeId(line, INSERT), ids[0] === ID_NULL ? null : decodeId(line, 0), eventName, timeMs)
+        ? dedupKeyOf(
+            decodeId(line, INSERT),
+            ids[0] === ID_NULL ? null : decodeId(line, 0),
+            decodeString(line, evS, evE, evEsc),
+            timeMs,
+          )
         : rawDedupKey(line, evS, evE, timeMs);
   }
-  return cursor.describe(line, timeMs, eventName, dedupKey, evS, evE, prS, prE);
+  return cursor.describe(line, timeMs, dedupKey, evS, evE, evEsc, prS, prE);
 }
 
 /**
@@ -638,37 +642,42 @@ function numberValue(buf: Buffer, s: number, e: number): number {
 class ScannedEvent implements StagedEvent {
   readonly ok = true;
   timeMs = 0;
-  eventName = '';
   dedupKey: string | undefined;
   recordBytes = 0;
   private line: Buffer = Buffer.alloc(0);
   private evS = 0;
   private evE = 0;
+  private evEscaped = false;
   private prS = 0;
   private prE = 0;
 
   describe(
     line: Buffer,
     timeMs: number,
-    eventName: string,
     dedupKey: string | undefined,
     evS: number,
     evE: number,
+    evEscaped: boolean,
     prS: number,
     prE: number,
   ): this {
     this.line = line;
     this.timeMs = timeMs;
-    this.eventName = eventName;
     this.dedupKey = dedupKey;
     this.evS = evS;
     this.evE = evE;
+    this.evEscaped = evEscaped;
     this.prS = prS;
     this.prE = prE;
     let bytes = FIXED_LEN + (evE - evS) + digitCount(timeMs) + (prE - prS);
     for (let i = 0; i < 4; i++) bytes += idLength(i);
     this.recordBytes = bytes;
     return this;
+  }
+
+  /** Decoded when asked: only filters read it, and most pipelines have none. */
+  get eventName(): string {
+    return decodeString(this.line, this.evS, this.evE, this.evEscaped);
   }
 
   /** The record on its own (a copy: it stays valid after the next scan). */
@@ -743,8 +752,8 @@ function putId(out: Uint8Array, o: number, line: Buffer, i: number): number {
   return o;
 }
 
-/** Writes a non-negative integer below 2^53 in decimal. */
-function putDigits(out: Uint8Array, o: number, n: number): number {
+/** Writes a non-negative integer below 2^53 in decimal; returns the offset after it. */
+export function putDigits(out: Uint8Array, o: number, n: number): number {
   // Halves below 2^31 keep the digit loop in int32 (`%` on doubles is a slow fmod call).
   const hi = Math.floor(n / 1e8);
   const lo = (n - hi * 1e8) | 0;
@@ -773,7 +782,8 @@ function idLength(i: number): number {
   return kind === ID_NUM ? len + 2 : len;
 }
 
-function digitCount(n: number): number {
+/** Decimal digits of a non-negative integer below 2^53 (as `putDigits` writes it). */
+export function digitCount(n: number): number {
   let d = 1;
   for (let x = 10; x <= n && d < 17; x *= 10) d++;
   return d;

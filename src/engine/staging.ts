@@ -1,4 +1,4 @@
-import type { StagedEvent } from '../core/event-line.js';
+import { digitCount, putDigits, type StagedEvent } from '../core/event-line.js';
 import { hourStamp, stagedKey, stagedKeysKey } from '../core/layout.js';
 import type { ObjectStore } from '../core/object-store.js';
 import type { StagedObject } from '../core/records.js';
@@ -81,15 +81,14 @@ class ChunkedBytes {
 
   /** Appends the staged line of `record`: `<time ms>\t<dedup key or empty>\t<record>\n`. */
   appendRecord(record: StagedRecord): void {
-    const time = String(record.timeMs);
     const key = record.dedupKey ?? '';
-    const length = time.length + key.length + record.recordBytes + 3;
+    const length = digitCount(record.timeMs) + key.length + record.recordBytes + 3;
     if (this.used + length > this.chunk.length) this.grow(length);
     const chunk = this.chunk;
-    let o = this.used;
-    o += chunk.write(time, o, 'latin1');
+    let o = putDigits(chunk, this.used, record.timeMs);
     chunk[o++] = 9;
-    if (key.length > 0) o += chunk.write(key, o, 'latin1');
+    // A loop, not `write`: a native call costs more than the 22 characters of a key digest.
+    for (let i = 0; i < key.length; i++) chunk[o++] = key.charCodeAt(i);
     chunk[o++] = 9;
     o = record.writeRecord(chunk, o);
     chunk[o++] = 10;
