@@ -39,8 +39,10 @@ export async function startControlPlane(moto?: Moto): Promise<ControlPlane> {
     stateTable: `state-${suffix}`,
   };
   try {
-    await createConfigTable(dynamo, plane.configsTable);
-    await createStateTable(dynamo, plane.stateTable);
+    await Promise.all([
+      createConfigTable(dynamo, plane.configsTable),
+      createStateTable(dynamo, plane.stateTable),
+    ]);
   } catch (error) {
     if (moto === undefined) await server.stop();
     throw error;

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The message when moto is missing: tests must fail loudly, never skip. */
@@ -130,7 +130,7 @@ export async function releasePrestartedMoto(): Promise<void> {
 
 /**
  * Starts moto's server (DynamoDB requests serialized, see above) on a free localhost port and waits
- * until it answers HTTP, or hands out the one {@link prestartMoto} started (not for a detached server).
+ * until it accepts connections, or hands out the one {@link prestartMoto} started (not for a detached server).
  * `MOTO_SERVER` replaces the command (split on spaces, e.g. `moto_server`).
  */
 export function startMoto(options: StartMotoOptions = {}): Promise<Moto> {
@@ -186,7 +186,7 @@ async function launchMoto(options: StartMotoOptions): Promise<Moto> {
     );
   });
   const polling = new AbortController();
-  const ready = await Promise.race([waitForHttp(endpoint, READY_TIMEOUT_MS, polling.signal), failure]);
+  const ready = await Promise.race([waitForPort(port, READY_TIMEOUT_MS, polling.signal), failure]);
   polling.abort();
   if (ready === true) {
     if (log !== undefined) child.unref();
@@ -221,14 +221,30 @@ function exitOf(child: ChildProcess): Promise<{ error?: Error; code: number | nu
   });
 }
 
-/** Polls until the endpoint answers any HTTP response; `false` on timeout or when `signal` aborts. */
-async function waitForHttp(endpoint: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+/**
+ * Polls until the server accepts connections on `port`; `false` on timeout or when `signal` aborts. A
+ * bare TCP connect, not an HTTP request: moto listens only once its application is built (the backend
+ * warmed, see above), and the poll then costs the booting machine no HTTP client.
+ */
+async function waitForPort(port: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !signal.aborted) {
-    if (await motoAnswers(endpoint, AbortSignal.any([signal, AbortSignal.timeout(1_000)]))) return true;
+    if (await accepts(port)) return true;
     await sleep(READY_POLL_MS, undefined, { signal }).catch(() => undefined);
   }
   return false;
+}
+
+/** Whether a connection to `port` on localhost is accepted (and closed again at once). */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 /** True when a moto server answers at `endpoint` before `signal` aborts. */
