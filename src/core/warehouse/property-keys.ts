@@ -44,6 +44,14 @@ export interface KeyToken {
   other?: KeyToken;
 }
 
+/**
+ * A token with every field from the start: tokens then share one shape, so the scanner's reads of
+ * `next` and `bytes` stay monomorphic (adding `next` and `other` later gave tokens three shapes).
+ */
+function keyToken(bytes: Uint8Array, id: number, tag: number, high: boolean): KeyToken {
+  return { bytes, id, tag, high, next: undefined, other: undefined };
+}
+
 const BACKSLASH = 0x5c;
 /** Distinct key tokens indexed by their bytes. */
 const MAX_RAW_KEYS = 100_000;
@@ -55,7 +63,7 @@ export class PropertyKeys {
   private readonly ids = new Map<string, number>();
   private readonly byRaw = new Map<string, KeyToken>();
   /** Stands before an object's first key: its `next` is the key objects started with last time. */
-  private readonly start: KeyToken = { bytes: new Uint8Array(0), id: -1, tag: 0, high: false };
+  private readonly start: KeyToken = keyToken(new Uint8Array(0), -1, 0, false);
   private previous: KeyToken = this.start;
   /** The last event's typed properties: slot `id * JSON_TYPES.length + type code` of each, in order. */
   slots = new Int32Array(64);
@@ -127,7 +135,7 @@ export class PropertyKeys {
           buf.indexOf(BACKSLASH, start) < end
             ? (JSON.parse(buf.toString('utf8', start, end)) as string)
             : buf.toString('utf8', start + 1, end - 1);
-        token = { bytes: Uint8Array.prototype.slice.call(buf, start, end), id: this.idOf(name), tag, high };
+        token = keyToken(Uint8Array.prototype.slice.call(buf, start, end), this.idOf(name), tag, high);
         // Bounded: a stream of ever new keys must not grow this index without limit.
         if (this.byRaw.size < MAX_RAW_KEYS) this.byRaw.set(raw, token);
       }
