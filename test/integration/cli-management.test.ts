@@ -4,30 +4,19 @@
  * `local up`. Exit codes and messages are part of the interface.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { ZoneCalendar } from '../../src/core/windows.js';
 import { generateLandingZone } from '../../src/local/generate.js';
+import { runCli } from '../support/cli.js';
 import { tempFolder } from '../support/fixtures.js';
-
-const exec = promisify(execFile);
-const CLI = fileURLToPath(new URL('../../bundle/cli/main.js', import.meta.url));
 
 let home: { path: string; cleanup: () => Promise<void> };
 
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args, '--home', home.path], {
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
+function cli(...args: string[]) {
+  return runCli([...args, '--home', home.path], {
+    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+  });
 }
 
 async function json<T>(...args: string[]): Promise<T> {

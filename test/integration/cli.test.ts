@@ -1,25 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { runCli as cli } from '../support/cli.js';
 import { tempFolder } from '../support/fixtures.js';
-
-const exec = promisify(execFile);
-const CLI = fileURLToPath(new URL('../../bundle/cli/main.js', import.meta.url));
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
 
 function event(name: string, time: number, distinctId: string, insertId?: string, extra = ''): string {
   const insert = insertId === undefined ? '' : `,"$insert_id":"${insertId}"`;
