@@ -235,15 +235,17 @@ async function waitForPort(port: number, timeoutMs: number, signal: AbortSignal)
   return false;
 }
 
-/** Whether a connection to `port` on localhost is accepted (and closed again at once). */
+/** Whether a connection to `port` on localhost is accepted within a second (and closed again at once). */
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
+    const answer = (accepted: boolean) => {
       socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
+      resolve(accepted);
+    };
+    socket.setTimeout(1_000, () => answer(false));
+    socket.once('connect', () => answer(true));
+    socket.once('error', () => answer(false));
   });
 }
 
