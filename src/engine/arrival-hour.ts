@@ -261,7 +261,8 @@ async function readPiece(
         stores.raw,
         object.key,
         {
-          line(bytes, lineNumber) {
+          line(chunk, start, end, lineNumber) {
+            const bytes = chunk.subarray(start, end);
             const rejected = consumer.take(bytes, object.source);
             if (rejected !== undefined)
               quarantine.add(rejected.reason, rejected.detail, bytes, { key: object.key, line: lineNumber });

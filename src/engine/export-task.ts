@@ -9,7 +9,7 @@ import { PropertySchema } from '../core/warehouse/property-schema.js';
 import { isOnTime, ZoneCalendar } from '../core/windows.js';
 import { RollingWriters } from './object-writers.js';
 import { type PartWriter, partExtension, partFormatOf, partOpener } from './part-formats.js';
-import { MAX_LINE_BYTES, readSourceLines, type SourceReadOptions } from './source-lines.js';
+import { type LineSink, MAX_LINE_BYTES, readSourceLines, type SourceReadOptions } from './source-lines.js';
 import { schemaHeaderOf } from './staging.js';
 import { partRecord } from './step-results.js';
 
@@ -111,8 +111,8 @@ async function exportUnit(
   const inSlice = sliceFilter(unit);
   for (const object of unit.objects) {
     if (object.read === 'keys') {
-      const onKey = (line: Buffer) => {
-        const key = line.toString('latin1');
+      const onKey = (chunk: Buffer, start: number, end: number) => {
+        const key = chunk.toString('latin1', start, end);
         if (inSlice(key, 0)) seen.add(key);
       };
       await readSourceLines(stores.staging, object.key, lineSink(onKey), noWait, staged(object.key));
@@ -121,9 +121,9 @@ async function exportUnit(
     const arrivalHour = Date.parse(object.arrival_hour);
     // Whether `schema` holds this object's header: then it takes back the records not written.
     let headed = false;
-    const onRecord = (line: Buffer, lineNumber: number) => {
+    const onRecord = (chunk: Buffer, start: number, end: number, lineNumber: number) => {
       if (lineNumber === 1) {
-        const header = schemaHeaderOf(line);
+        const header = schemaHeaderOf(chunk.subarray(start, end));
         if (header !== undefined) {
           if (useHeaders) schema.merge(header);
           headed = useHeaders;
@@ -132,18 +132,19 @@ async function exportUnit(
       }
       // `<time ms>\t<dedup key or empty>\t<record>`, read without building the time's text.
       let timeMs = 0;
-      let timeEnd = 0;
-      for (let c = line[0]; c !== 9; c = line[++timeEnd]) {
-        if (c === undefined || c < 0x30 || c > 0x39) throw corruptLine(object.key, lineNumber);
+      let timeEnd = start;
+      for (let c = chunk[start]; c !== 9; c = chunk[++timeEnd]) {
+        if (timeEnd === end || c === undefined || c < 0x30 || c > 0x39)
+          throw corruptLine(object.key, lineNumber);
         timeMs = timeMs * 10 + c - 0x30;
       }
       let keyEnd = timeEnd + 1;
-      while (keyEnd < line.length && line[keyEnd] !== 9) keyEnd += 1;
-      if (timeEnd === 0 || keyEnd === line.length) throw corruptLine(object.key, lineNumber);
-      const key = keyEnd > timeEnd + 1 ? line.toString('latin1', timeEnd + 1, keyEnd) : undefined;
+      while (keyEnd < end && chunk[keyEnd] !== 9) keyEnd += 1;
+      if (timeEnd === start || keyEnd >= end) throw corruptLine(object.key, lineNumber);
+      const key = keyEnd > timeEnd + 1 ? chunk.toString('latin1', timeEnd + 1, keyEnd) : undefined;
       if (!inSlice(key, lineNumber)) return;
       const day = select(timeMs, arrivalHour);
-      const record = line.subarray(keyEnd + 1);
+      const record = chunk.subarray(keyEnd + 1, end);
       if (day === undefined) {
         if (key !== undefined) seen.add(key);
         if (headed) schema.removeRecord(record);
@@ -152,12 +153,13 @@ async function exportUnit(
       const counts = days[day] ?? { exported: 0, duplicates: 0 };
       days[day] = counts;
       if (key !== undefined) {
-        if (seen.has(key)) {
+        // One lookup: the set grows unless it held the key already.
+        const size = seen.size;
+        if (seen.add(key).size === size) {
           counts.duplicates += 1;
           if (headed) schema.removeRecord(record);
           return;
         }
-        seen.add(key);
       }
       counts.exported += 1;
       if (!headed) schema.addRecord(record);
@@ -204,7 +206,7 @@ function corruptLine(key: string, lineNumber: number): Error {
   return new Error(`staged line ${lineNumber} of ${key} is not <time>\t<key>\t<record>: staging is corrupt`);
 }
 
-function lineSink(onLine: (line: Buffer, lineNumber: number) => void) {
+function lineSink(onLine: LineSink['line']): LineSink {
   return {
     line: onLine,
     overlong(_head: Buffer, totalBytes: number, lineNumber: number): never {

@@ -95,8 +95,8 @@ async function readTabbed(
     state,
     key,
     {
-      line(bytes) {
-        const text = bytes.toString('utf8');
+      line(chunk, start, end) {
+        const text = chunk.toString('utf8', start, end);
         const tab = text.indexOf('\t');
         onLine(text.slice(0, tab), text.slice(tab + 1));
       },

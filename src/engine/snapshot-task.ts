@@ -181,8 +181,8 @@ async function readRouted(state: ObjectStore, key: string): Promise<Map<string, 
     state,
     key,
     {
-      line(bytes) {
-        const fields = bytes.toString('utf8').split('\t');
+      line(chunk, start, end) {
+        const fields = chunk.toString('utf8', start, end).split('\t');
         const [kind, profileKey] = fields as [string, string];
         if (kind === ROUTED.drop) of(profileKey).drop = true;
         else if (kind === ROUTED.merge) of(profileKey).merges.push([fields[2]!, fields[3]!]);

@@ -8,9 +8,13 @@ export const MAX_LINE_BYTES = 1024 * 1024;
 /** How much of an over-long line the quarantine keeps. */
 export const OVERLONG_HEAD_BYTES = 64 * 1024;
 
-/** Receives the lines of one object, synchronously, in order. Line numbers start at 1. */
+/**
+ * Receives the lines of one object, synchronously, in order. Line numbers start at 1. A line is
+ * `chunk[start, end)`: no view is made of it, which cost about 0.1 µs a line and as much again in
+ * scavenges.
+ */
 export interface LineSink {
-  line(bytes: Buffer, lineNumber: number): void;
+  line(chunk: Buffer, start: number, end: number, lineNumber: number): void;
   overlong(head: Buffer, totalBytes: number, lineNumber: number): void;
 }
 
@@ -42,14 +46,14 @@ export class LineSplitter {
         this.keep(chunk.subarray(start));
         return;
       }
-      this.emit(chunk.subarray(start, newline));
+      this.emit(chunk, start, newline);
       start = newline + 1;
     }
   }
 
   /** Flushes a last line that had no trailing newline. */
   end(): void {
-    if (this.pendingBytesCount > 0 || this.overlongHead !== undefined) this.emit(Buffer.alloc(0));
+    if (this.pendingBytesCount > 0 || this.overlongHead !== undefined) this.emit(EMPTY, 0, 0);
   }
 
   private keep(rest: Buffer): void {
@@ -63,16 +67,34 @@ export class LineSplitter {
     }
   }
 
-  private emit(tail: Buffer): void {
+  /** Ends the line `chunk[start, end)` (after what is pending) and hands it to the sink. */
+  private emit(chunk: Buffer, start: number, end: number): void {
     this.lineNumber += 1;
+    if (this.pendingBytesCount === 0 && this.overlongHead === undefined) {
+      if (end - start > this.maxLineBytes)
+        this.sink.overlong(
+          Buffer.from(chunk.subarray(start, start + OVERLONG_HEAD_BYTES)),
+          end - start,
+          this.lineNumber,
+        );
+      else
+        this.sink.line(
+          chunk,
+          this.lineNumber === 1 ? afterBom(chunk, start, end) : start,
+          end,
+          this.lineNumber,
+        );
+      return;
+    }
+    const tail = chunk.subarray(start, end);
     const total = this.pendingBytesCount + tail.length;
     if (this.overlongHead !== undefined || total > this.maxLineBytes) {
       const head =
         this.overlongHead ?? Buffer.concat([...this.pending, tail]).subarray(0, OVERLONG_HEAD_BYTES);
       this.sink.overlong(head, total, this.lineNumber);
     } else {
-      const line = this.pending.length === 0 ? tail : Buffer.concat([...this.pending, tail], total);
-      this.sink.line(this.lineNumber === 1 ? withoutBom(line) : line, this.lineNumber);
+      const line = Buffer.concat([...this.pending, tail], total);
+      this.sink.line(line, this.lineNumber === 1 ? afterBom(line, 0, total) : 0, total, this.lineNumber);
     }
     this.pending = [];
     this.pendingBytesCount = 0;
@@ -80,8 +102,13 @@ export class LineSplitter {
   }
 }
 
-function withoutBom(line: Buffer): Buffer {
-  return line[0] === 0xef && line[1] === 0xbb && line[2] === 0xbf ? line.subarray(3) : line;
+const EMPTY = Buffer.alloc(0);
+
+/** Where a first line starts once its UTF-8 byte order mark, if any, is skipped. */
+function afterBom(chunk: Buffer, start: number, end: number): number {
+  return end - start >= 3 && chunk[start] === 0xef && chunk[start + 1] === 0xbb && chunk[start + 2] === 0xbf
+    ? start + 3
+    : start;
 }
 
 /** Where an earlier piece stopped reading an object: decoded bytes and lines consumed (a line boundary). */
@@ -146,9 +173,9 @@ export async function readSourceLines(
   let lines = resume?.lines ?? 0;
   let lineEnd = resume?.bytes ?? 0;
   const counting: LineSink = {
-    line: (line, n) => {
+    line: (chunk, start, end, n) => {
       lines = n;
-      sink.line(line, n);
+      sink.line(chunk, start, end, n);
     },
     overlong: (head, total, n) => {
       lines = n;

@@ -7,7 +7,7 @@ function collect(maxLineBytes: number) {
   const lines: { text: string; n: number }[] = [];
   const overlong: { head: number; total: number; n: number }[] = [];
   const sink: LineSink = {
-    line: (bytes, n) => lines.push({ text: bytes.toString('latin1'), n }),
+    line: (chunk, start, end, n) => lines.push({ text: chunk.toString('latin1', start, end), n }),
     overlong: (head, total, n) => overlong.push({ head: head.length, total, n }),
   };
   return { splitter: new LineSplitter(sink, maxLineBytes), lines, overlong };

@@ -28,7 +28,7 @@ async function read(
     store,
     key,
     {
-      line: (bytes) => void lines.push(bytes.toString('utf8')),
+      line: (chunk, start, end) => void lines.push(chunk.toString('utf8', start, end)),
       overlong: () => assert.fail('no overlong line'),
     },
     async () => undefined,
