@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import { RUN_RECORDS_PREFIX } from '../core/layout.js';
 import { LockLostError } from '../core/lock.js';
 import type { ObjectInfo } from '../core/object-store.js';
@@ -485,9 +484,7 @@ async function operate(setup: RunSetup): Promise<RunOutcome> {
       lateListings,
     };
   } finally {
-    // The runs of every seed share one emulator: drop each run's tables so it does not grow with them.
-    for (const table of [control.configsTable, control.stateTable])
-      await control.dynamo.send(new DeleteTableCommand({ TableName: table })).catch(() => undefined);
+    // The runs of every seed share one emulator: stopping the plane drops this run's tables there.
     await control.stop();
   }
 }

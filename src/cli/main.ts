@@ -4,8 +4,18 @@ import { prestartMoto, releasePrestartedMoto } from '../local/moto.js';
 
 const [group, command] = process.argv.slice(2);
 const localRun = group === 'local' && command === 'run';
-// `local run` starts the emulator first thing, so that it boots while the CLI's modules load below.
-if (localRun && !process.argv.some((arg) => arg === '--help' || arg === '-h')) prestartMoto();
+const given = (flag: string) => process.argv.some((arg) => arg === flag || arg.startsWith(`${flag}=`));
+const runs = localRun && !given('--help') && !given('-h');
+// `local run` starts the emulator (unless it runs on a local home's, `--home`) and its worker threads
+// (unless `--workers` sizes them) first thing, so that they boot while the CLI's modules load below.
+if (runs && !given('--home')) prestartMoto();
+const pool =
+  runs && !given('--workers')
+    ? import('../local/task-pool.js').then((module) => {
+        module.prestartTaskPool();
+        return module;
+      })
+    : undefined;
 
 const [{ CommanderError }, { explainError }, program, { EXIT, exitCodeOf }] = await Promise.all([
   import('commander'),
@@ -14,6 +24,7 @@ const [{ CommanderError }, { explainError }, program, { EXIT, exitCodeOf }] = aw
     ? import('./local-command.js').then((module) => module.buildLocalProgram())
     : import('./program.js').then((module) => module.buildProgram()),
   import('./shared.js'),
+  pool,
 ]);
 try {
   await program.parseAsync(process.argv);
@@ -26,5 +37,5 @@ try {
     process.exitCode = exitCodeOf(error);
   }
 } finally {
-  await releasePrestartedMoto();
+  await Promise.all([releasePrestartedMoto(), pool?.then((module) => module.releasePrestartedTaskPool())]);
 }

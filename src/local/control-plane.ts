@@ -3,7 +3,7 @@
  * project starts, and the runtime the local workflows call activities with.
  */
 import { randomUUID } from 'node:crypto';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoConfigStore } from '../adapters/dynamo-config-store.js';
 import { DynamoLedger } from '../adapters/dynamo-ledger.js';
 import { DynamoLockStore } from '../adapters/dynamo-lock-store.js';
@@ -23,11 +23,14 @@ export interface ControlPlane {
   readonly dynamo: DynamoDBClient;
   readonly configsTable: string;
   readonly stateTable: string;
-  /** Stops the emulator when this control plane started it. */
+  /** Stops the emulator when this control plane started it, or else drops its tables there. */
   stop(): Promise<void>;
 }
 
-/** Creates fresh tables on `moto`, or on a moto server started for them. */
+/**
+ * Creates fresh tables on `moto` (a server others use too: a local home's, a test's), or on a moto
+ * server started for them.
+ */
 export async function startControlPlane(moto?: Moto): Promise<ControlPlane> {
   const server = moto ?? (await startMoto());
   const dynamo = dynamoClientFor(server.endpoint, { maxAttempts: 3 });
@@ -50,8 +53,18 @@ export async function startControlPlane(moto?: Moto): Promise<ControlPlane> {
   return {
     ...plane,
     stop: async () => {
-      dynamo.destroy();
-      if (moto === undefined) await server.stop();
+      try {
+        // A shared server keeps no tables of this plane: they would pile up over its runs.
+        if (moto !== undefined)
+          await Promise.all(
+            [plane.configsTable, plane.stateTable].map((table) =>
+              dynamo.send(new DeleteTableCommand({ TableName: table })).catch(() => undefined),
+            ),
+          );
+      } finally {
+        dynamo.destroy();
+        if (moto === undefined) await server.stop();
+      }
     },
   };
 }

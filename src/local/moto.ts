@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -249,13 +250,18 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-/** True when a moto server answers at `endpoint` before `signal` aborts. */
-export async function motoAnswers(endpoint: string, signal: AbortSignal): Promise<boolean> {
-  try {
-    const response = await fetch(`${endpoint}/moto-api/`, { signal });
-    await response.arrayBuffer();
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * True when a moto server answers at `endpoint` before `signal` aborts. With `node:http`, which the SDK
+ * clients load anyway: `fetch` would load its own HTTP client first (about 40 ms of a command's start).
+ */
+export function motoAnswers(endpoint: string, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const request = httpGet(`${endpoint}/moto-api/`, { signal }, (response) => {
+      response.once('end', () => resolve(true));
+      // Cut off before its end (an abort, a reset): it did not answer in time.
+      response.once('close', () => resolve(false));
+      response.resume();
+    });
+    request.once('error', () => resolve(false));
+  });
 }

@@ -75,6 +75,32 @@ export class LocalTaskPool {
   }
 }
 
+let prestarted: LocalTaskPool | undefined;
+
+/**
+ * Starts the pool a command is about to ask for (one thread per core), so that its threads load the
+ * engine (about 0.3 s each) while the command's own modules load; the next {@link takeTaskPool}
+ * without a thread count returns it. The caller ends with {@link releasePrestartedTaskPool}.
+ */
+export function prestartTaskPool(): void {
+  prestarted ??= new LocalTaskPool();
+}
+
+/** The pool {@link prestartTaskPool} started, or a new one of `threads` (default: one per core). */
+export function takeTaskPool(threads?: number): LocalTaskPool {
+  const early = threads === undefined ? prestarted : undefined;
+  if (early === undefined) return new LocalTaskPool(threads);
+  prestarted = undefined;
+  return early;
+}
+
+/** Stops the pool {@link prestartTaskPool} started when no {@link takeTaskPool} took it. */
+export async function releasePrestartedTaskPool(): Promise<void> {
+  const left = prestarted;
+  prestarted = undefined;
+  await left?.destroy();
+}
+
 /** What placement reads of a thread. */
 export interface ThreadLoad {
   readonly id: number;

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ZoneCalendar } from '../../src/core/windows.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { runCli } from '../support/cli.js';
@@ -235,5 +236,81 @@ describe('mp-pipelines management on a local home', () => {
     );
     const after = await json<{ pipelines: { windows: { exported: number } }[] }>('status');
     assert.equal(after.pipelines[0]?.windows.exported, 3, 'the run history survived too');
+  });
+
+  test("`local run --home` runs on the home's emulator and leaves the home's tables as they were", async () => {
+    const server = JSON.parse(await readFile(`${home.path}/local.json`, 'utf8')) as { endpoint: string };
+    const dynamo = new DynamoDBClient({
+      endpoint: server.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    const tables = async () => (await dynamo.send(new ListTablesCommand({}))).TableNames ?? [];
+    try {
+      const before = await tables();
+      const run = await json<{
+        ok: boolean;
+        steps: { exported: number }[];
+        reconciliation: { problems: unknown[] };
+      }>(
+        'local',
+        'run',
+        '--raw',
+        `${home.path}/raw`,
+        '--out',
+        `${home.path}/run-out`,
+        '--project',
+        'shop',
+        '--frequency',
+        'daily',
+        '--timezone',
+        'UTC',
+        '--from',
+        '2024-03-08',
+        '--now',
+        '2024-03-10T03:00:00Z',
+      );
+      assert.equal(run.ok, true);
+      assert.deepEqual(run.reconciliation.problems, []);
+      assert.equal(run.steps.length, 2, 'the days of 8 and 9 March');
+      assert.ok(run.steps.every((step) => step.exported > 0));
+      assert.deepEqual(await tables(), before, "the run dropped its own tables and kept the home's");
+      const listed = await json<{ name: string }[]>('pipelines', 'list');
+      assert.deepEqual(
+        listed.map((p) => p.name),
+        ['daily', 'people'],
+        "the run's config went to its own tables",
+      );
+    } finally {
+      dynamo.destroy();
+    }
+
+    const down = await tempFolder('cli-home-down');
+    try {
+      const refused = await runCli(
+        [
+          ...['local', 'run', '--raw', `${home.path}/raw`, '--out', `${down.path}/out`, '--project', 'shop'],
+          ...[
+            '--frequency',
+            'daily',
+            '--timezone',
+            'UTC',
+            '--from',
+            '2024-03-08',
+            '--now',
+            '2024-03-10T03:00:00Z',
+          ],
+          ...['--home', down.path],
+        ],
+        { env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } },
+      );
+      assert.equal(refused.code, 2);
+      assert.match(
+        refused.stderr,
+        /--home: the local home .* is not up: start it with `mp-pipelines local up`/,
+      );
+    } finally {
+      await down.cleanup();
+    }
   });
 });

@@ -41,7 +41,7 @@ function shape(option: Option): Record<string, unknown> {
 /** Flags of the two commands that set no config field: adding one here is a choice, not a drift. */
 const OTHER_FLAGS: Readonly<Record<ConfigCommand, readonly string[]>> = {
   'pipelines create': ['--stack', '--region', '--home', '--json'],
-  'local run': ['--raw', '--out', '--now', '--state', '--workers', '--json'],
+  'local run': ['--raw', '--out', '--now', '--state', '--home', '--workers', '--json'],
 };
 
 const CONFIG_LONGS = new Set(CONFIG_FLAGS.map((flag) => flag.option().long));
