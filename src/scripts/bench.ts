@@ -4,7 +4,9 @@
  * `BENCH_ROUNDS` (default 3) rounds, each timing the baseline and every format once (interleaved, so
  * the machine's other load falls on all alike), reported as medians with their range; with each
  * format's peak memory, CPU time and bytes written as a share of JSON gzip's. Then once with a `where`
- * filter, whose cost is a parse of every event's record.
+ * filter, whose cost is a parse of every event's record. The runs use one emulator kept up by `local up`
+ * (`local run --home`), as a deployment's DynamoDB is always up; one more run per round boots its own,
+ * as a plain `local run` does, and shows what the boot costs.
  *
  * `npm run bench people [profiles]`: builds a people snapshot of that many profiles (default one
  * million), then folds a day of updates into it, and measures the second run (new updates plus one
@@ -103,11 +105,28 @@ interface LocalRunResult {
   failures: string[];
 }
 
+/**
+ * The local home whose emulator the measured runs share (`local up`, then `local run --home`): the
+ * engine is measured without the emulator's boot, as a deployment's DynamoDB is always up.
+ */
+const home = join(root, 'home');
+const ON_HOME = ['--home', home];
+
+/** Runs `work` with the bench home's emulator up, and stops it after. */
+async function withEmulatorUp<T>(work: () => Promise<T>): Promise<T> {
+  await run(process.execPath, [cli, 'local', 'up', '--home', home]);
+  try {
+    return await work();
+  } finally {
+    await run(process.execPath, [cli, 'local', 'down', '--home', home]);
+  }
+}
+
 /** One `local run` in its own process (so its peak RSS is its own), with `--json`. */
 async function localRun(
   out: string,
   now: string,
-  extra: readonly string[] = [],
+  extra: readonly string[] = ON_HOME,
 ): Promise<{ seconds: number; result: LocalRunResult }> {
   const { seconds, value } = await timed(() =>
     run(
@@ -134,7 +153,7 @@ interface PipelineRun {
   readonly bytes: number;
 }
 
-async function pipeline(extra: readonly string[] = []): Promise<PipelineRun> {
+async function pipeline(extra: readonly string[]): Promise<PipelineRun> {
   const out = join(root, 'out');
   await rm(out, { recursive: true, force: true });
   const { seconds, result } = await localRun(out, `${nextDay(DAY)}T03:00:00Z`, extra);
@@ -151,12 +170,16 @@ function nextDay(day: string): string {
   return new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
 }
 
-/** The formats the events bench compares; the first is the reference of the byte shares. */
+/**
+ * The formats the events bench compares, on the bench home's emulator; the first is the reference of
+ * the byte shares. Last, JSON gzip again as a plain `local run` goes: booting an emulator of its own.
+ */
 const BENCH_FORMATS: readonly { readonly label: string; readonly flags: readonly string[] }[] = [
-  { label: 'JSON gzip', flags: [] },
-  { label: 'JSON zstd', flags: ['--compression', 'zstd'] },
-  { label: 'Parquet zstd', flags: ['--format', 'parquet'] },
-  { label: 'Parquet snappy', flags: ['--format', 'parquet', '--compression', 'snappy'] },
+  { label: 'JSON gzip', flags: ON_HOME },
+  { label: 'JSON zstd', flags: [...ON_HOME, '--compression', 'zstd'] },
+  { label: 'Parquet zstd', flags: [...ON_HOME, '--format', 'parquet'] },
+  { label: 'Parquet snappy', flags: [...ON_HOME, '--format', 'parquet', '--compression', 'snappy'] },
+  { label: 'JSON gzip, booting its own emulator', flags: [] },
 ];
 
 /** `median (min-max)` of `values`, each shown by `show`. */
@@ -170,7 +193,8 @@ async function eventsBench(): Promise<void> {
   const rounds = parseNamed('BENCH_ROUNDS', process.env.BENCH_ROUNDS ?? '3', positiveInteger);
   process.stderr.write(
     `data: ${events} events, ${rawMb.toFixed(1)} MB uncompressed in ${prepared.files.length} gzip files; ` +
-      `${rounds} rounds of the baseline and ${BENCH_FORMATS.length} formats\n`,
+      `${rounds} rounds of the baseline and ${BENCH_FORMATS.length} runs; the runs share one emulator kept up ` +
+      'with `local up` (as DynamoDB is for a deployment), except the last, which boots its own\n',
   );
   const baselines: number[] = [];
   const runs: PipelineRun[][] = BENCH_FORMATS.map(() => []);
@@ -185,7 +209,7 @@ async function eventsBench(): Promise<void> {
   const exported = new Set(runs.flat().map((r) => r.exported));
   if (exported.size !== 1)
     throw new Error(`the formats exported different counts: ${[...exported].join(', ')}`);
-  const filtered = await pipeline(['--where', BENCH_WHERE]);
+  const filtered = await pipeline([...ON_HOME, '--where', BENCH_WHERE]);
   const baselineSeconds = median(baselines);
   const seconds = (value: number) => `${value.toFixed(2)} s`;
   const fixed2 = (value: number) => value.toFixed(2);
@@ -432,4 +456,4 @@ async function dispatcherBench(): Promise<void> {
   }
 }
 
-await (mode === 'dispatcher' ? dispatcherBench() : people ? peopleBench() : eventsBench());
+await (mode === 'dispatcher' ? dispatcherBench() : withEmulatorUp(people ? peopleBench : eventsBench));
