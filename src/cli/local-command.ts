@@ -128,8 +128,8 @@ export function addLocalCommands(program: Command): void {
     .option(
       '--home [dir]',
       'use the emulator of this local home, kept up by `local up` (default home: .mp-pipelines, or ' +
-        'MP_PIPELINES_HOME), instead of booting one for the run (about a second); the run makes tables of ' +
-        'its own there and drops them at the end',
+        'MP_PIPELINES_HOME), instead of booting one for the run (about half a second); the run makes tables ' +
+        'of its own there and drops them at the end',
     )
     .addOption(workersOption())
     .option('--json', 'print the result as JSON instead of tables', false)
