@@ -1,23 +1,25 @@
 /**
  * The management CLI on a local home, one process per command as a person would type them: `local up`,
- * `pipelines create`, `local schedule`, `runs`, `status`, pause, and the state surviving `local down` /
- * `local up`. Exit codes and messages are part of the interface.
+ * `pipelines create`, `local schedule`, `runs`, `status`, pause, the state surviving `local down` /
+ * `local up`, and `local run --home` on the home's emulator. Exit codes and messages are part of the
+ * interface.
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { ZoneCalendar } from '../../src/core/windows.js';
+import { dynamoClientFor } from '../../src/local/dynamo-tables.js';
 import { generateLandingZone } from '../../src/local/generate.js';
 import { runCli } from '../support/cli.js';
 import { tempFolder } from '../support/fixtures.js';
 
 let home: { path: string; cleanup: () => Promise<void> };
 
+const QUIET = { env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } };
+
 function cli(...args: string[]) {
-  return runCli([...args, '--home', home.path], {
-    env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-  });
+  return runCli([...args, '--home', home.path], QUIET);
 }
 
 async function json<T>(...args: string[]): Promise<T> {
@@ -27,6 +29,14 @@ async function json<T>(...args: string[]): Promise<T> {
 }
 
 const pipeline = ['--project', 'shop', '--name', 'daily'];
+
+/** `local run` of the home's landing zone into `out`: the days of 8 and 9 March are due. */
+function localRun(out: string): string[] {
+  return [
+    ...['local', 'run', '--raw', `${home.path}/raw`, '--out', out, '--project', 'shop'],
+    ...['--frequency', 'daily', '--timezone', 'UTC', '--from', '2024-03-08', '--now', '2024-03-10T03:00:00Z'],
+  ];
+}
 
 describe('mp-pipelines management on a local home', () => {
   before(async () => {
@@ -240,11 +250,7 @@ describe('mp-pipelines management on a local home', () => {
 
   test("`local run --home` runs on the home's emulator and leaves the home's tables as they were", async () => {
     const server = JSON.parse(await readFile(`${home.path}/local.json`, 'utf8')) as { endpoint: string };
-    const dynamo = new DynamoDBClient({
-      endpoint: server.endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    const dynamo = dynamoClientFor(server.endpoint);
     const tables = async () => (await dynamo.send(new ListTablesCommand({}))).TableNames ?? [];
     try {
       const before = await tables();
@@ -252,24 +258,7 @@ describe('mp-pipelines management on a local home', () => {
         ok: boolean;
         steps: { exported: number }[];
         reconciliation: { problems: unknown[] };
-      }>(
-        'local',
-        'run',
-        '--raw',
-        `${home.path}/raw`,
-        '--out',
-        `${home.path}/run-out`,
-        '--project',
-        'shop',
-        '--frequency',
-        'daily',
-        '--timezone',
-        'UTC',
-        '--from',
-        '2024-03-08',
-        '--now',
-        '2024-03-10T03:00:00Z',
-      );
+      }>(...localRun(`${home.path}/run-out`));
       assert.equal(run.ok, true);
       assert.deepEqual(run.reconciliation.problems, []);
       assert.equal(run.steps.length, 2, 'the days of 8 and 9 March');
@@ -287,23 +276,7 @@ describe('mp-pipelines management on a local home', () => {
 
     const down = await tempFolder('cli-home-down');
     try {
-      const refused = await runCli(
-        [
-          ...['local', 'run', '--raw', `${home.path}/raw`, '--out', `${down.path}/out`, '--project', 'shop'],
-          ...[
-            '--frequency',
-            'daily',
-            '--timezone',
-            'UTC',
-            '--from',
-            '2024-03-08',
-            '--now',
-            '2024-03-10T03:00:00Z',
-          ],
-          ...['--home', down.path],
-        ],
-        { env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } },
-      );
+      const refused = await runCli([...localRun(`${down.path}/out`), '--home', down.path], QUIET);
       assert.equal(refused.code, 2);
       assert.match(
         refused.stderr,
