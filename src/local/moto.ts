@@ -50,11 +50,17 @@ export interface StartMotoOptions {
  *   directory listing with a stat per module) and the methods of a response class.
  * - The first DynamoDB request builds the backend (about 0.2 s): a ListTables before serving does it
  *   while the caller is still starting.
+ * - A GetItem by key alone (TableName, Key, ConsistentRead: every lock and config read) is answered
+ *   from the backend's table directly, as moto's handler would answer it, without the handler's
+ *   request parsing (about 1.2 ms of its 1.4). Anything else in the request, a table or key moto would
+ *   refuse, or any error goes moto's way, so errors are moto's own.
+ * - Requests are not logged one line each (werkzeug's access log); errors still are.
  *
- * A local run makes several hundred lock and config reads.
+ * A local run of a million events makes about 470 lock and config reads: moto spent 1.1-1.2 s of CPU
+ * on them, 0.6-0.7 s with the direct GetItem and no access log.
  */
 const SERIALIZED_MOTO = `
-import base64, functools, json, sys, threading
+import base64, functools, io, json, logging, os, sys, threading, uuid, zlib
 import werkzeug.test
 import moto.backends as backends
 import moto.core.responses as responses
@@ -88,6 +94,38 @@ def execute_result(self, context):
     return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
 dynamodb_responses.DynamoResult.execute_result = execute_result
 
+from moto.dynamodb.models import dynamodb_backends
+from moto.iam.models import get_account_id_from
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+GET_ITEM = "DynamoDB_20120810.GetItem"
+BY_KEY_ALONE = frozenset(("TableName", "Key", "ConsistentRead"))
+def item_by_key(environ, body):
+    # The answer to a GetItem by key alone, or None when moto's handler must answer it.
+    if "MOTO_ACCOUNT_ID" in os.environ or "HTTP_X_MOTO_ACCOUNT_ID" in environ or "HTTP_CONTENT_ENCODING" in environ:
+        return None
+    try:
+        request = json.loads(body)
+        if not BY_KEY_ALONE.issuperset(request):
+            return None
+        scope = environ["HTTP_AUTHORIZATION"].split("Credential=", 1)[1].split(",", 1)[0].split("/")
+        backend = dynamodb_backends[get_account_id_from(scope[0])][scope[2]]
+        table = backend.tables.get(request["TableName"])
+        key = request["Key"]
+        if table is None or not isinstance(key, dict):
+            return None
+        # Each key attribute of the table's schema, of its declared type, not empty; nothing else.
+        types = {d["AttributeName"]: d["AttributeType"] for d in table.attr}
+        schema = {table.hash_key_attr} if table.range_key_attr is None else {table.hash_key_attr, table.range_key_attr}
+        if set(key) != schema or not all(
+            isinstance(v, dict) and list(v) == [types.get(k)] and v[types[k]] for k, v in key.items()
+        ):
+            return None
+        item = backend.get_item(table.name, key, [])
+        return json.dumps(wire(dynamodb_responses.dynamo_to_dict({"Item": item.attrs})) if item else {})
+    except Exception:
+        return None
+
 lock = threading.Lock()
 class Serialized(server.DomainDispatcherApplication):
     def __init__(self, *args, **kwargs):
@@ -98,10 +136,21 @@ class Serialized(server.DomainDispatcherApplication):
             "Authorization": "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/dynamodb/aws4_request, "
                 "SignedHeaders=host, Signature=0"})
     def __call__(self, environ, start_response):
-        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
-            with lock:
-                return list(super().__call__(environ, start_response))
-        return super().__call__(environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("DynamoDB"):
+            return super().__call__(environ, start_response)
+        with lock:
+            if target == GET_ITEM and environ.get("CONTENT_LENGTH"):
+                body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+                environ["wsgi.input"] = io.BytesIO(body)
+                answer = item_by_key(environ, body)
+                if answer is not None:
+                    data = answer.encode()
+                    start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0"),
+                        ("Content-Length", str(len(data))), ("x-amzn-RequestId", uuid.uuid4().hex),
+                        ("x-amz-crc32", str(zlib.crc32(data)))])
+                    return [data]
+            return list(super().__call__(environ, start_response))
 server.DomainDispatcherApplication = Serialized
 server.main(sys.argv[1:])
 `;
