@@ -133,11 +133,14 @@ for (const c of '0123456789abcdefABCDEF') HEX[c.charCodeAt(0)] = 1;
 // Container stack, reused across calls (single-threaded); a huge one from a pathological line is not kept.
 let stack = new Uint8Array(64);
 const KEEP_STACK = 1 << 16;
-// Identity scratch: kind[0..3], token start[4..7], token end[8..11] (lines over 2 GiB take the slow path).
+// Identity scratch: kind[0..3], token start[4..7], token end[8..11] (lines ending past 2 GiB of their
+// buffer take the slow path).
 const ids = new Int32Array(12);
 const MAX_FAST_LINE = 0x7fffffff;
-// Scratch for the dedup hash input.
+// Scratch for the dedup hash input, and its views by length (one per length, made once: a view per
+// event cost as much as a tenth of the hash, and as much again in scavenges).
 let hashScratch = Buffer.allocUnsafeSlow(1024);
+let hashViews: Uint8Array[] = [];
 // Set by scanString: whether the string had a backslash / a byte >= 0x80.
 let strEscaped = false;
 let strHigh = false;
@@ -154,14 +157,20 @@ export function parseEventLine(line: Buffer, keys?: PropertyKeys): ValidEvent | 
 }
 
 /**
- * `parseEventLine` for ingest: a valid event comes as a `StagedEvent` that writes its record into the
- * staging buffer directly, and that is only valid until the next line is read (the scanner's own state,
- * so reading a line allocates nothing but the event's strings).
+ * `parseEventLine` for ingest, of the line at `[start, end)` of `line` (no view of it is made): a valid
+ * event comes as a `StagedEvent` that writes its record into the staging buffer directly, and that is
+ * only valid until the next line is read (the scanner's own state, so reading a line allocates nothing
+ * but the event's strings).
  */
-export function readEventLine(line: Buffer, keys?: PropertyKeys): StagedEvent | InvalidLine {
-  const scanned = scanLine(line, keys);
+export function readEventLine(
+  line: Buffer,
+  keys?: PropertyKeys,
+  start = 0,
+  end = line.length,
+): StagedEvent | InvalidLine {
+  const scanned = scanLine(line, keys, start, end);
   if (scanned !== undefined) return scanned;
-  const fallback = rejected(line);
+  const fallback = rejected(line.subarray(start, end));
   return fallback.ok ? stagedEventOf(fallback) : fallback;
 }
 
@@ -171,19 +180,27 @@ export function readEventLine(line: Buffer, keys?: PropertyKeys): StagedEvent | 
  * each top-level property of `properties` on the way (the warehouse schema, without a second pass).
  */
 export function scanEventLine(line: Buffer, keys?: PropertyKeys): ValidEvent | InvalidLine | undefined {
-  const scanned = scanLine(line, keys);
+  const scanned = scanLine(line, keys, 0, line.length);
   if (scanned === undefined || !scanned.ok) return scanned;
   const { timeMs, eventName, dedupKey } = scanned;
   return { ok: true, timeMs, eventName, dedupKey, record: scanned.record };
 }
 
-/** The scanner: a valid line's event is `cursor`, describing it until the next call. */
-function scanLine(line: Buffer, keys: PropertyKeys | undefined): StagedEvent | InvalidLine | undefined {
+/**
+ * The scanner, over bytes `[start, lineEnd)` of `line` (positions stay the buffer's): a valid line's
+ * event is `cursor`, describing it until the next call.
+ */
+function scanLine(
+  line: Buffer,
+  keys: PropertyKeys | undefined,
+  start: number,
+  lineEnd: number,
+): StagedEvent | InvalidLine | undefined {
   keys?.beginEvent();
-  let end = line.length;
-  if (end > MAX_FAST_LINE) return undefined;
-  if (end > 0 && line[end - 1] === CR) end--;
-  let p = skipWs(line, 0, end);
+  let end = lineEnd;
+  if (lineEnd > MAX_FAST_LINE) return undefined;
+  if (end > start && line[end - 1] === CR) end--;
+  let p = skipWs(line, start, end);
   if (p === end) return invalid('empty_line', 'the line is empty or only whitespace');
   const first = line[p]!;
 
@@ -350,7 +367,8 @@ function scanLine(line: Buffer, keys: PropertyKeys | undefined): StagedEvent | I
 
   keys?.endEvent();
   // The grammar holds; now the rules, in contract order.
-  if (high && !isUtf8(line)) return invalid('invalid_utf8', 'the line is not valid UTF-8');
+  if (high && !isUtf8(line.subarray(start, lineEnd)))
+    return invalid('invalid_utf8', 'the line is not valid UTF-8');
   if (first !== LBRACE) return invalid('not_an_object', `the line is ${describeValue(first)}, not an object`);
   if (evKind !== 1 || evE - evS === 2) return invalid('missing_event', eventProblem(evKind));
   if (prKind !== 1) return invalid('invalid_time', propertiesProblem(prKind));
@@ -725,7 +743,10 @@ export function stagedEventOf(event: ValidEvent): StagedEvent {
 function rawDedupKey(line: Buffer, evS: number, evE: number, timeMs: number): string {
   // `[`, 3 separators, `]`, 4 quotes around number ids, `null`, 16 digits of the second.
   const max = ids[8 + INSERT]! - ids[4 + INSERT]! + (ids[8]! - ids[4]!) + (evE - evS) + 30;
-  if (hashScratch.length < max) hashScratch = Buffer.allocUnsafeSlow(Math.max(max, hashScratch.length * 2));
+  if (hashScratch.length < max) {
+    hashScratch = Buffer.allocUnsafeSlow(Math.max(max, hashScratch.length * 2));
+    hashViews = [];
+  }
   const h = hashScratch;
   h[0] = LBRACK;
   let o = putId(h, 1, line, INSERT);
@@ -736,7 +757,12 @@ function rawDedupKey(line: Buffer, evS: number, evE: number, timeMs: number): st
   h[o++] = COMMA;
   o = putDigits(h, o, Math.floor(timeMs / 1000));
   h[o++] = RBRACK;
-  return hash('md5', new Uint8Array(h.buffer, h.byteOffset, o), 'base64url');
+  let view = hashViews[o];
+  if (view === undefined) {
+    view = new Uint8Array(h.buffer, h.byteOffset, o);
+    hashViews[o] = view;
+  }
+  return hash('md5', view, 'base64url');
 }
 
 /** Writes identity `i` as the record shows it: the string token, a number token in quotes, or `null`. */

@@ -90,8 +90,16 @@ export interface ConsumedPiece {
 
 /** Takes the lines of one piece for one data source: events are staged, profile updates kept pending. */
 export interface HourConsumer {
-  /** Takes a line; returns why it is rejected (it is then quarantined), or `undefined`. */
-  take(line: Buffer, source: DataSource): { readonly reason: string; readonly detail: string } | undefined;
+  /**
+   * Takes the line at `[start, end)` of `chunk` (valid until it returns); returns why it is rejected (it
+   * is then quarantined), or `undefined`.
+   */
+  take(
+    chunk: Buffer,
+    start: number,
+    end: number,
+    source: DataSource,
+  ): { readonly reason: string; readonly detail: string } | undefined;
   /** Waits for writers to drain; called between input chunks. */
   settle(): Promise<void>;
   /** Writes out what it holds. */
@@ -262,10 +270,12 @@ async function readPiece(
         object.key,
         {
           line(chunk, start, end, lineNumber) {
-            const bytes = chunk.subarray(start, end);
-            const rejected = consumer.take(bytes, object.source);
+            const rejected = consumer.take(chunk, start, end, object.source);
             if (rejected !== undefined)
-              quarantine.add(rejected.reason, rejected.detail, bytes, { key: object.key, line: lineNumber });
+              quarantine.add(rejected.reason, rejected.detail, chunk.subarray(start, end), {
+                key: object.key,
+                line: lineNumber,
+              });
           },
           overlong(head, totalBytes, lineNumber) {
             quarantine.addOverlong(head, totalBytes, { key: object.key, line: lineNumber });

@@ -47,8 +47,8 @@ function eventsConsumer(
   const owners: OwnerCounts = {};
   let valid = 0;
   return {
-    take(line) {
-      const parsed = readEventLine(line, staging.keys);
+    take(chunk, start, end) {
+      const parsed = readEventLine(chunk, staging.keys, start, end);
       if (!parsed.ok) return parsed;
       valid += 1;
       const route = router.route(parsed, arrivalHour);

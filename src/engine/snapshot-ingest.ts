@@ -65,9 +65,9 @@ function snapshotConsumer(stores: EngineStores, arrivalHour: number, piece: numb
     return writer;
   };
   return {
-    take(line, source) {
+    take(chunk, start, end, source) {
       if (source === 'events') throw new Error('a snapshot pipeline reads no events');
-      const parsed = VALIDATORS[source](line);
+      const parsed = VALIDATORS[source](chunk.subarray(start, end));
       if (!parsed.ok) return parsed;
       writerOf(source).addText(`${parsed.value.timeMs ?? arrivalHour}\t${JSON.stringify(parsed.value)}`);
       return undefined;

@@ -380,10 +380,29 @@ function mutate(line: Buffer, mutations: ReadonlyArray<[string, number, number]>
   return Buffer.from(bytes);
 }
 
-/** Ingest's reader gives parseEventLine's verdict and event, and writes the same record in place. */
+/** Bytes around a line in ingest's chunk that would change any verdict if they were read: not UTF-8, a CR. */
+const BEFORE_LINE = Buffer.from([...Buffer.from('{"event":"x","properties":{"time":1}}\n'), 0xff, 0x20]);
+const AFTER_LINE = Buffer.from([0xff, 0x0d, 0x0a, 0x7d]);
+
+/**
+ * Ingest's reader gives parseEventLine's verdict and event, and writes the same record in place, whether
+ * the line is a buffer of its own or a range of a larger chunk.
+ */
 function assertReadAgrees(line: Buffer): void {
   const parsed = parseEventLine(line);
-  const read = readEventLine(line);
+  const chunk = Buffer.concat([BEFORE_LINE, line, AFTER_LINE]);
+  for (const read of [
+    () => readEventLine(line),
+    () => readEventLine(chunk, undefined, BEFORE_LINE.length, BEFORE_LINE.length + line.length),
+  ]) {
+    assertSameEvent(read(), parsed);
+  }
+}
+
+function assertSameEvent(
+  read: ReturnType<typeof readEventLine>,
+  parsed: ReturnType<typeof parseEventLine>,
+): void {
   if (!parsed.ok || !read.ok) {
     assert.deepEqual(read, parsed);
     return;
