@@ -144,10 +144,11 @@ async function exportUnit(
       const key = keyEnd > timeEnd + 1 ? chunk.toString('latin1', timeEnd + 1, keyEnd) : undefined;
       if (!inSlice(key, lineNumber)) return;
       const day = select(timeMs, arrivalHour);
-      const record = chunk.subarray(keyEnd + 1, end);
+      // The record is `[keyEnd + 1, end)` of the chunk: a view of it only where properties are read.
+      const recordStart = keyEnd + 1;
       if (day === undefined) {
         if (key !== undefined) seen.add(key);
-        if (headed) schema.removeRecord(record);
+        if (headed) schema.removeRecord(chunk.subarray(recordStart, end));
         return;
       }
       const counts = days[day] ?? { exported: 0, duplicates: 0 };
@@ -157,13 +158,13 @@ async function exportUnit(
         const size = seen.size;
         if (seen.add(key).size === size) {
           counts.duplicates += 1;
-          if (headed) schema.removeRecord(record);
+          if (headed) schema.removeRecord(chunk.subarray(recordStart, end));
           return;
         }
       }
       counts.exported += 1;
-      if (!headed) schema.addRecord(record);
-      parts.segmentFor(day, record.length + 1).add(record);
+      if (!headed) schema.addRecord(chunk.subarray(recordStart, end));
+      parts.segmentFor(day, end - recordStart + 1).add(chunk, recordStart, end);
     };
     await readSourceLines(
       stores.staging,

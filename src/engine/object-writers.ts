@@ -43,17 +43,18 @@ export class NdjsonObjectWriter {
     return this.stream?.body.writableNeedDrain ?? false;
   }
 
-  /** Appends `line` and a newline. */
-  add(line: Buffer): void {
-    this.reserve(line.length + 1);
-    if (line.length + 1 > this.chunk.length) {
-      this.push(Buffer.concat([line, NEWLINE]));
+  /** Appends bytes `[start, end)` of `source` (all of it by default) as a line. */
+  add(source: Buffer, start = 0, end = source.length): void {
+    const length = end - start + 1;
+    this.reserve(length);
+    if (length > this.chunk.length) {
+      this.push(Buffer.concat([source.subarray(start, end), NEWLINE]));
     } else {
-      this.used += line.copy(this.chunk, this.used);
+      this.used += source.copy(this.chunk, this.used, start, end);
       this.chunk[this.used++] = 10;
     }
     this.records += 1;
-    this.uncompressedBytes += line.length + 1;
+    this.uncompressedBytes += length;
   }
 
   /** Appends an ASCII `prefix`, then `line` and a newline (a staged record and its header). */

@@ -212,7 +212,8 @@ class ParquetPartWriter implements PartWriter {
     if (this.stream?.body.writableNeedDrain) await once(this.stream.body, 'drain');
   }
 
-  add(record: Buffer): void {
+  add(source: Buffer, start = 0, end = source.length): void {
+    const record = start === 0 && end === source.length ? source : source.subarray(start, end);
     const splitter = this.splitter;
     splitter.split(record);
     const row = this.rows;

@@ -15,8 +15,8 @@ import { loadZstd, type ZstdBackend, type ZstdCodec } from './zstd.js';
 /** One output part being written: a `RollingWriters` segment that takes records and is closed once. */
 export interface PartWriter extends Segment {
   readonly key: string;
-  /** Appends one record (its canonical JSON, no newline). */
-  add(record: Buffer): void;
+  /** Appends one record (its canonical JSON, no newline): bytes `[start, end)` of `source`, all by default. */
+  add(source: Buffer, start?: number, end?: number): void;
   /** Finishes the part and waits until it is stored. */
   close(): Promise<WrittenObject>;
 }
