@@ -137,8 +137,8 @@ const KEEP_STACK = 1 << 16;
 // buffer take the slow path).
 const ids = new Int32Array(12);
 const MAX_FAST_LINE = 0x7fffffff;
-// Scratch for the dedup hash input, and its views by length (one per length, made once: a view per
-// event cost as much as a tenth of the hash, and as much again in scavenges).
+// Scratch for the dedup hash input, and its views by length: one per length, made once, not one per
+// event (they are most of what reading a line allocates).
 let hashScratch = Buffer.allocUnsafeSlow(1024);
 let hashViews: Uint8Array[] = [];
 // Set by scanString: whether the string had a backslash / a byte >= 0x80.
